@@ -1,0 +1,36 @@
+"""De-duplication windows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradefeed import Side, Trade
+from tradefeed.dedup import Deduplicator
+
+
+def t(trade_id, symbol="BTC-PERPETUAL", stream=None):
+    raw = {} if stream is None else {"stream": stream}
+    return Trade("dopp", symbol, trade_id, Decimal(1), Decimal(1), Side.BUY, 0, raw=raw)
+
+
+def test_repeats_are_dropped_and_counted():
+    """A trade id seen before (same symbol) is dropped; the order of new ones is kept."""
+    d = Deduplicator()
+    assert [x.trade_id for x in d.fresh([t("1"), t("2")])] == ["1", "2"]
+    assert [x.trade_id for x in d.fresh([t("2"), t("3"), t("1")])] == ["3"]
+    assert d.dropped == 2
+
+
+def test_same_id_on_another_symbol_or_stream_is_not_a_repeat():
+    """Keys are (stream, symbol, trade_id): different records are never merged."""
+    d = Deduplicator()
+    assert len(d.fresh([t("1"), t("1", symbol="ETH-PERPETUAL"), t("1", stream="trades")])) == 3
+
+
+def test_memory_is_bounded_per_symbol():
+    """Only the last `window` ids are remembered; older ones pass again."""
+    d = Deduplicator(window=3)
+    d.fresh([t(str(i)) for i in range(5)])  # remembers 2, 3, 4
+    assert [x.trade_id for x in d.fresh([t("4"), t("1")])] == ["1"]
+    (win,) = d._windows.values()
+    assert len(win.ids) == 3 and len(win.order) == 3

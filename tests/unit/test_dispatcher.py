@@ -1,0 +1,139 @@
+"""Delivery from the hand-off queue: order, filters, failures, pump."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from tradefeed import CallbackError, ParseError, Side, Status, StatusEvent, Trade
+from tradefeed.dispatcher import Dispatcher
+
+
+def t(trade_id, venue="dopp", symbol="BTC-PERPETUAL"):
+    return Trade(venue, symbol, trade_id, Decimal(1), Decimal(1), Side.BUY, 0)
+
+
+def test_callbacks_run_in_registration_order_with_filters():
+    """Each trade goes to every matching callback, in the order they were registered."""
+    d = Dispatcher()
+    calls = []
+    d.add_trade_callback(lambda x: calls.append(("all", x.trade_id)), None, None)
+    d.add_trade_callback(lambda x: calls.append(("eth", x.trade_id)), None, "ETH-PERPETUAL")
+    d.add_trade_callback(lambda x: calls.append(("other", x.trade_id)), "other", None)
+    d.put([t("1"), t("2", symbol="ETH-PERPETUAL")])
+    assert d.pump() == 2
+    assert calls == [("all", "1"), ("all", "2"), ("eth", "2")]
+
+
+def test_raising_callback_is_reported_and_delivery_goes_on():
+    """A callback that raises becomes a CallbackError for on_error; later callbacks and trades still run."""
+    d = Dispatcher()
+    seen, errors = [], []
+
+    def bad(trade):
+        raise RuntimeError("boom " + trade.trade_id)
+
+    d.add_trade_callback(bad, None, None)
+    d.add_trade_callback(lambda x: seen.append(x.trade_id), None, None)
+    d.add_error_callback(errors.append)
+    d.put([t("1"), t("2")])
+    d.pump()
+    assert seen == ["1", "2"]
+    assert [type(e) for e in errors] == [CallbackError, CallbackError]
+    assert errors[0].item.trade_id == "1" and errors[0].callback is bad
+    assert isinstance(errors[0].__cause__, RuntimeError) and "boom 1" in str(errors[0])
+
+
+def test_failing_error_callback_does_not_loop():
+    """An on_error callback that raises is logged, not fed back to itself."""
+    d = Dispatcher()
+    calls = []
+
+    def bad_handler(err):
+        calls.append(err)
+        raise RuntimeError("handler broke")
+
+    d.add_error_callback(bad_handler)
+    d.put([ParseError("x", venue="dopp")])
+    assert d.pump() == 1 and len(calls) == 1
+
+
+def test_status_and_errors_are_routed():
+    """StatusEvents go to on_status, errors to on_error, in queue order with trades."""
+    d = Dispatcher()
+    log = []
+    d.add_trade_callback(lambda x: log.append("trade"), None, None)
+    d.add_status_callback(lambda e: log.append(e.status.value))
+    d.add_error_callback(lambda e: log.append("error"))
+    d.put([StatusEvent("dopp-1", "dopp", Status.CONNECTED, 0), t("1"), ParseError("bad")])
+    d.pump()
+    assert log == ["connected", "trade", "error"]
+
+
+def test_pump_max_items_keeps_the_rest_in_order():
+    """pump(max_items) delivers at most that many and keeps the remainder for the next call."""
+    d = Dispatcher()
+    seen = []
+    d.add_trade_callback(lambda x: seen.append(x.trade_id), None, None)
+    d.put([t("1"), t("2"), t("3")])
+    d.put([t("4")])
+    assert d.pump(max_items=2) == 2 and seen == ["1", "2"]
+    assert d.pump(max_items=1) == 1 and seen == ["1", "2", "3"]
+    assert d.pump() == 1 and seen == ["1", "2", "3", "4"]
+    assert d.pump() == 0
+
+
+def test_pump_waits_for_the_first_item_up_to_timeout():
+    """pump(timeout=...) blocks until a batch arrives from another thread."""
+    d = Dispatcher()
+    seen = []
+    d.add_trade_callback(lambda x: seen.append(x.trade_id), None, None)
+    producer = threading.Timer(0.05, d.put, args=([t("1")],))
+    producer.start()
+    try:
+        assert d.pump(timeout=10) == 1
+    finally:
+        producer.join()
+    assert seen == ["1"]
+
+
+def test_pump_timeout_returns_zero_when_nothing_comes():
+    """With nothing queued, pump(timeout) returns 0 after about that long."""
+    d = Dispatcher()
+    start = time.monotonic()
+    assert d.pump(timeout=0.05) == 0
+    assert time.monotonic() - start >= 0.04
+
+
+def test_thread_mode_delivers_everything_queued_before_stop():
+    """stop_thread() lets the dispatcher drain the queue, then joins it."""
+    d = Dispatcher()
+    seen = []
+    d.add_trade_callback(lambda x: seen.append(x.trade_id), None, None)
+    d.start_thread()
+    for i in range(100):
+        d.put([t(str(i))])
+    assert d.stop_thread(timeout=10)
+    assert seen == [str(i) for i in range(100)]
+    assert not d.is_alive()
+
+
+def test_remove_callback():
+    """A removed callback gets nothing more; removing an unknown one says so."""
+    d = Dispatcher()
+    seen = []
+
+    def cb(trade):
+        seen.append(trade.trade_id)
+
+    d.add_trade_callback(cb, None, None)
+    d.put([t("1")])
+    d.pump()
+    assert d.remove_callback(cb) is True
+    assert d.remove_callback(cb) is False
+    d.put([t("2")])
+    d.pump()
+    assert seen == ["1"]

@@ -1,0 +1,101 @@
+"""Trade, StatusEvent and the public names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+
+import pytest
+
+import tradefeed
+from tradefeed import Liquidity, Side, Trade
+
+
+def make(**changes):
+    base = dict(
+        venue="dopp",
+        symbol="BTC-PERPETUAL",
+        trade_id="1",
+        price=Decimal("90125.50"),
+        amount=Decimal("0.25"),
+        side=Side.BUY,
+        timestamp_ms=1767225600123,
+        received_ns=5,
+        sequence=7,
+        fee=Decimal("0.000001"),
+        fee_currency="USDC",
+        liquidity=Liquidity.TAKER,
+        raw={"mark_price": Decimal("1.10"), "nested": [Decimal("2.0"), {"x": Decimal("3")}]},
+    )
+    base.update(changes)
+    return Trade(**base)
+
+
+def test_to_dict_is_json_ready_and_exact():
+    """to_dict() gives strings for Decimals (digits kept) and plain values for enums."""
+    d = make().to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["price"] == "90125.50" and d["fee"] == "0.000001"
+    assert d["side"] == "buy" and d["liquidity"] == "taker"
+    assert d["raw"] == {"mark_price": "1.10", "nested": ["2.0", {"x": "3"}]}
+
+
+def test_to_dict_with_optional_fields_absent():
+    """None stays None in to_dict()."""
+    d = make(fee=None, liquidity=None, sequence=None, fee_currency=None).to_dict()
+    assert d["fee"] is None and d["liquidity"] is None and d["sequence"] is None
+
+
+def test_trade_is_frozen_and_slotted():
+    """A Trade cannot be changed after construction and has no __dict__."""
+    trade = make()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trade.price = Decimal(1)  # type: ignore[misc]
+    assert not hasattr(trade, "__dict__")
+
+
+def test_equality_and_hash_by_value_ignoring_receive_time():
+    """The same venue trade seen at two moments is equal and hashes alike."""
+    a, b = make(received_ns=1), make(received_ns=2)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert make(price=Decimal("1")) != a
+    assert make(raw={}) != a  # raw counts for equality
+
+
+def test_enums_are_strings():
+    """Side and Liquidity compare equal to their wire strings."""
+    assert Side.BUY == "buy" and str(Side.SELL) == "sell" and Liquidity.MAKER == "maker"
+
+
+def test_notional_and_replace():
+    """notional is price x amount, exact; replace() returns a changed copy."""
+    trade = make()
+    assert trade.notional == Decimal("22531.3750")
+    assert trade.replace(amount=Decimal("1")).amount == Decimal("1") and trade.amount == Decimal("0.25")
+
+
+def test_public_names_are_pinned():
+    """__all__ is the public contract: additions and removals are deliberate."""
+    assert sorted(tradefeed.__all__) == sorted(
+        [
+            "__version__", "VENUES", "FeedManager", "Feed", "Trade", "Side", "Liquidity", "Status",
+            "StatusEvent", "FeedStats", "Backoff", "TradefeedError", "ConfigError", "AuthError",
+            "CallbackError", "SinkError", "FeedError", "HandshakeError", "TransportError",
+            "FeedClosedError", "StaleFeedError", "VenueError", "ParseError", "RetryExhaustedError",
+        ]
+    )
+    for name in tradefeed.__all__:
+        assert hasattr(tradefeed, name), name
+
+
+def test_exception_tree():
+    """The hierarchy drawn in exceptions.py holds."""
+    from tradefeed import exceptions as e
+
+    assert issubclass(e.ConfigError, ValueError) and issubclass(e.ParseError, ValueError)
+    for cls in (e.HandshakeError, e.TransportError, e.FeedClosedError, e.StaleFeedError, e.VenueError,
+                e.ParseError, e.RetryExhaustedError):
+        assert issubclass(cls, e.FeedError)
+    for cls in (e.ConfigError, e.AuthError, e.CallbackError, e.SinkError, e.FeedError):
+        assert issubclass(cls, e.TradefeedError)

@@ -1,0 +1,222 @@
+"""The contract every venue adapter implements, and the parsing helpers they share.
+
+An adapter is sans-I/O, in the manner of wsproto: it builds the handshake and the
+frames to send, and turns received frames into :class:`~tradefeed.models.Trade` values.
+It opens no socket, starts no thread, never sleeps, reads no clock (the connection
+hands it ``received_ns`` and ``now_ns``) and calls no user code.  That keeps every
+venue testable over fixture frames alone.
+
+Lifecycle, driven by ``connection.py``: one *fresh* adapter per connection attempt
+(``handshake`` -> ``on_open`` -> ``parse``/``tick`` ... -> ``on_close``), so state that
+must survive a reconnect (de-duplication, say) lives in the connection, not here.
+The connection serializes every call into an adapter with one lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar, Mapping, Sequence
+
+from ..exceptions import ConfigError, ParseError, TradefeedError
+from ..models import Trade
+
+__all__ = ["Adapter", "Handshake", "Parsed", "CloseAction", "to_decimal", "to_ms", "loads"]
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the connection needs to open the WebSocket."""
+
+    #: full ``ws://`` or ``wss://`` URL, query included
+    url: str
+    #: extra HTTP headers for the upgrade request
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: values for ``Sec-WebSocket-Protocol``
+    subprotocols: Sequence[str] = ()
+
+    def __repr__(self) -> str:  # headers/subprotocols may carry a token: never show them
+        return "Handshake(url=%r, headers=[%s], subprotocols=%d)" % (
+            self.url,
+            ", ".join(self.headers),
+            len(self.subprotocols),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The result of parsing one frame.
+
+    ``trades`` are in chronological order; ``errors`` are per-record problems found in
+    an otherwise usable frame (the good records are still in ``trades``: nothing is lost
+    silently); ``replies`` are frames to send back; ``heartbeat`` marks a frame that only
+    proves the peer is alive (it does not count as data).
+    """
+
+    trades: Sequence[Trade] = ()
+    replies: Sequence[str] = ()
+    errors: Sequence[TradefeedError] = ()
+    heartbeat: bool = False
+
+
+#: a frame that carried nothing of interest
+EMPTY = Parsed()
+
+
+class CloseAction(str, enum.Enum):
+    """What the connection should do after the socket closed."""
+
+    #: back off, then connect again
+    RECONNECT = "reconnect"
+    #: fetch a fresh credential, then connect again
+    REFRESH_TOKEN = "refresh_token"
+    #: do not retry: the feed ends with the close as its error
+    STOP = "stop"
+
+
+class Adapter:
+    """Base class for venue adapters.
+
+    Subclasses set ``venue`` and ``default_url``, validate their parameters in
+    ``__init__`` (raising :class:`~tradefeed.exceptions.ConfigError`, before anything
+    connects) and implement :meth:`parse`.
+
+    :param params: venue-specific feed parameters, as given to ``FeedManager.add_feed``.
+    """
+
+    #: registry key and ``Trade.venue``
+    venue: ClassVar[str] = ""
+    #: production base URL (scheme and host; the adapter adds path and query)
+    default_url: ClassVar[str] = ""
+    #: seconds between :meth:`tick` calls, or None when the venue needs no
+    #: application heartbeat
+    tick_interval: ClassVar[float | None] = None
+    #: whether :meth:`handshake` needs a bearer token
+    needs_token: ClassVar[bool] = False
+    #: the keyword parameters ``__init__`` takes (for validation and ``tradefeed venues``)
+    params: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_params(cls, **params: Any) -> "Adapter":
+        """A new adapter from feed parameters, rejecting unknown names.
+
+        :raises ConfigError: an unknown parameter or an invalid value.
+        """
+        check_params(cls.venue, params, cls.params)
+        return cls(**params)
+
+    def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
+        """Build the upgrade request.
+
+        :param base_url: overrides ``default_url`` (the simulator, a proxy, a testnet).
+        :param token: a bearer token, for venues with ``needs_token``.
+        """
+        raise NotImplementedError
+
+    def on_open(self) -> list[str]:
+        """Frames to send once the socket is open (subscriptions); none by default."""
+        return []
+
+    def parse(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Turn one received frame into trades, replies and per-record errors.
+
+        :param received_ns: local receive time (``time.time_ns()``) stamped on trades.
+        :raises ParseError: the frame as a whole could not be understood.
+        """
+        raise NotImplementedError
+
+    def tick(self, now_ns: int) -> list[str]:
+        """Frames to send every ``tick_interval`` seconds (application heartbeats)."""
+        return []
+
+    def on_close(self, code: int | None, reason: str) -> CloseAction:
+        """Decide what a close means.  Default: 1008 (policy violation) is final, any
+        other close (normal, going away, abnormal, server error) is retried."""
+        if code == 1008:
+            return CloseAction.STOP
+        return CloseAction.RECONNECT
+
+
+# -- parsing helpers shared by venues ---------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("non-finite number %s" % name)
+
+
+def loads(frame: str | bytes, venue: str) -> Any:
+    """``json.loads`` that keeps every number exact (floats as :class:`Decimal`) and
+    refuses ``NaN``/``Infinity``; any failure becomes a :class:`ParseError`."""
+    try:
+        return json.loads(frame, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ParseError("invalid JSON: %s" % err, raw=frame, venue=venue) from err
+
+
+def to_decimal(value: Any, name: str) -> Decimal:
+    """An exact, finite Decimal from a JSON number (already Decimal/int) or a numeric
+    string.
+
+    :raises ValueError: anything else (floats included: they are already inexact).
+    """
+    kind = type(value)
+    if kind is Decimal:
+        result = value
+    elif kind is int:
+        return Decimal(value)
+    elif kind is str:
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError("%s is not a number: %r" % (name, value)) from None
+    else:
+        raise ValueError("%s must be a number, not %s" % (name, kind.__name__))
+    if not result.is_finite():
+        raise ValueError("%s is not finite: %r" % (name, value))
+    return result
+
+
+#: timestamps below this are taken as seconds (10^11 ms is March 1973; 10^11 s is year 5138)
+SECONDS_BELOW = 10**11
+
+
+def to_ms(value: Any, name: str = "timestamp") -> int:
+    """Unix epoch milliseconds from an int or numeric value in ms, falling back to
+    seconds for values below 10^11 (shared/venues rule); sub-ms digits are truncated.
+
+    :raises ValueError: not a non-negative number.
+    """
+    if type(value) is int:
+        number: Decimal | int = value
+    else:
+        number = to_decimal(value, name)
+    if number < 0:
+        raise ValueError("%s is negative: %r" % (name, value))
+    if number < SECONDS_BELOW:
+        number = number * 1000
+    return int(number)
+
+
+def require_str(record: Mapping[str, Any], key: str) -> str:
+    """A non-empty string field; ints are accepted and converted (ids)."""
+    value = record[key]
+    kind = type(value)
+    if kind is str:
+        if value:
+            return value
+        raise ValueError("%s is empty" % key)
+    if kind is int:
+        return str(value)
+    raise ValueError("%s must be a string, not %s" % (key, kind.__name__))
+
+
+def check_params(venue: str, params: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """Raise ConfigError naming any parameter the venue does not take."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            "%s: unknown parameter(s) %s; expected some of %s"
+            % (venue, ", ".join(unknown), ", ".join(allowed))
+        )

@@ -1,0 +1,196 @@
+"""Dopp "last user trades": push-on-connect, filters in the URL (``shared/venues/dopp.md``).
+
+The client sends no application message: the endpoint and its query string choose the
+trades, and the server pushes JSON arrays of ``{"last_trades": [...]}`` objects, the
+first one a snapshot of recent trades (newest first).  Keepalive is protocol ping/pong
+only, so ``tick_interval`` is None.  An invalid filter is answered with close 1008,
+which ends the feed (retrying the same URL cannot succeed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+from ..exceptions import ConfigError, ParseError, TradefeedError
+from ..models import Liquidity, Side, Trade
+from .base import Adapter, Handshake, Parsed, loads, require_str, to_decimal, to_ms
+
+__all__ = ["DoppAdapter"]
+
+BY_INSTRUMENT = "/v1/public/ws/get_user_trades_by_instrument"
+BY_CURRENCY = "/v1/public/ws/get_user_trades_by_currency"
+
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+#: ``M``/``T`` (Deribit convention, assumed) and the spelled-out forms
+_LIQUIDITY = {
+    "M": Liquidity.MAKER,
+    "T": Liquidity.TAKER,
+    "maker": Liquidity.MAKER,
+    "taker": Liquidity.TAKER,
+}
+#: fields mapped onto Trade; every other field of a record goes to ``raw`` unchanged
+_MAPPED = frozenset(
+    (
+        "instrument_name",
+        "trade_id",
+        "price",
+        "amount",
+        "direction",
+        "timestamp",
+        "trade_seq",
+        "fee",
+        "fee_currency",
+        "liquidity",
+    )
+)
+
+
+def _filter_value(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ConfigError("dopp: %s must be a non-empty string without spaces, not %r" % (name, value))
+    return value
+
+
+class DoppAdapter(Adapter):
+    """Dopp user trades by instrument or by currency.
+
+    >>> DoppAdapter(instrument_name="BTC-PERPETUAL").handshake("ws://127.0.0.1:9000").url
+    'ws://127.0.0.1:9000/v1/public/ws/get_user_trades_by_instrument?instrument_name=BTC-PERPETUAL'
+
+    :param instrument_name: only this instrument (``BTC-PERPETUAL``); selects the
+        by-instrument endpoint.
+    :param currency: only this base currency (``BTC``); selects the by-currency endpoint.
+        Cannot be combined with ``instrument_name``.
+    :param wallet_address: only this wallet's trades (a filter, not a credential).
+
+    With no filter at all the by-instrument endpoint streams every trade of the venue.
+    """
+
+    venue: ClassVar[str] = "dopp"
+    default_url: ClassVar[str] = "wss://api.doppapp.com"
+    params: ClassVar[tuple[str, ...]] = ("instrument_name", "currency", "wallet_address")
+
+    def __init__(
+        self,
+        instrument_name: str | None = None,
+        currency: str | None = None,
+        wallet_address: str | None = None,
+    ) -> None:
+        self.instrument_name = _filter_value("instrument_name", instrument_name)
+        self.currency = _filter_value("currency", currency)
+        self.wallet_address = _filter_value("wallet_address", wallet_address)
+        if self.instrument_name and self.currency:
+            raise ConfigError(
+                "dopp: give instrument_name or currency, not both "
+                "(they are two endpoints; open two feeds for both)"
+            )
+
+    def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
+        """The endpoint URL with its filters; a *base_url* that already has a path is
+        used as the full endpoint (only the query is added)."""
+        base = (base_url or self.default_url).rstrip("/")
+        query: dict[str, str] = {}
+        if self.wallet_address:
+            query["wallet_address"] = self.wallet_address
+        if self.currency:
+            path = BY_CURRENCY
+            query["currency"] = self.currency
+        else:
+            path = BY_INSTRUMENT
+            if self.instrument_name:
+                query["instrument_name"] = self.instrument_name
+        if urlsplit(base).path not in ("", "/"):
+            path = ""
+        url = base + path
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        return Handshake(url=url)
+
+    def parse(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Parse one push frame (trimmed sample; full ones in ``tests/fixtures/dopp/``)::
+
+            [{"last_trades": [{"instrument_name": "BTC-PERPETUAL", "trade_id": "771204",
+              "trade_seq": 771204, "price": 90125.5, "amount": 0.25, "direction": "buy",
+              "timestamp": 1767225600123, "fee": 11.27, "fee_currency": "USDC",
+              "liquidity": "T", "order_id": 1048576, ...}]}]
+
+        Trades come back oldest first (the snapshot frame is sent newest first).  A bad
+        record is reported in ``Parsed.errors`` and the others are still delivered.
+
+        :raises ParseError: the frame is not JSON or not an array of objects.
+        """
+        doc = loads(frame, self.venue)
+        if type(doc) is dict:  # a bare object instead of a one-element array
+            doc = [doc]
+        elif type(doc) is not list:
+            raise ParseError("expected a JSON array of {last_trades: [...]} objects", raw=frame, venue=self.venue)
+        trades: list[Trade] = []
+        errors: list[TradefeedError] = []
+        for element in doc:
+            records = element.get("last_trades") if type(element) is dict else None
+            if type(records) is not list:
+                errors.append(ParseError("element without a last_trades array", raw=element, venue=self.venue))
+                continue
+            for record in records:
+                try:
+                    trades.append(self._trade(record, received_ns))
+                except (KeyError, ValueError, TypeError, AttributeError) as err:
+                    errors.append(self._record_error(err, record))
+        if len(trades) > 1:
+            trades.sort(key=_chronological)
+        return Parsed(trades=trades, errors=errors)
+
+    def _trade(self, record: dict[str, Any], received_ns: int) -> Trade:
+        side = _SIDES.get(record["direction"])
+        if side is None:
+            raise ValueError("unknown direction %r" % (record["direction"],))
+        amount = to_decimal(record["amount"], "amount")
+        if amount < 0:
+            amount = -amount  # the contract: amounts are positive; the side says which way
+        if not amount:
+            raise ValueError("amount is zero")
+        liquidity = record.get("liquidity")
+        if liquidity is not None:
+            liquidity = _LIQUIDITY.get(liquidity)
+            if liquidity is None:
+                raise ValueError("unknown liquidity %r" % (record["liquidity"],))
+        seq = record.get("trade_seq")
+        if seq is not None and type(seq) is not int:
+            raise ValueError("trade_seq must be an integer, not %r" % (seq,))
+        fee = record.get("fee")
+        fee_currency = record.get("fee_currency")
+        if fee_currency is not None and type(fee_currency) is not str:
+            raise ValueError("fee_currency must be a string, not %r" % (fee_currency,))
+        return Trade(
+            venue="dopp",
+            symbol=require_str(record, "instrument_name"),
+            trade_id=require_str(record, "trade_id"),
+            price=to_decimal(record["price"], "price"),
+            amount=amount,
+            side=side,
+            timestamp_ms=to_ms(record["timestamp"]),
+            received_ns=received_ns,
+            sequence=seq,
+            fee=None if fee is None else to_decimal(fee, "fee"),
+            fee_currency=fee_currency,
+            liquidity=liquidity,
+            raw={k: v for k, v in record.items() if k not in _MAPPED},
+        )
+
+    def _record_error(self, err: Exception, record: Any) -> ParseError:
+        if isinstance(err, KeyError):
+            message = "dopp trade without field %s" % err
+        elif isinstance(err, (TypeError, AttributeError)) and type(record) is not dict:
+            message = "dopp trade is not an object"
+        else:
+            message = "bad dopp trade: %s" % err
+        parse_error = ParseError(message, raw=record, venue=self.venue)
+        parse_error.__cause__ = err
+        return parse_error
+
+
+def _chronological(trade: Trade) -> tuple[int, int]:
+    return (trade.timestamp_ms, -1 if trade.sequence is None else trade.sequence)

@@ -1,0 +1,536 @@
+"""One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
+inside our own reconnect loop.
+
+This is the only module that imports ``websocket``; its exceptions are translated
+here into :mod:`tradefeed.exceptions`.  The thread parses frames through the venue
+adapter, de-duplicates, and hands *batches* to the dispatcher: everything parsed while
+the socket still has bytes pending goes over in one ``put``, so under load the consumer
+wakes once per batch, not once per frame.  It never runs user code and never blocks on
+the queue.
+
+The TCP (and TLS) socket is opened here rather than by websocket-client, for three
+reasons: a connect timeout per feed without touching websocket-client's process-wide
+default, a socket that ``stop()`` can shut down at any moment (connecting, handshaking
+or streaming), and a cheap "more bytes pending?" test for batching.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import websocket
+
+from .adapters.base import Adapter, CloseAction
+from .backoff import Backoff
+from .dedup import Deduplicator
+from .exceptions import (
+    FeedClosedError,
+    FeedError,
+    HandshakeError,
+    ParseError,
+    RetryExhaustedError,
+    TransportError,
+)
+from .models import FeedStats, Status, StatusEvent
+from .scheduler import Scheduler
+
+__all__ = ["Connection", "ConnectionSettings"]
+
+log = logging.getLogger(__name__)
+
+#: handshake statuses that retrying cannot fix
+_FATAL_HTTP = frozenset((400, 401, 403, 404, 405, 410))
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Per-feed connection tuning (durations in seconds)."""
+
+    #: reconnect delays
+    backoff: Backoff = field(default_factory=Backoff)
+    #: send a WebSocket ping this often (0: never)
+    ping_interval: float = 20.0
+    #: the peer is dead if nothing (pong or data) arrives this long after a ping
+    ping_timeout: float = 10.0
+    #: TCP connect + TLS + HTTP upgrade, each; also the longest wait for one frame's bytes
+    connect_timeout: float = 10.0
+    #: hand over at the latest after this many frames, even if more bytes are pending
+    batch_frames: int = 256
+    #: trade ids remembered per symbol for de-duplication
+    dedup_window: int = 4096
+    #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
+    ssl_context: ssl.SSLContext | None = None
+
+
+class _Attempt:
+    """What one connection attempt learned (written by WebSocketApp callbacks)."""
+
+    __slots__ = ("app", "adapter", "sock", "error", "close_code", "close_reason", "opened", "healthy", "jobs", "poll")
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self.app: websocket.WebSocketApp | None = None
+        self.sock: socket.socket | None = None
+        self.error: BaseException | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.opened = False
+        self.healthy = False
+        self.jobs: list[int] = []
+        self.poll: Any = None
+
+
+class Connection:
+    """Runs one feed on thread ``tradefeed-<name>`` until stopped or a fatal error.
+
+    :param name: feed name, e.g. ``"dopp-1"``.
+    :param adapter_factory: returns a fresh adapter per attempt.
+    :param url: base URL override (None: the adapter's production URL).
+    :param put: hands a batch (list) to the dispatcher; must not block.
+    :param on_end: called on this thread with the fatal error (or None) when it ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        venue: str,
+        adapter_factory: Callable[[], Adapter],
+        url: str | None,
+        settings: ConnectionSettings,
+        put: Callable[[list[Any]], None],
+        scheduler: Scheduler,
+        on_end: Callable[["Connection", FeedError | None], None],
+    ) -> None:
+        self.name = name
+        self.venue = venue
+        self.url = url
+        self.settings = settings
+        self._factory = adapter_factory
+        self._put = put
+        self._scheduler = scheduler
+        self._on_end = on_end
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # serializes calls into the adapter
+        self._dedup = Deduplicator(settings.dedup_window)
+        self._pending: list[Any] = []
+        self._frames_pending = 0
+        self._current: _Attempt | None = None
+        self._raw_sock: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._rx_frames = 0  # every frame, pongs included: the liveness counter
+        self.status = Status.STOPPED
+        self.messages = 0
+        self.trades = 0
+        self.errors = 0
+        self.reconnects = 0
+        self.last_trade_ns: int | None = None
+        #: the error that ended the feed, if one did
+        self.fatal_error: FeedError | None = None
+        self._thread = threading.Thread(target=self._run, name="tradefeed-" + name, daemon=True)
+
+    # -- control (any thread) ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end: a close frame (1000) if streaming, else abort."""
+        self._stop.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass  # already closed: the thread has ended
+        attempt = self._current
+        ws = attempt.app.sock if attempt is not None and attempt.app is not None else None
+        if ws is not None and ws.connected:
+            try:
+                ws.send_close(websocket.STATUS_NORMAL, b"")
+                return
+            except (websocket.WebSocketException, OSError):
+                pass  # fall through: abort
+        self.abort()
+
+    def abort(self) -> None:
+        """Shut the socket down now; the thread notices at once."""
+        sock = self._raw_sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected (yet, or any more): nothing to interrupt
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is threading.current_thread() or not self._thread.ident:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self) -> FeedStats:
+        last = self.last_trade_ns
+        return FeedStats(
+            feed=self.name,
+            venue=self.venue,
+            status=self.status,
+            messages=self.messages,
+            trades=self.trades,
+            duplicates=self._dedup.dropped,
+            errors=self.errors,
+            reconnects=self.reconnects,
+            last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
+        )
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self.settings.backoff
+        fatal: FeedError | None = None
+        try:
+            while not self._stop.is_set():
+                error, action, healthy, retry_after = self._attempt()
+                if self._stop.is_set():
+                    break
+                if action is CloseAction.STOP:
+                    fatal = error
+                    break
+                if healthy:
+                    backoff = backoff.reset()
+                if backoff.exhausted:
+                    fatal = RetryExhaustedError(
+                        "%s: gave up after %d reconnect attempts; last error: %s" % (self.name, backoff.retries, error),
+                        venue=self.venue,
+                        feed=self.name,
+                    )
+                    fatal.__cause__ = error
+                    break
+                rand = random.random()
+                delay = backoff.delay(rand)
+                if retry_after:  # a floor: jitter only adds
+                    delay = max(delay, retry_after * (1 + backoff.jitter * rand))
+                backoff = backoff.increment()
+                self.reconnects += 1
+                self._emit(Status.RECONNECTING, delay=delay, attempt=backoff.retries, error=error)
+                if self._stop.wait(delay):
+                    break
+        except Exception as err:  # noqa: BLE001 - a bug of ours ends this feed, loudly, not the process
+            log.exception("%s: connection thread failed", self.name)
+            fatal = FeedError("%s: internal error: %r" % (self.name, err), venue=self.venue, feed=self.name)
+            fatal.__cause__ = err
+        finally:
+            self.fatal_error = fatal
+            if fatal is not None:
+                self._pending.append(fatal)
+            self._emit(Status.STOPPED, **({"error": fatal} if fatal is not None else {}))
+            for end in (self._wake_r, self._wake_w):
+                end.close()
+            self._on_end(self, fatal)
+
+    def _attempt(self) -> tuple[FeedError | None, CloseAction, bool, float | None]:
+        """One connect-stream-close cycle: (error, action, healthy, retry_after)."""
+        adapter = self._factory()
+        handshake = adapter.handshake(self.url)
+        attempt = _Attempt(adapter)
+        self._emit(Status.CONNECTING, url=handshake.url)
+        try:
+            sock = self._open_socket(handshake.url)
+        except (OSError, ssl.SSLError) as err:
+            error = TransportError(
+                "%s: cannot connect to %s: %s" % (self.name, _host(handshake.url), err), venue=self.venue, feed=self.name
+            )
+            error.__cause__ = err
+            self._emit(Status.DISCONNECTED, error=error)
+            return error, CloseAction.RECONNECT, False, None
+        if sock is None:  # stopped while connecting
+            return None, CloseAction.STOP, False, None
+        attempt.sock = sock
+        app = websocket.WebSocketApp(
+            handshake.url,
+            header=dict(handshake.headers),
+            subprotocols=list(handshake.subprotocols) or None,
+            on_open=lambda app: self._on_open(attempt),
+            on_message=lambda app, data: self._on_message(attempt, data),
+            on_error=lambda app, err: self._on_ws_error(attempt, err),
+            on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
+            on_pong=self._on_pong,
+            socket=sock,
+        )
+        attempt.app = app
+        self._current = attempt
+        try:
+            # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
+            app.run_forever(skip_utf8_validation=True, ping_interval=0)
+        finally:
+            self._current = None
+            for job_id in attempt.jobs:
+                self._scheduler.cancel(job_id)
+            self._raw_sock = None
+            try:
+                sock.close()
+            except OSError:
+                pass
+        return self._outcome(attempt)
+
+    def _outcome(self, attempt: _Attempt) -> tuple[FeedError | None, CloseAction, bool, float | None]:
+        if self._stop.is_set():  # our own close: nothing went wrong
+            self._emit(Status.DISCONNECTED, reason="stopped")
+            return None, CloseAction.STOP, attempt.healthy, None
+        err = attempt.error
+        retry_after: float | None = None
+        action = CloseAction.RECONNECT
+        error: FeedError
+        if isinstance(err, websocket.WebSocketBadStatusException):
+            headers = getattr(err, "resp_headers", None) or {}
+            retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+            status = getattr(err, "status_code", None)
+            error = HandshakeError(
+                "%s: handshake refused with HTTP %s" % (self.name, status),
+                status_code=status,
+                retry_after=retry_after,
+                venue=self.venue,
+                feed=self.name,
+            )
+            if status in _FATAL_HTTP:
+                action = CloseAction.STOP
+        elif attempt.close_code is not None:
+            code, reason = attempt.close_code, attempt.close_reason
+            error = FeedClosedError(
+                "%s: closed by the venue with code %d%s" % (self.name, code, " (%s)" % reason if reason else ""),
+                code=code,
+                reason=reason,
+                venue=self.venue,
+                feed=self.name,
+            )
+            with self._lock:
+                action = attempt.adapter.on_close(code, reason)
+        elif err is not None and not isinstance(err, websocket.WebSocketConnectionClosedException):
+            error = TransportError("%s: %s" % (self.name, err or type(err).__name__), venue=self.venue, feed=self.name)
+        else:
+            error = FeedClosedError(
+                "%s: connection lost without a close frame" % self.name, code=1006, venue=self.venue, feed=self.name
+            )
+        if err is not None:
+            error.__cause__ = err
+        if attempt.opened or not isinstance(error, TransportError):
+            log.info("%s", error)
+        self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
+        return error, action, attempt.healthy, retry_after
+
+    def _open_socket(self, url: str) -> socket.socket | None:
+        """TCP (+TLS) socket to the URL's host, or None if stopped meanwhile."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if secure else 80)
+        timeout = self.settings.connect_timeout
+        deadline = time.monotonic() + timeout
+        last_error: OSError = OSError("no address for %s" % host)
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            self._raw_sock = sock
+            try:
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                    raise OSError(code, os.strerror(code))
+                if code:
+                    _, writable, _ = select.select([self._wake_r], [sock], [], max(0.0, deadline - time.monotonic()))
+                    if self._stop.is_set():
+                        sock.close()
+                        return None
+                    if not writable:
+                        raise TimeoutError("connect timed out after %gs" % timeout)
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                sock.settimeout(timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if secure:
+                    context = self.settings.ssl_context or ssl.create_default_context()
+                    sock = context.wrap_socket(sock, server_hostname=host)
+                    self._raw_sock = sock
+                if self._stop.is_set():
+                    sock.close()
+                    return None
+                return sock
+            except OSError as err:
+                sock.close()
+                last_error = err
+        raise last_error
+
+    # -- WebSocketApp callbacks (this thread) -------------------------------------------
+
+    def _on_open(self, attempt: _Attempt) -> None:
+        attempt.opened = True
+        ws = attempt.app.sock if attempt.app is not None else None
+        if ws is None:
+            return
+        poller = select.poll()
+        poller.register(ws.sock, select.POLLIN)
+        attempt.poll = poller
+        self._emit(Status.CONNECTED)
+        with self._lock:
+            frames = attempt.adapter.on_open()
+        self._send(attempt, frames)
+        settings = self.settings
+        if settings.ping_interval > 0:
+            attempt.jobs.append(self._scheduler.add(settings.ping_interval, self._heartbeat_job(attempt)))
+        interval = attempt.adapter.tick_interval
+        if interval:
+            attempt.jobs.append(self._scheduler.add(interval, self._tick_job(attempt, interval)))
+
+    def _on_message(self, attempt: _Attempt, data: Any) -> None:
+        received_ns = time.time_ns()
+        self._rx_frames += 1
+        self.messages += 1
+        pending = self._pending
+        try:
+            with self._lock:
+                parsed = attempt.adapter.parse(data, received_ns)
+        except ParseError as err:
+            err.feed = self.name
+            self.errors += 1
+            pending.append(err)
+        except Exception as err:  # noqa: BLE001 - an adapter bug must not kill the connection
+            log.exception("%s: adapter failed on a frame", self.name)
+            wrapped = ParseError("%s: adapter failed: %r" % (self.name, err), raw=data, venue=self.venue, feed=self.name)
+            wrapped.__cause__ = err
+            self.errors += 1
+            pending.append(wrapped)
+        else:
+            if parsed.trades:
+                fresh = self._dedup.fresh(parsed.trades)
+                if fresh:
+                    self.trades += len(fresh)
+                    self.last_trade_ns = received_ns
+                    pending.extend(fresh)
+            if parsed.errors:
+                for error in parsed.errors:
+                    if isinstance(error, FeedError):
+                        error.feed = self.name
+                self.errors += len(parsed.errors)
+                pending.extend(parsed.errors)
+            if parsed.replies:
+                self._send(attempt, parsed.replies)
+            if not parsed.heartbeat:
+                attempt.healthy = True
+        self._frames_pending += 1
+        if pending and (self._frames_pending >= self.settings.batch_frames or not self._more_pending(attempt)):
+            self._flush()
+
+    def _on_pong(self, app: Any, data: Any) -> None:
+        self._rx_frames += 1
+
+    def _on_ws_error(self, attempt: _Attempt, err: BaseException) -> None:
+        # websocket-client also reports a received close frame here (as an exception
+        # with a status_code); on_close records that one.  Keep the first real error.
+        is_close_frame = isinstance(err, websocket.WebSocketConnectionClosedException) and (
+            getattr(err, "status_code", None) is not None
+        )
+        if attempt.error is None and not is_close_frame:
+            attempt.error = err
+
+    def _on_close(self, attempt: _Attempt, code: int | None, reason: str | None) -> None:
+        attempt.close_code = code
+        attempt.close_reason = reason or ""
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _more_pending(self, attempt: _Attempt) -> bool:
+        """Are more bytes waiting on the socket (so more frames will follow at once)?"""
+        sock = attempt.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(attempt.poll is not None and attempt.poll.poll(0))
+
+    def _flush(self) -> None:
+        batch = self._pending
+        self._pending = []
+        self._frames_pending = 0
+        self._put(batch)
+
+    def _emit(self, status: Status, **detail: Any) -> None:
+        """Queue a status event behind whatever is pending, and hand both over."""
+        self.status = status
+        self._pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
+        self._flush()
+
+    def _send(self, attempt: _Attempt, frames: Any) -> None:
+        app = attempt.app
+        for frame in frames:
+            try:
+                if app is None:
+                    raise websocket.WebSocketConnectionClosedException("not connected")
+                app.send(frame)
+            except (websocket.WebSocketException, OSError) as err:
+                log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
+                return
+
+    def _heartbeat_job(self, attempt: _Attempt) -> Callable[[float], float | None]:
+        """Ping every ``ping_interval``; abort when nothing arrived ``ping_timeout`` after."""
+        interval, timeout = self.settings.ping_interval, self.settings.ping_timeout
+        sent_at_frame: list[int | None] = [None]
+
+        def job(now: float) -> float | None:
+            if self._current is not attempt:
+                return None
+            if sent_at_frame[0] is not None:  # the check, ping_timeout after the ping
+                if self._rx_frames == sent_at_frame[0]:
+                    attempt.error = TransportError(
+                        "%s: no pong or data within %gs of a ping" % (self.name, timeout), venue=self.venue, feed=self.name
+                    )
+                    log.warning("%s", attempt.error)
+                    self.abort()
+                    return None
+                sent_at_frame[0] = None
+                return max(interval - timeout, 0.001)
+            ws = attempt.app.sock if attempt.app is not None else None
+            if ws is None:
+                return None
+            sent_at_frame[0] = self._rx_frames
+            try:
+                ws.ping()
+            except (websocket.WebSocketException, OSError):
+                return None  # the reader thread sees the failure
+            return timeout
+
+        return job
+
+    def _tick_job(self, attempt: _Attempt, interval: float) -> Callable[[float], float | None]:
+        def job(now: float) -> float | None:
+            if self._current is not attempt:
+                return None
+            with self._lock:
+                frames = attempt.adapter.tick(time.time_ns())
+            self._send(attempt, frames)
+            return interval
+
+        return job
+
+
+def _retry_after(value: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form only)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return "%s:%s" % (parts.hostname, parts.port or "")
+

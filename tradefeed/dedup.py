@@ -1,0 +1,62 @@
+"""De-duplication of trades by ``(stream, symbol, trade_id)`` with bounded memory.
+
+Venues resend recent trades (Dopp snapshots, SynFutures windows, back-fill overlapping
+live data), so each feed keeps the last ``window`` trade ids per symbol and drops a
+trade whose id it has seen.  The window outlives connection attempts: that is what makes
+the reconnect seam safe.  Memory is bounded: ``window`` ids per (stream, symbol).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable
+
+from .models import Trade
+
+__all__ = ["Deduplicator"]
+
+
+class _Window:
+    __slots__ = ("ids", "order")
+
+    def __init__(self, size: int) -> None:
+        self.ids: set[str] = set()
+        self.order: deque[str] = deque(maxlen=size)
+
+
+class Deduplicator:
+    """Remembers the last *window* trade ids per ``(raw["stream"], symbol)``.
+
+    Not thread-safe: one connection thread owns it.
+
+    :param window: ids remembered per symbol; must exceed the largest resend window
+        of the venue (snapshots of 20, windows of up to 100).
+    """
+
+    def __init__(self, window: int = 4096) -> None:
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self._size = window
+        self._windows: dict[tuple[object, str], _Window] = {}
+        #: trades dropped as repeats, for stats
+        self.dropped = 0
+
+    def fresh(self, trades: Iterable[Trade]) -> list[Trade]:
+        """The trades not seen before, in their order; all of them are remembered."""
+        out: list[Trade] = []
+        windows = self._windows
+        for trade in trades:
+            key = (trade.raw.get("stream"), trade.symbol)
+            win = windows.get(key)
+            if win is None:
+                win = windows[key] = _Window(self._size)
+            tid = trade.trade_id
+            if tid in win.ids:
+                self.dropped += 1
+                continue
+            if len(win.order) == self._size:
+                win.ids.discard(win.order[0])  # about to fall out of the deque
+            win.order.append(tid)
+            win.ids.add(tid)
+            out.append(trade)
+        return out

@@ -1,0 +1,219 @@
+"""The queue between connection threads and user callbacks, and delivery from it.
+
+Connection threads put *batches* (lists of Trades, errors and StatusEvents: everything
+parsed while their socket still had bytes pending), never single items, so that under
+load the consumer wakes once per batch rather than once per frame.  Delivery runs on
+the dispatcher thread (``dispatch="thread"``) or on whichever thread calls
+:meth:`Dispatcher.pump` (``dispatch="manual"``, for GUI and COM programs).
+
+Rules: ``put`` never blocks (a blocked reader misses pongs); callbacks run in
+registration order, outside any library lock; a raising callback is reported as
+:class:`~tradefeed.exceptions.CallbackError` and delivery goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from .exceptions import CallbackError, TradefeedError
+from .models import StatusEvent, Trade
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+TradeCallback = Callable[[Trade], Any]
+ErrorCallback = Callable[[TradefeedError], Any]
+StatusCallback = Callable[[StatusEvent], Any]
+
+#: put after the last batch; the dispatcher thread ends when it reaches it
+_STOP: list[Any] = []
+
+
+class Dispatcher:
+    """Callback registry plus the hand-off queue.
+
+    Registration is safe from any thread at any time: the lists are copied on write,
+    and delivery iterates the copy it started with.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self._carry: deque[Any] = deque()  # pump(): the rest of a batch cut by max_items
+        self._pump_lock = threading.Lock()
+        self._trade_cbs: tuple[tuple[TradeCallback, str | None, str | None], ...] = ()
+        self._error_cbs: tuple[ErrorCallback, ...] = ()
+        self._status_cbs: tuple[StatusCallback, ...] = ()
+        self._register_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        #: items delivered so far (trades, errors, status events)
+        self.delivered = 0
+        #: batches taken off the queue
+        self.batches = 0
+
+    # -- registration ---------------------------------------------------------------
+
+    def add_trade_callback(self, cb: TradeCallback, venue: str | None, symbol: str | None) -> None:
+        with self._register_lock:
+            self._trade_cbs = self._trade_cbs + ((cb, venue, symbol),)
+
+    def add_error_callback(self, cb: ErrorCallback) -> None:
+        with self._register_lock:
+            self._error_cbs = self._error_cbs + (cb,)
+
+    def add_status_callback(self, cb: StatusCallback) -> None:
+        with self._register_lock:
+            self._status_cbs = self._status_cbs + (cb,)
+
+    def remove_callback(self, cb: Callable[..., Any]) -> bool:
+        """Unregister *cb* from every list; True if it was registered."""
+        with self._register_lock:
+            before = len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs)
+            self._trade_cbs = tuple(t for t in self._trade_cbs if t[0] is not cb)
+            self._error_cbs = tuple(c for c in self._error_cbs if c is not cb)
+            self._status_cbs = tuple(c for c in self._status_cbs if c is not cb)
+            return before != len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs)
+
+    # -- producer side --------------------------------------------------------------
+
+    def put(self, batch: list[Any]) -> None:
+        """Hand over one batch (the caller gives up the list).  Never blocks."""
+        self._queue.put(batch)
+
+    def backlog(self) -> int:
+        """Batches waiting (approximate; for stats)."""
+        return self._queue.qsize() + (1 if self._carry else 0)
+
+    # -- dispatcher thread ----------------------------------------------------------
+
+    def start_thread(self, name: str = "tradefeed-dispatcher") -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop_thread(self, timeout: float | None) -> bool:
+        """Deliver everything queued so far, then end the thread.  Returns False if it
+        is still running after *timeout* (a slow callback).  Safe from a callback: the
+        dispatcher thread does not wait for itself."""
+        thread = self._thread
+        if thread is None:
+            return True
+        self._queue.put(_STOP)
+        if thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def on_thread(self) -> bool:
+        """True when called from this dispatcher's own thread (inside a callback)."""
+        return self._thread is not None and self._thread is threading.current_thread()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        get = self._queue.get
+        deliver = self._deliver
+        while True:
+            batch = get()
+            if batch is _STOP:
+                return
+            self.batches += 1
+            deliver(batch)
+
+    # -- pump mode ------------------------------------------------------------------
+
+    def pump(self, max_items: int | None = None, timeout: float | None = 0) -> int:
+        """Deliver queued items on the calling thread.
+
+        :param max_items: deliver at most this many items (None: all that are queued).
+        :param timeout: seconds to wait for the first item when none is queued
+            (0: do not wait; None: wait until one arrives).
+        :returns: the number of items delivered.
+        """
+        if max_items is not None and max_items < 1:
+            return 0
+        limit = max_items if max_items is not None else -1
+        delivered = 0
+        with self._pump_lock:
+            wait: float | None = timeout
+            while limit < 0 or delivered < limit:
+                if self._carry:
+                    batch = list(self._carry)
+                    self._carry.clear()
+                else:
+                    try:
+                        if wait == 0:
+                            batch = self._queue.get_nowait()
+                        else:
+                            batch = self._queue.get(timeout=wait)
+                    except queue.Empty:
+                        break
+                    wait = 0  # only the first get waits
+                    if batch is _STOP:
+                        continue
+                    self.batches += 1
+                if 0 <= limit < delivered + len(batch):
+                    cut = limit - delivered
+                    self._carry.extend(batch[cut:])
+                    batch = batch[:cut]
+                self._deliver(batch)
+                delivered += len(batch)
+        return delivered
+
+    # -- delivery -------------------------------------------------------------------
+
+    def _deliver(self, batch: Sequence[Any]) -> None:
+        trade_cbs = self._trade_cbs
+        for item in batch:
+            if type(item) is Trade:
+                for cb, venue, symbol in trade_cbs:
+                    if (venue is None or venue == item.venue) and (symbol is None or symbol == item.symbol):
+                        try:
+                            cb(item)
+                        except Exception as err:  # noqa: BLE001 - user code may raise anything
+                            self._callback_failed(cb, item, err)
+            elif isinstance(item, StatusEvent):
+                for status_cb in self._status_cbs:
+                    try:
+                        status_cb(item)
+                    except Exception as err:  # noqa: BLE001
+                        self._callback_failed(status_cb, item, err)
+            elif isinstance(item, TradefeedError):
+                self._report(item)
+            else:  # a bug in tradefeed, not in user code: say so loudly, keep going
+                log.error("dispatcher got an unexpected item %r", item)
+        self.delivered += len(batch)
+
+    def _callback_failed(self, cb: Callable[..., Any], item: Any, err: Exception) -> None:
+        error = CallbackError("callback %s raised %s: %s" % (_name(cb), type(err).__name__, err), callback=cb, item=item)
+        error.__cause__ = err
+        self._report(error)
+
+    def _report(self, error: TradefeedError) -> None:
+        cbs = self._error_cbs
+        if not cbs:
+            log.warning(
+                "%s (no on_error callback registered)",
+                error,
+                exc_info=error if isinstance(error, CallbackError) else None,
+            )
+            return
+        for cb in cbs:
+            try:
+                cb(error)
+            except Exception:  # noqa: BLE001 - an error handler failing must not loop
+                log.exception("on_error callback %s raised while handling %s", _name(cb), type(error).__name__)
+
+
+def _name(cb: Callable[..., Any]) -> str:
+    return getattr(cb, "__qualname__", None) or repr(cb)
+

@@ -1,0 +1,397 @@
+"""FeedManager: the public entry point that owns feeds, threads and callbacks.
+
+Who runs what:
+
+- the caller: ``add_feed``, ``start``, ``stop``, ``join``, ``run_forever``, ``pump``;
+  configuration mistakes raise here, synchronously (:class:`ConfigError`);
+- one daemon thread per feed (``tradefeed-<venue>-<n>``): connect, parse, hand over;
+- one scheduler thread (``tradefeed-scheduler``): pings and venue heartbeats;
+- one dispatcher thread (``tradefeed-dispatcher``), or the thread calling ``pump()`` in
+  ``dispatch="manual"`` mode: every user callback, in registration order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+import threading
+import time
+from typing import Any, Callable, Literal, Mapping, TypeVar, overload
+
+from .adapters import get_adapter_class
+from .backoff import Backoff
+from .connection import Connection, ConnectionSettings
+from .dispatcher import Dispatcher
+from .exceptions import ConfigError, FeedError, TradefeedError
+from .models import FeedStats
+from .scheduler import Scheduler
+
+__all__ = ["FeedManager", "Feed"]
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: parameter names whose values are never shown in a repr or log line
+_SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
+
+
+def _redacted(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
+
+
+class Feed:
+    """A handle on one feed, returned by :meth:`FeedManager.add_feed`.
+
+    ``repr`` never shows credentials (any parameter named like a key, secret or token).
+    """
+
+    def __init__(self, name: str, venue: str, url: str | None, params: Mapping[str, Any], connection: Connection):
+        #: unique name within the manager, e.g. ``"dopp-1"``
+        self.name = name
+        #: venue registry key
+        self.venue = venue
+        #: base URL override, or None for the venue's production URL
+        self.url = url
+        self._params = dict(params)
+        self._connection = connection
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The feed parameters (credentials redacted)."""
+        return _redacted(self._params)
+
+    @property
+    def error(self) -> FeedError | None:
+        """The error that ended this feed, if it ended on one."""
+        return self._connection.fatal_error
+
+    def is_alive(self) -> bool:
+        """True while the feed's thread runs."""
+        return self._connection.is_alive()
+
+    def stats(self) -> FeedStats:
+        """This feed's counters."""
+        return self._connection.stats()
+
+    def __repr__(self) -> str:
+        return "<Feed %s %s url=%r params=%r>" % (self.name, self._connection.status.value, self.url, self.params)
+
+
+class FeedManager:
+    """Streams trades from any number of feeds to your callbacks.
+
+    >>> manager = FeedManager()
+    >>> feed = manager.add_feed("dopp", instrument_name="BTC-PERPETUAL")
+    >>> @manager.on_trade
+    ... def show(trade):          # runs on the dispatcher thread
+    ...     print(trade.symbol, trade.side, trade.amount, "@", trade.price)
+    >>> manager.run_forever()     # doctest: +SKIP  (until Ctrl-C or stop())
+
+    :param dispatch: ``"thread"`` (default): callbacks run on one dispatcher thread.
+        ``"manual"``: no dispatcher thread; call :meth:`pump` from your own thread (a
+        GUI or COM thread) and the callbacks run there.
+    :param backoff: reconnect policy for every feed (a :class:`Backoff`, an int for
+        max retries, or None for 1 s doubling to 30 s, +/-25 % jitter, forever).
+    :param ping_interval: seconds between WebSocket pings (0 disables).
+    :param ping_timeout: seconds after a ping with nothing received before the
+        connection is declared dead and re-made; must be below ``ping_interval``.
+    :param connect_timeout: seconds allowed for TCP connect, TLS and the HTTP upgrade.
+    :param dedup_window: trade ids remembered per symbol to drop resent trades.
+    :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
+    """
+
+    def __init__(
+        self,
+        *,
+        dispatch: Literal["thread", "manual"] = "thread",
+        backoff: Backoff | int | None = None,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        dedup_window: int = 4096,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if dispatch not in ("thread", "manual"):
+            raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
+        if ping_interval < 0 or ping_timeout <= 0 or connect_timeout <= 0:
+            raise ConfigError("ping_interval must be >= 0; ping_timeout and connect_timeout > 0")
+        if ping_interval and ping_timeout >= ping_interval:
+            raise ConfigError("ping_timeout (%g s) must be below ping_interval (%g s)" % (ping_timeout, ping_interval))
+        if dedup_window < 1:
+            raise ConfigError("dedup_window must be >= 1")
+        self.dispatch = dispatch
+        self._settings = ConnectionSettings(
+            backoff=Backoff.from_value(backoff),
+            ping_interval=float(ping_interval),
+            ping_timeout=float(ping_timeout),
+            connect_timeout=float(connect_timeout),
+            dedup_window=dedup_window,
+            ssl_context=ssl_context,
+        )
+        self._dispatcher = Dispatcher()
+        self._scheduler = Scheduler()
+        self._lock = threading.Lock()
+        self._feeds: dict[str, Feed] = {}
+        self._counters: dict[str, itertools.count[int]] = {}
+        self._state = "new"  # new -> running -> stopping -> stopped
+        self._finished = threading.Event()  # stopped, or every feed has ended
+        self._stopped = threading.Event()
+        self._fatal: list[FeedError] = []
+
+    # -- feeds -------------------------------------------------------------------------
+
+    def add_feed(
+        self,
+        venue: str,
+        url: str | None = None,
+        *,
+        name: str | None = None,
+        backoff: Backoff | int | None = None,
+        **params: Any,
+    ) -> Feed:
+        """Declare a feed; it connects at :meth:`start` (at once if already running).
+
+        :param venue: a registry key: ``"dopp"``.
+        :param url: base URL (``ws://127.0.0.1:8765`` for the simulator); None for the
+            venue's production URL.
+        :param name: the feed's name (default ``<venue>-<n>``).
+        :param backoff: this feed's reconnect policy (default: the manager's).
+        :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
+        :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
+        """
+        adapter_cls = get_adapter_class(venue)
+        adapter_cls.from_params(**params)  # validate now, synchronously
+        if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
+            raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
+        settings = self._settings
+        if backoff is not None:
+            settings = ConnectionSettings(**{**settings.__dict__, "backoff": Backoff.from_value(backoff)})
+        frozen_params = dict(params)
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                raise TradefeedError("this FeedManager has been stopped; create a new one")
+            if name is None:
+                counter = self._counters.setdefault(venue, itertools.count(1))
+                name = "%s-%d" % (venue, next(counter))
+                while name in self._feeds:
+                    name = "%s-%d" % (venue, next(counter))
+            elif name in self._feeds:
+                raise ConfigError("a feed named %r exists already" % name)
+            connection = Connection(
+                name=name,
+                venue=venue,
+                adapter_factory=lambda: adapter_cls.from_params(**frozen_params),
+                url=url,
+                settings=settings,
+                put=self._dispatcher.put,
+                scheduler=self._scheduler,
+                on_end=self._feed_ended,
+            )
+            feed = Feed(name, venue, url, frozen_params, connection)
+            self._feeds[name] = feed
+            self._finished.clear()  # a new live feed: the manager is not finished
+            running = self._state == "running"
+        log.debug("added feed %r", feed)
+        if running:
+            connection.start()
+        return feed
+
+    @property
+    def feeds(self) -> list[Feed]:
+        """Every feed added, in order."""
+        with self._lock:
+            return list(self._feeds.values())
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    @overload
+    def on_trade(self, cb: F, venue: str | None = None, symbol: str | None = None) -> F: ...
+
+    @overload
+    def on_trade(self, cb: None = None, venue: str | None = None, symbol: str | None = None) -> Callable[[F], F]: ...
+
+    def on_trade(self, cb: Any = None, venue: str | None = None, symbol: str | None = None) -> Any:
+        """Call ``cb(trade: Trade)`` for every trade, optionally only for one venue
+        and/or symbol.  Runs on the dispatcher thread (or the ``pump()`` caller).
+
+        Returns *cb*; works as ``@manager.on_trade`` and ``@manager.on_trade(venue=...)``.
+
+        :raises ConfigError: unknown venue.
+        """
+        if venue is not None:
+            get_adapter_class(venue)
+        if cb is None:
+            return lambda f: self.on_trade(f, venue, symbol)
+        self._dispatcher.add_trade_callback(cb, venue, symbol)
+        return cb
+
+    def on_error(self, cb: F) -> F:
+        """Call ``cb(error: TradefeedError)`` for every reported problem: unparsable
+        frames (:class:`ParseError`), raising callbacks (:class:`CallbackError`) and the
+        error that ends a feed.  Runs on the dispatcher thread.  Returns *cb*."""
+        self._dispatcher.add_error_callback(cb)
+        return cb
+
+    def on_status(self, cb: F) -> F:
+        """Call ``cb(event: StatusEvent)`` on every connection state change
+        (connecting, connected, disconnected, reconnecting, stopped).  Runs on the
+        dispatcher thread.  Returns *cb*."""
+        self._dispatcher.add_status_callback(cb)
+        return cb
+
+    def remove_callback(self, cb: Callable[..., Any]) -> bool:
+        """Unregister *cb* wherever it is registered; True if it was."""
+        return self._dispatcher.remove_callback(cb)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> "FeedManager":
+        """Start every feed (and the dispatcher thread).  Returns self.  Calling it
+        again while running does nothing.
+
+        :raises TradefeedError: the manager was stopped (managers are not restartable).
+        """
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state != "new":
+                raise TradefeedError("this FeedManager has been stopped; create a new one")
+            self._state = "running"
+            feeds = list(self._feeds.values())
+            if not feeds:
+                self._finished.clear()
+        if self.dispatch == "thread":
+            self._dispatcher.start_thread()
+        self._scheduler.start()
+        for feed in feeds:
+            feed._connection.start()
+        log.info("started %d feed(s)", len(feeds))
+        return self
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every feed, deliver what is already queued, and join every thread.
+
+        Idempotent and safe from any thread, including from inside a callback (the
+        dispatcher thread then ends right after that callback returns).  In
+        ``dispatch="manual"`` mode queued items stay available to :meth:`pump`.
+
+        :param timeout: seconds to wait in all.
+        :returns: True if every thread ended within *timeout*.
+        """
+        deadline = time.monotonic() + timeout
+        on_dispatcher = self._dispatcher.on_thread()
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                first = False
+            else:
+                first = True
+                was_running = self._state == "running"
+                self._state = "stopping"
+            connections = [f._connection for f in self._feeds.values()]
+        if not first:
+            if not on_dispatcher:
+                self._stopped.wait(max(0.0, deadline - time.monotonic()))
+            return self._stopped.is_set()
+        clean = True
+        if was_running:
+            for conn in connections:
+                conn.stop()
+            # a close handshake takes one round trip; past this grace, cut the sockets
+            grace = time.monotonic() + min(2.0, timeout / 2)
+            for conn in connections:
+                if not conn.join(max(0.0, grace - time.monotonic())):
+                    conn.abort()
+            for conn in connections:
+                clean &= conn.join(max(0.0, deadline - time.monotonic()))
+            clean &= self._scheduler.stop(max(0.0, deadline - time.monotonic()))
+            if self.dispatch == "thread":
+                clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._state = "stopped"
+        self._stopped.set()
+        self._finished.set()
+        if not clean:
+            log.warning("stop(): some threads did not end within %g s", timeout)
+        return clean
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the manager has stopped, or every feed has ended on its own (then
+        stop it), and every thread has ended.
+
+        :returns: False if *timeout* seconds passed first.
+        :raises FeedError: the first error that ended a feed, if one did.
+        :raises TradefeedError: called from a callback (it would wait for itself).
+        """
+        if self._dispatcher.on_thread():
+            raise TradefeedError("join() cannot be called from a callback; call stop() there")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._finished.wait(timeout):
+            return False
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self.stop(10.0 if remaining is None else remaining)
+        if self.dispatch == "thread":
+            self._dispatcher.join(remaining)
+            if self._dispatcher.is_alive():
+                return False
+        if self._fatal:
+            raise self._fatal[0]
+        return True
+
+    def run_forever(self) -> None:
+        """Start (if needed) and block until :meth:`stop` is called (from a callback or
+        another thread), every feed has ended, or Ctrl-C; then stop cleanly.
+
+        :raises FeedError: the first error that ended a feed, if one did.
+        """
+        self.start()
+        try:
+            self._finished.wait()
+        except KeyboardInterrupt:
+            log.info("interrupted; stopping")
+        finally:
+            self.stop()
+        self.join()
+
+    def pump(self, max_items: int | None = None, timeout: float | None = 0) -> int:
+        """Run callbacks for queued items on *this* thread (``dispatch="manual"`` only).
+
+        Call it from your GUI timer or COM loop.
+
+        :param max_items: deliver at most this many trades/events (None: all queued).
+        :param timeout: seconds to wait for the first item (0: none; None: forever).
+        :returns: how many items were delivered.
+        :raises TradefeedError: the manager runs its own dispatcher thread.
+        """
+        if self.dispatch != "manual":
+            raise TradefeedError("pump() needs FeedManager(dispatch='manual')")
+        return self._dispatcher.pump(max_items, timeout)
+
+    def stats(self) -> dict[str, FeedStats]:
+        """Per-feed counters, by feed name."""
+        return {feed.name: feed.stats() for feed in self.feeds}
+
+    def __enter__(self) -> "FeedManager":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return "<FeedManager %s, %d feed(s), dispatch=%s>" % (self._state, len(self._feeds), self.dispatch)
+
+    # -- internal ------------------------------------------------------------------------
+
+    def _feed_ended(self, connection: Connection, fatal: FeedError | None) -> None:
+        """Called on a connection thread as it ends."""
+        with self._lock:
+            if fatal is not None:
+                self._fatal.append(fatal)
+                log.error("feed %s ended: %s", connection.name, fatal)
+            all_ended = all(
+                not f._connection.is_alive() or f._connection is connection for f in self._feeds.values()
+            )
+            if all_ended and self._state == "running":
+                self._finished.set()
+

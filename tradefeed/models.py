@@ -1,0 +1,177 @@
+"""The normalized values tradefeed hands to user code.
+
+This module owns :class:`Trade` (the contract in ``shared/venues/README.md``),
+:class:`Side`, :class:`Liquidity` and :class:`StatusEvent`.  It holds plain
+values only: no parsing of venue formats (that is ``adapters/``), no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+__all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats"]
+
+
+class Side(str, enum.Enum):
+    """Which side of the trade: the aggressor on public tapes, the account's own side on
+    private/user feeds.  Members are ``str``, so ``trade.side == "buy"`` holds."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Liquidity(str, enum.Enum):
+    """Whether the (own or aggressing) order added or took liquidity."""
+
+    MAKER = "maker"
+    TAKER = "taker"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _jsonable(value: Any) -> Any:
+    """Return *value* with Decimals as strings, recursively (for ``raw``)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One executed trade, the same shape for every venue.
+
+    Money is :class:`~decimal.Decimal`, exactly as the venue sent it; instants carry
+    their unit in the name.  Equality and hashing are by value, except that
+    ``received_ns`` (when *this process* saw the trade) is ignored, so the same
+    venue trade seen on two connections compares equal; ``raw`` takes part in
+    equality but not in the hash (a dict is not hashable).
+
+    >>> t = Trade("dopp", "BTC-PERPETUAL", "771204", Decimal("90125.5"),
+    ...           Decimal("0.25"), Side.BUY, 1767225600123)
+    >>> t.to_dict()["price"]
+    '90125.5'
+    """
+
+    #: venue registry key: ``"dopp"``, ``"synfutures"``, ``"synthetix"``, ``"rails"``
+    venue: str
+    #: venue-native symbol, unmodified (``BTC-PERPETUAL``, ``BTC-USDT``, ...)
+    symbol: str
+    #: the venue's trade id, as a string
+    trade_id: str
+    #: execution price, exact
+    price: Decimal
+    #: base-asset quantity, always positive
+    amount: Decimal
+    #: aggressor side on public feeds, own side on user feeds
+    side: Side
+    #: venue time of the trade, Unix epoch milliseconds
+    timestamp_ms: int
+    #: local receive time, Unix epoch nanoseconds (``time.time_ns()``); not compared
+    received_ns: int = field(default=0, compare=False)
+    #: venue sequence number where the venue sends one, else None
+    sequence: int | None = None
+    #: fee charged, where the venue reports it
+    fee: Decimal | None = None
+    #: currency of ``fee``
+    fee_currency: str | None = None
+    #: maker/taker where known
+    liquidity: Liquidity | None = None
+    #: every venue field not mapped above, unchanged
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def notional(self) -> Decimal:
+        """``price * amount`` (in the quote currency of the symbol)."""
+        return self.price * self.amount
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: Decimals become strings (exact), enums their values."""
+        return {
+            "venue": self.venue,
+            "symbol": self.symbol,
+            "trade_id": self.trade_id,
+            "price": str(self.price),
+            "amount": str(self.amount),
+            "side": self.side.value,
+            "timestamp_ms": self.timestamp_ms,
+            "received_ns": self.received_ns,
+            "sequence": self.sequence,
+            "fee": None if self.fee is None else str(self.fee),
+            "fee_currency": self.fee_currency,
+            "liquidity": None if self.liquidity is None else self.liquidity.value,
+            "raw": _jsonable(self.raw),
+        }
+
+    def replace(self, **changes: Any) -> "Trade":
+        """A copy with *changes* applied (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+
+class Status(str, enum.Enum):
+    """Lifecycle states reported through :meth:`FeedManager.on_status`."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One change in a feed's connection state; ``on_status`` callbacks get one of these.
+
+    ``detail`` carries what is known about the event: for ``disconnected`` the close
+    ``code``/``reason`` or ``error``; for ``reconnecting`` the ``delay`` in seconds and
+    the ``attempt`` number; for ``stopped`` the fatal ``error`` if the feed ended on one.
+    """
+
+    #: the feed's name, e.g. ``"dopp-1"``
+    feed: str
+    #: venue registry key
+    venue: str
+    #: the new state
+    status: Status
+    #: local time of the event, Unix epoch nanoseconds
+    time_ns: int
+    #: event-specific facts (see the class docstring)
+    detail: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """Counters of one feed at the moment :meth:`FeedManager.stats` was called."""
+
+    #: the feed's name
+    feed: str
+    #: venue registry key
+    venue: str
+    #: current state
+    status: Status
+    #: frames received
+    messages: int
+    #: trades handed to the dispatcher (after de-duplication)
+    trades: int
+    #: trades dropped as already seen (snapshot/window overlap)
+    duplicates: int
+    #: frames or records that could not be parsed
+    errors: int
+    #: reconnect attempts scheduled
+    reconnects: int
+    #: seconds since the last trade arrived, None before the first
+    last_trade_age: float | None
