@@ -1,0 +1,224 @@
+"""The contract between the simulator's servers and one venue, and its helpers.
+
+This module owns :class:`Venue` (the base class every venue module
+subclasses), :class:`Outbox` (the ordered, never-blocking frame queue of one
+connection), :func:`call_on_loop` (how other threads reach the loop) and
+:class:`SimulatorError`. :mod:`tradefeed.simulator.server` runs the loop and
+the servers; a venue module (e.g. :mod:`tradefeed.simulator.dopp`) holds that
+venue's protocol and tape. No venue-specific code and no socket handling
+beyond one connection's send/receive belong here.
+
+Threads: coroutines and the methods marked "loop thread" run on the
+simulator's loop thread; :meth:`Venue.emit` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+__all__ = ["Outbox", "SimulatorError", "Venue", "call_on_loop"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CALL_TIMEOUT = 5.0  # seconds a caller waits for work scheduled onto the loop
+OUTBOX_LIMIT = 10_000  # frames queued for one client before it is aborted as stuck
+
+
+class SimulatorError(RuntimeError):
+    """The simulator could not bind, start, stop, or reach its event loop."""
+
+
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop | None, fn: Callable[..., T], *args: Any, timeout: float = CALL_TIMEOUT
+) -> T:
+    """Run ``fn(*args)`` on ``loop`` and return its result.
+
+    Runs ``fn`` inline when ``loop`` is ``None`` (the simulator is stopped, so
+    no other thread touches the venue) or when called on the loop's own thread.
+
+    :param loop: the simulator's running loop, or ``None``.
+    :param timeout: seconds to wait for the loop to run ``fn``.
+    :raises SimulatorError: when the loop is gone or does not run ``fn`` in time.
+    """
+    if loop is None or _running_loop() is loop:
+        return fn(*args)
+
+    async def call() -> T:
+        return fn(*args)
+
+    coroutine = call()
+    try:
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    except RuntimeError as err:  # the loop has closed meanwhile
+        coroutine.close()
+        raise SimulatorError("the simulator is not running") from err
+    try:
+        return future.result(timeout)
+    except (TimeoutError, concurrent.futures.CancelledError) as err:
+        future.cancel()
+        raise SimulatorError(f"the simulator loop did not run {fn.__qualname__} within {timeout} s") from err
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Outbox:
+    """The frames waiting to be sent on one connection, in order.
+
+    The producer calls :meth:`put`, which never waits. :meth:`pump`, run by the
+    connection's handler, sends the frames one by one; websockets' ``send``
+    waits while the socket's write buffer is full, so a slow client delays only
+    its own outbox. A client that lets more than ``limit`` frames pile up is
+    aborted (it sees 1006 and, like after any abnormal close, reconnects and
+    gets a fresh snapshot). Aborting rather than closing: a close frame would
+    queue behind the same full buffer, so ``close()`` could wait forever.
+    Loop thread only.
+
+    :param connection: the connection the frames are for.
+    :param limit: most frames queued before the client counts as stuck.
+    """
+
+    def __init__(self, connection: ServerConnection, limit: int = OUTBOX_LIMIT) -> None:
+        self._connection = connection
+        self._frames: asyncio.Queue[str | None] = asyncio.Queue()  # None ends pump()
+        self._limit = limit
+        self._overflowed = False
+
+    def put(self, frame: str) -> None:
+        """Queue ``frame`` (JSON text) for sending."""
+        if self._overflowed:
+            return
+        if self._frames.qsize() < self._limit:
+            self._frames.put_nowait(frame)
+            return
+        self._overflowed = True
+        logger.warning("aborting %s: more than %d frames queued", self._connection.remote_address, self._limit)
+        self._connection.transport.abort()
+
+    async def pump(self, on_message: Callable[[str | bytes], Awaitable[None]] | None = None) -> None:
+        """Send queued frames until the connection closes.
+
+        Incoming messages are read all the time (so pings and close frames are
+        processed promptly) and passed to ``on_message``; with ``None`` they
+        are ignored.
+        """
+        reader = asyncio.create_task(self._read(on_message))
+        try:
+            while (frame := await self._frames.get()) is not None:
+                await self._connection.send(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            reader.cancel()
+
+    async def _read(self, on_message: Callable[[str | bytes], Awaitable[None]] | None) -> None:
+        try:
+            async for message in self._connection:
+                if on_message is not None:
+                    await on_message(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._frames.put_nowait(None)
+
+
+class Venue:
+    """One simulated venue: the paths it serves, its connections and its tape.
+
+    A subclass sets :attr:`name` and :attr:`paths` and implements
+    :meth:`handler` and :meth:`generate`; it may override
+    :meth:`process_request` to answer a handshake at the HTTP level. The
+    simulator answers 404 for paths outside :attr:`paths` and applies the
+    connection-rate limit before any venue code runs.
+
+    :param seed: seeds the venue's tape content.
+    :param rate: trades generated per second by :meth:`produce`; 0 disables it.
+    :param history: trades generated before the first connection.
+    :param snapshot_size: most recent trades sent on connect, where the venue
+        sends a snapshot.
+    """
+
+    #: registry key and log name, e.g. ``"dopp"``
+    name: ClassVar[str]
+    #: URL paths served, e.g. ``frozenset({"/v1/public/ws/..."})``
+    paths: ClassVar[frozenset[str]]
+    #: seconds between generation ticks of :meth:`produce`
+    tick_interval: ClassVar[float] = 0.01
+
+    def __init__(self, *, seed: int = 1, rate: float = 200.0, history: int = 100, snapshot_size: int = 20) -> None:
+        if rate < 0 or history < 0 or snapshot_size < 0:
+            raise ValueError("rate, history and snapshot_size must not be negative")
+        self.seed = seed
+        self.rate = rate
+        self.history = history
+        self.snapshot_size = snapshot_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Bind to the simulator's running loop (``None`` when it stops)."""
+        self._loop = loop
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer the handshake with an HTTP response, or ``None`` to accept it. Loop thread."""
+        return None
+
+    async def handler(self, connection: ServerConnection) -> None:
+        """Serve one accepted connection until it closes. Loop thread."""
+        raise NotImplementedError
+
+    def generate(self, count: int) -> list[dict[str, Any]]:
+        """Create ``count`` trades, add them to the tape and broadcast them.
+
+        Runs on the loop thread, or in the caller's thread while the simulator
+        is stopped (then no connection exists).
+
+        :return: the new trades, oldest first.
+        """
+        raise NotImplementedError
+
+    def emit(self, count: int) -> list[dict[str, Any]]:
+        """Generate and broadcast ``count`` trades now; safe from any thread.
+
+        While the simulator runs the work is done on its loop; while it is
+        stopped, in the calling thread (not while start() or stop() is running).
+
+        :return: the new trades, oldest first, as plain dicts.
+        :raises SimulatorError: if the running loop does not respond in time.
+        """
+        if count < 0:
+            raise ValueError(f"count must not be negative, not {count}")
+        return call_on_loop(self._loop, self.generate, count)
+
+    async def produce(self) -> None:
+        """Generate :attr:`rate` trades per second until cancelled. Loop thread.
+
+        Every :attr:`tick_interval` the elapsed loop time is turned into trade
+        credit; whole trades are generated (several per tick at high rates).
+        At most one second of credit is kept, so a stalled loop does not burst.
+        """
+        if self.rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        last, credit = loop.time(), 0.0
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            now = loop.time()
+            credit = min(credit + (now - last) * self.rate, max(self.rate, 1.0))
+            last = now
+            if (count := int(credit)) > 0:
+                credit -= count
+                self.generate(count)
