@@ -256,3 +256,29 @@ def test_parse_error_message_is_truncated():
     with pytest.raises(ParseError) as info:
         DoppAdapter().parse(raw, 0)
     assert len(str(info.value)) < 600 and info.value.raw == raw
+
+
+def _frame(*trades):
+    records = ",".join(
+        '{"amount": 1, "direction": "buy", "instrument_name": "%s", "price": 2, "timestamp": %d, "trade_id": "%s", "trade_seq": %d}'
+        % (symbol, ts, tid, seq)
+        for symbol, ts, tid, seq in trades
+    )
+    return ('[{"last_trades": [%s]}]' % records).encode()
+
+
+def test_same_millisecond_snapshot_is_reversed_and_live_frames_keep_venue_order():
+    """With equal timestamps the snapshot (first frame) is reversed; later frames keep the venue's order."""
+    adapter = DoppAdapter()
+    snapshot = _frame(("ETH-PERPETUAL", 5, "3", 1), ("BTC-PERPETUAL", 5, "2", 9), ("ETH-PERPETUAL", 5, "1", 0))
+    assert [t.trade_id for t in adapter.parse(snapshot, 0).trades] == ["1", "2", "3"]
+    live = _frame(("ETH-PERPETUAL", 6, "4", 2), ("BTC-PERPETUAL", 6, "5", 10), ("ETH-PERPETUAL", 6, "6", 3))
+    assert [t.trade_id for t in adapter.parse(live, 0).trades] == ["4", "5", "6"]
+
+
+def test_a_later_frame_that_runs_backwards_in_time_is_reversed():
+    """A resent window sent newest first (timestamps falling) is delivered oldest first."""
+    adapter = DoppAdapter()
+    adapter.parse(b'[{"last_trades": []}]', 0)
+    window = _frame(("X", 9, "c", 3), ("X", 8, "b", 2), ("X", 7, "a", 1))
+    assert [t.trade_id for t in adapter.parse(window, 0).trades] == ["a", "b", "c"]

@@ -82,6 +82,7 @@ class DoppAdapter(Adapter):
         self.instrument_name = _filter_value("instrument_name", instrument_name)
         self.currency = _filter_value("currency", currency)
         self.wallet_address = _filter_value("wallet_address", wallet_address)
+        self._snapshot_pending = True  # the first frame of a connection is the snapshot
         if self.instrument_name and self.currency:
             raise ConfigError(
                 "dopp: give instrument_name or currency, not both "
@@ -117,8 +118,10 @@ class DoppAdapter(Adapter):
               "timestamp": 1767225600123, "fee": 11.27, "fee_currency": "USDC",
               "liquidity": "T", "order_id": 1048576, ...}]}]
 
-        Trades come back oldest first (the snapshot frame is sent newest first).  A bad
-        record is reported in ``Parsed.errors`` and the others are still delivered.
+        Trades come back oldest first: the first frame of a connection is the snapshot,
+        sent newest first (dopp.md assumption 4), and is reversed, as is any frame whose
+        timestamps run backwards.  A bad record is reported in ``Parsed.errors`` and the
+        others are still delivered.
 
         :raises ParseError: the frame is not JSON or not an array of objects.
         """
@@ -139,8 +142,9 @@ class DoppAdapter(Adapter):
                     trades.append(self._trade(record, received_ns))
                 except (KeyError, ValueError, TypeError, AttributeError) as err:
                     errors.append(self._record_error(err, record))
-        if len(trades) > 1:
-            trades.sort(key=_chronological)
+        snapshot, self._snapshot_pending = self._snapshot_pending, False
+        if len(trades) > 1 and _newest_first(trades, snapshot):
+            trades.reverse()
         return Parsed(trades=trades, errors=errors)
 
     def _trade(self, record: dict[str, Any], received_ns: int) -> Trade:
@@ -192,5 +196,10 @@ class DoppAdapter(Adapter):
         return parse_error
 
 
-def _chronological(trade: Trade) -> tuple[int, int]:
-    return (trade.timestamp_ms, -1 if trade.sequence is None else trade.sequence)
+def _newest_first(trades: list[Trade], snapshot: bool) -> bool:
+    """Is this frame newest first?  Its ends' timestamps say so when they differ; when
+    they tie, the spec's rule decides: the snapshot (first frame) is newest first, later
+    pushes are in time order.  The venue's order is otherwise kept as sent (trades of
+    different instruments within one millisecond have no other order)."""
+    first, last = trades[0].timestamp_ms, trades[-1].timestamp_ms
+    return first > last if first != last else snapshot

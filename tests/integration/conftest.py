@@ -1,0 +1,110 @@
+"""Fixtures for tests against the real simulator over loopback.
+
+Every test gets fresh simulators and managers that are stopped afterwards, and an
+autouse check that no tradefeed thread outlives the test.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tradefeed import FeedManager, Status, StatusEvent, Trade, TradefeedError
+from tradefeed.simulator import Simulator
+
+
+class Collector:
+    """Records what callbacks receive and lets a test wait for it, with a timeout."""
+
+    def __init__(self) -> None:
+        self.trades: list[Trade] = []
+        self.errors: list[TradefeedError] = []
+        self.statuses: list[StatusEvent] = []
+        self.threads: set[int] = set()
+        self._cond = threading.Condition()
+
+    def trade(self, trade: Trade) -> None:
+        with self._cond:
+            self.threads.add(threading.get_ident())
+            self.trades.append(trade)
+            self._cond.notify_all()
+
+    def error(self, error: TradefeedError) -> None:
+        with self._cond:
+            self.errors.append(error)
+            self._cond.notify_all()
+
+    def status(self, event: StatusEvent) -> None:
+        with self._cond:
+            self.statuses.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[["Collector"], bool], timeout: float = 15.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def wait_trades(self, n: int, timeout: float = 15.0) -> bool:
+        return self.wait_for(lambda c: len(c.trades) >= n, timeout)
+
+    def wait_status(self, status: Status, count: int = 1, timeout: float = 15.0) -> bool:
+        return self.wait_for(lambda c: sum(e.status is status for e in c.statuses) >= count, timeout)
+
+    def attach(self, manager: FeedManager) -> "Collector":
+        manager.on_trade(self.trade)
+        manager.on_error(self.error)
+        manager.on_status(self.status)
+        return self
+
+
+def tradefeed_threads() -> list[str]:
+    """Names of the client's live threads (the simulator's own thread is not one)."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("tradefeed") and t.name != "tradefeed-sim" and t.is_alive()
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    yield
+    assert tradefeed_threads() == []
+    assert not any(t.name == "tradefeed-sim" for t in threading.enumerate())
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., Simulator]]:
+    sims: list[Simulator] = []
+
+    def make(**kwargs: Any) -> Simulator:
+        kwargs.setdefault("seed", 1)
+        kwargs.setdefault("rate", 0)
+        sim = Simulator(**kwargs).start()
+        sims.append(sim)
+        return sim
+
+    yield make
+    for sim in sims:
+        sim.stop()
+
+
+@pytest.fixture
+def make_manager() -> Iterator[Callable[..., FeedManager]]:
+    managers: list[FeedManager] = []
+
+    def make(**kwargs: Any) -> FeedManager:
+        kwargs.setdefault("backoff", None)
+        manager = FeedManager(**kwargs)
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        assert manager.stop(timeout=10), "threads still running after stop()"
+
+
+@pytest.fixture
+def collector() -> Collector:
+    return Collector()
