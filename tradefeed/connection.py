@@ -128,7 +128,8 @@ class Connection:
         self._frames_pending = 0
         self._current: _Attempt | None = None
         self._raw_sock: socket.socket | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r: socket.socket | None = None  # stop() writes to _wake_w to end a connect wait
+        self._wake_w: socket.socket | None = None
         self._rx_frames = 0  # every frame, pongs included: the liveness counter
         self.status = Status.STOPPED
         self.messages = 0
@@ -148,10 +149,12 @@ class Connection:
     def stop(self) -> None:
         """Ask the thread to end: a close frame (1000) if streaming, else abort."""
         self._stop.set()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass  # already closed: the thread has ended
+        wake = self._wake_w
+        if wake is not None:
+            try:
+                wake.send(b"x")
+            except OSError:
+                pass  # already closed: the thread has ended
         attempt = self._current
         ws = attempt.app.sock if attempt is not None and attempt.app is not None else None
         if ws is not None and ws.connected:
@@ -199,6 +202,7 @@ class Connection:
     def _run(self) -> None:
         backoff = self.settings.backoff
         fatal: FeedError | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
         try:
             while not self._stop.is_set():
                 error, action, healthy, retry_after = self._attempt()
@@ -237,6 +241,7 @@ class Connection:
             self._emit(Status.STOPPED, **({"error": fatal} if fatal is not None else {}))
             for end in (self._wake_r, self._wake_w):
                 end.close()
+            self._wake_r = self._wake_w = None
             self._on_end(self, fatal)
 
     def _attempt(self) -> tuple[FeedError | None, CloseAction, bool, float | None]:
@@ -347,7 +352,8 @@ class Connection:
                 if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                     raise OSError(code, os.strerror(code))
                 if code:
-                    _, writable, _ = select.select([self._wake_r], [sock], [], max(0.0, deadline - time.monotonic()))
+                    waits = [self._wake_r] if self._wake_r is not None else []
+                    _, writable, _ = select.select(waits, [sock], [], max(0.0, deadline - time.monotonic()))
                     if self._stop.is_set():
                         sock.close()
                         return None
@@ -376,7 +382,7 @@ class Connection:
     def _on_open(self, attempt: _Attempt) -> None:
         attempt.opened = True
         ws = attempt.app.sock if attempt.app is not None else None
-        if ws is None:
+        if ws is None or ws.sock is None:
             return
         poller = select.poll()
         poller.register(ws.sock, select.POLLIN)

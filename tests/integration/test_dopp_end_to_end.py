@@ -196,3 +196,40 @@ def test_handshake_429_backs_off_then_connects(make_sim, make_manager, collector
     assert refused[0].detail["error"].retry_after >= 1
     delays = [e.detail["delay"] for e in collector.statuses if e.status is Status.RECONNECTING]
     assert delays and min(delays) >= 1.0  # Retry-After is a floor over the 50 ms backoff
+
+
+def test_malformed_frames_reach_on_error_and_the_feed_keeps_streaming(make_sim, make_manager, collector):
+    """Bad JSON, invalid UTF-8, a wrong shape and a bad record are reported with their raw
+    frame; the good trades around them, and in the same frame, are all delivered."""
+    from tradefeed import ParseError
+
+    sim = make_sim(rate=0)
+    venue = sim.venue("dopp")
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_feed("dopp", url=sim.url("dopp"))
+    good = (
+        '{"amount": 1, "direction": "buy", "instrument_name": "BTC-PERPETUAL", "price": 2.5, '
+        '"timestamp": 1767225600000, "trade_id": "good-1"}'
+    )
+    bad_side = good.replace('"buy"', '"long"').replace("good-1", "bad-1")
+    with manager:
+        assert collector.wait_trades(20)
+        venue.inject('[{"last_trades": [')
+        venue.inject(b"\xff\xfe\xfd")
+        venue.inject('{"unexpected": true}')
+        venue.inject('[{"last_trades": [%s, %s]}]' % (bad_side, good))
+        venue.emit(3)
+        assert collector.wait_trades(24)
+        assert collector.wait_for(lambda c: len(c.errors) >= 4)
+    errors = collector.errors
+    assert all(isinstance(e, ParseError) and e.feed == "dopp-1" and e.venue == "dopp" for e in errors)
+    assert "invalid JSON" in str(errors[0]) and errors[0].raw == b'[{"last_trades": ['
+    assert errors[1].raw == b"\xff\xfe\xfd"
+    assert "last_trades" in str(errors[2])
+    assert "unknown direction 'long'" in str(errors[3]) and errors[3].raw["trade_id"] == "bad-1"
+    ids = [t.trade_id for t in collector.trades]
+    assert ids[20] == "good-1"
+    assert ids[21:] == [t["trade_id"] for t in venue.trades()[-3:]]
+    stats = manager.stats()["dopp-1"]
+    assert stats.errors == 4 and stats.reconnects == 0

@@ -448,3 +448,19 @@ def test_unknown_venue_names_are_rejected() -> None:
         Simulator().venue("nope")
     with pytest.raises(SimulatorError, match="call start"):
         Simulator().url("dopp")
+
+
+def test_inject_sends_raw_frames_in_order_with_trades() -> None:
+    """inject() queues a frame as is to every connection, between the venue's own frames."""
+    with Simulator(seed=1, rate=0) as sim:
+        ws = websocket.create_connection(sim.url("dopp") + "/v1/public/ws/get_user_trades_by_instrument", timeout=5)
+        try:
+            ws.recv()  # snapshot
+            assert sim.venue("dopp").inject("not json") == 1
+            sim.venue("dopp").emit(1)
+            assert sim.venue("dopp").inject(b"\xff\xfe") == 1
+            assert ws.recv() == "not json"
+            assert '"last_trades"' in ws.recv()
+            assert ws.recv() == b"\xff\xfe"
+        finally:
+            ws.close()

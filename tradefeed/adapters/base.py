@@ -162,6 +162,7 @@ def to_decimal(value: Any, name: str) -> Decimal:
     :raises ValueError: anything else (floats included: they are already inexact).
     """
     kind = type(value)
+    result: Decimal
     if kind is Decimal:
         result = value
     elif kind is int:
@@ -205,7 +206,7 @@ def require_str(record: Mapping[str, Any], key: str) -> str:
     kind = type(value)
     if kind is str:
         if value:
-            return value
+            return str(value)
         raise ValueError("%s is empty" % key)
     if kind is int:
         return str(value)

@@ -94,12 +94,12 @@ class Outbox:
 
     def __init__(self, connection: ServerConnection, limit: int = OUTBOX_LIMIT) -> None:
         self._connection = connection
-        self._frames: asyncio.Queue[str | None] = asyncio.Queue()  # None ends pump()
+        self._frames: asyncio.Queue[str | bytes | None] = asyncio.Queue()  # None ends pump()
         self._limit = limit
         self._overflowed = False
 
-    def put(self, frame: str) -> None:
-        """Queue ``frame`` (JSON text) for sending."""
+    def put(self, frame: str | bytes) -> None:
+        """Queue ``frame`` (text; bytes go as a binary frame) for sending."""
         if self._overflowed:
             return
         if self._frames.qsize() < self._limit:
@@ -166,6 +166,8 @@ class Venue:
         self.rate = rate
         self.history = history
         self.snapshot_size = snapshot_size
+        #: the outboxes of the current connections (handlers add and remove theirs)
+        self.outboxes: set[Outbox] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -202,6 +204,21 @@ class Venue:
         if count < 0:
             raise ValueError(f"count must not be negative, not {count}")
         return call_on_loop(self._loop, self.generate, count)
+
+    def inject(self, frame: str | bytes) -> int:
+        """Fault injection: queue ``frame`` as is (text, or bytes as a binary frame)
+        to every current connection, in order with the venue's own frames.  Safe from
+        any thread.
+
+        :return: how many connections it was queued to.
+        """
+
+        def put_all() -> int:
+            for outbox in self.outboxes:
+                outbox.put(frame)
+            return len(self.outboxes)
+
+        return call_on_loop(self._loop, put_all)
 
     async def produce(self) -> None:
         """Generate :attr:`rate` trades per second until cancelled. Loop thread.

@@ -224,10 +224,12 @@ class DoppVenue(Venue):
         # the snapshot.
         outbox.put(_frame([entry.text for entry in self._recent(selection)]))
         self._subscribers[outbox] = selection
+        self.outboxes.add(outbox)
         try:
             await outbox.pump()  # client frames are read and ignored
         finally:
             del self._subscribers[outbox]
+            self.outboxes.discard(outbox)
 
     def _recent(self, selection: _Selection) -> list[_Entry]:
         """The up to ``snapshot_size`` newest matching trades, newest first."""
