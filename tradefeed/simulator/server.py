@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -85,6 +86,8 @@ class Simulator:
     :param connect_window: the rate limit's window, in seconds.
     :param history: trades generated up front so snapshots are not empty.
     :param snapshot_size: most recent trades sent on connect.
+    :param options: venue-specific keyword arguments by venue name, e.g.
+        ``{"rails": {"strict": True}}`` (see each venue class).
     """
 
     def __init__(
@@ -99,17 +102,21 @@ class Simulator:
         connect_window: float = 10.0,
         history: int = 100,
         snapshot_size: int = 20,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         registry = _registry()
         names = list(registry) if venues is None else list(dict.fromkeys(venues))
         ports = dict(ports or {})
-        unknown = sorted((set(names) | set(ports)) - set(registry))
+        options = dict(options or {})
+        unknown = sorted((set(names) | set(ports) | set(options)) - set(registry))
         if unknown:
             raise ValueError(f"unknown venue(s) {unknown}; known: {sorted(registry)}")
         self.host = host
         self._slots = {
             name: _Slot(
-                venue=registry[name](seed=seed, rate=rate, history=history, snapshot_size=snapshot_size),
+                venue=registry[name](
+                    seed=seed, rate=rate, history=history, snapshot_size=snapshot_size, **options.get(name, {})
+                ),
                 port=ports.get(name, 0),
                 limiter=None if max_connects is None else ConnectLimiter(max_connects, connect_window),
             )
