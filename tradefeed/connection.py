@@ -32,14 +32,18 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
+from .auth import Token, TokenProvider
 from .backoff import Backoff
 from .dedup import Deduplicator
 from .exceptions import (
+    AuthError,
+    ConfigError,
     FeedClosedError,
     FeedError,
     HandshakeError,
     ParseError,
     RetryExhaustedError,
+    TradefeedError,
     TransportError,
 )
 from .models import FeedStats, Status, StatusEvent
@@ -76,27 +80,47 @@ class ConnectionSettings:
 class _Attempt:
     """What one connection attempt learned (written by WebSocketApp callbacks)."""
 
-    __slots__ = ("app", "adapter", "sock", "error", "close_code", "close_reason", "opened", "healthy", "jobs", "poll")
+    __slots__ = (
+        "app", "adapter", "sock", "token", "error", "close_code", "close_reason",
+        "opened", "healthy", "rotating", "jobs", "poll",
+    )  # fmt: skip
 
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
         self.app: websocket.WebSocketApp | None = None
         self.sock: socket.socket | None = None
+        self.token: Token | None = None
         self.error: BaseException | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self.opened = False
         self.healthy = False
+        self.rotating = False  # we closed it on purpose, to reconnect at once
         self.jobs: list[int] = []
         self.poll: Any = None
+
+
+@dataclass
+class _Outcome:
+    """How an attempt ended and what to do next."""
+
+    error: TradefeedError | None
+    action: CloseAction
+    healthy: bool = False
+    retry_after: float | None = None
+    #: reconnect at once, without backoff (a planned rotation)
+    immediate: bool = False
+    token: Token | None = None
 
 
 class Connection:
     """Runs one feed on thread ``tradefeed-<name>`` until stopped or a fatal error.
 
     :param name: feed name, e.g. ``"dopp-1"``.
-    :param adapter_factory: returns a fresh adapter per attempt.
+    :param adapter_cls: the venue's adapter; a fresh one is made from *params* per attempt.
+    :param params: the feed's venue parameters (validated already).
     :param url: base URL override (None: the adapter's production URL).
+    :param token_provider: bearer tokens, for venues whose adapter ``needs_token``.
     :param put: hands a batch (list) to the dispatcher; must not block.
     :param on_end: called on this thread with the fatal error (or None) when it ends.
     """
@@ -106,18 +130,22 @@ class Connection:
         *,
         name: str,
         venue: str,
-        adapter_factory: Callable[[], Adapter],
+        adapter_cls: type[Adapter],
+        params: dict[str, Any],
         url: str | None,
         settings: ConnectionSettings,
+        token_provider: TokenProvider | None = None,
         put: Callable[[list[Any]], None],
         scheduler: Scheduler,
-        on_end: Callable[["Connection", FeedError | None], None],
+        on_end: Callable[["Connection", TradefeedError | None], None],
     ) -> None:
         self.name = name
         self.venue = venue
         self.url = url
         self.settings = settings
-        self._factory = adapter_factory
+        self._adapter_cls = adapter_cls
+        self._params = dict(params)
+        self._tokens = token_provider
         self._put = put
         self._scheduler = scheduler
         self._on_end = on_end
@@ -138,7 +166,7 @@ class Connection:
         self.reconnects = 0
         self.last_trade_ns: int | None = None
         #: the error that ended the feed, if one did
-        self.fatal_error: FeedError | None = None
+        self.fatal_error: TradefeedError | None = None
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name, daemon=True)
 
     # -- control (any thread) ---------------------------------------------------------
@@ -197,44 +225,94 @@ class Connection:
             last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
         )
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The current venue parameters (run-time subscription changes included)."""
+        return dict(self._params)
+
+    def change_subscription(self, subscribe: bool, items: list[str]) -> None:
+        """Add or remove subscription items now and for every later reconnect.
+
+        :raises ConfigError: the venue cannot change subscriptions, an item is invalid,
+            or the change would leave the feed with nothing.
+        """
+        cls = self._adapter_cls
+        param = cls.subscription_param
+        if param is None:
+            raise ConfigError("%s: subscriptions cannot change at run time; add another feed" % self.venue)
+        with self._lock:
+            probe = cls.from_params(**self._params)
+            (probe.subscribe if subscribe else probe.unsubscribe)(items)  # validates the items
+            params = {**self._params, param: list(getattr(probe, param))}
+            cls.from_params(**params)  # e.g. removing the last pair is refused here
+            self._params = params
+            attempt = self._current
+            if attempt is None:  # between attempts: the next one starts from the new params
+                return
+            frames = (attempt.adapter.subscribe if subscribe else attempt.adapter.unsubscribe)(items)
+            opened = attempt.opened
+        if opened:
+            self._send(attempt, frames)  # not yet open: on_open will include them
+
     # -- the thread ------------------------------------------------------------------
 
     def _run(self) -> None:
         backoff = self.settings.backoff
-        fatal: FeedError | None = None
+        fatal: TradefeedError | None = None
+        refreshes = 0  # token refreshes in a row without a healthy connection
         self._wake_r, self._wake_w = socket.socketpair()
         try:
             while not self._stop.is_set():
-                error, action, healthy, retry_after = self._attempt()
+                outcome = self._attempt()
                 if self._stop.is_set():
                     break
-                if action is CloseAction.STOP:
+                if outcome.healthy:
+                    backoff = backoff.reset()
+                    refreshes = 0
+                error = outcome.error
+                immediate = outcome.immediate
+                if outcome.action is CloseAction.REFRESH_TOKEN:
+                    refreshes += 1
+                    if refreshes > 1 and isinstance(error, HandshakeError):
+                        fatal = AuthError(
+                            "%s: the venue refused a freshly fetched token (HTTP %s)" % (self.name, error.status_code),
+                            venue=self.venue,
+                            status_code=error.status_code,
+                        )
+                        fatal.__cause__ = error
+                        break
+                    if self._tokens is not None:
+                        self._tokens.invalidate(outcome.token)
+                    immediate = refreshes == 1  # once at once; a repeat backs off
+                elif outcome.action is CloseAction.STOP:
                     fatal = error
                     break
-                if healthy:
-                    backoff = backoff.reset()
-                if backoff.exhausted:
-                    fatal = RetryExhaustedError(
-                        "%s: gave up after %d reconnect attempts; last error: %s" % (self.name, backoff.retries, error),
-                        venue=self.venue,
-                        feed=self.name,
-                    )
-                    fatal.__cause__ = error
-                    break
-                rand = random.random()
-                delay = backoff.delay(rand)
-                if retry_after:  # a floor: jitter only adds
-                    delay = max(delay, retry_after * (1 + backoff.jitter * rand))
-                backoff = backoff.increment()
+                delay = 0.0
+                if not immediate:
+                    if backoff.exhausted:
+                        fatal = RetryExhaustedError(
+                            "%s: gave up after %d reconnect attempts; last error: %s" % (self.name, backoff.retries, error),
+                            venue=self.venue,
+                            feed=self.name,
+                        )
+                        fatal.__cause__ = error
+                        break
+                    rand = random.random()
+                    delay = backoff.delay(rand)
+                    if outcome.retry_after:  # a floor: jitter only adds
+                        delay = max(delay, outcome.retry_after * (1 + backoff.jitter * rand))
+                    backoff = backoff.increment()
                 self.reconnects += 1
                 self._emit(Status.RECONNECTING, delay=delay, attempt=backoff.retries, error=error)
-                if self._stop.wait(delay):
+                if delay and self._stop.wait(delay):
                     break
         except Exception as err:  # noqa: BLE001 - a bug of ours ends this feed, loudly, not the process
             log.exception("%s: connection thread failed", self.name)
             fatal = FeedError("%s: internal error: %r" % (self.name, err), venue=self.venue, feed=self.name)
             fatal.__cause__ = err
         finally:
+            if isinstance(fatal, AuthError) and fatal.venue is None:
+                fatal.venue = self.venue
             self.fatal_error = fatal
             if fatal is not None:
                 self._pending.append(fatal)
@@ -244,11 +322,32 @@ class Connection:
             self._wake_r = self._wake_w = None
             self._on_end(self, fatal)
 
-    def _attempt(self) -> tuple[FeedError | None, CloseAction, bool, float | None]:
-        """One connect-stream-close cycle: (error, action, healthy, retry_after)."""
-        adapter = self._factory()
-        handshake = adapter.handshake(self.url)
-        attempt = _Attempt(adapter)
+    def _attempt(self) -> _Outcome:
+        """One cycle: token, connect, stream until closed; says what to do next."""
+        with self._lock:  # a subscription change sees either the old adapter or this one
+            attempt = _Attempt(self._adapter_cls.from_params(**self._params))
+            self._current = attempt
+        try:
+            return self._connect_and_stream(attempt)
+        finally:
+            with self._lock:
+                self._current = None
+            for job_id in attempt.jobs:
+                self._scheduler.cancel(job_id)
+            self._raw_sock = None
+            if attempt.sock is not None:
+                try:
+                    attempt.sock.close()
+                except OSError:
+                    pass
+
+    def _connect_and_stream(self, attempt: _Attempt) -> _Outcome:
+        adapter = attempt.adapter
+        if adapter.needs_token:
+            failure = self._fetch_token(attempt)
+            if failure is not None:
+                return failure
+        handshake = adapter.handshake(self.url, attempt.token.value if attempt.token else None)
         self._emit(Status.CONNECTING, url=handshake.url)
         try:
             sock = self._open_socket(handshake.url)
@@ -258,9 +357,9 @@ class Connection:
             )
             error.__cause__ = err
             self._emit(Status.DISCONNECTED, error=error)
-            return error, CloseAction.RECONNECT, False, None
+            return _Outcome(error, CloseAction.RECONNECT)
         if sock is None:  # stopped while connecting
-            return None, CloseAction.STOP, False, None
+            return _Outcome(None, CloseAction.STOP)
         attempt.sock = sock
         app = websocket.WebSocketApp(
             handshake.url,
@@ -274,42 +373,53 @@ class Connection:
             socket=sock,
         )
         attempt.app = app
-        self._current = attempt
-        try:
-            # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
-            app.run_forever(skip_utf8_validation=True, ping_interval=0)
-        finally:
-            self._current = None
-            for job_id in attempt.jobs:
-                self._scheduler.cancel(job_id)
-            self._raw_sock = None
-            try:
-                sock.close()
-            except OSError:
-                pass
+        # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
+        app.run_forever(skip_utf8_validation=True, ping_interval=0)
         return self._outcome(attempt)
 
-    def _outcome(self, attempt: _Attempt) -> tuple[FeedError | None, CloseAction, bool, float | None]:
+    def _fetch_token(self, attempt: _Attempt) -> _Outcome | None:
+        """Get a valid token for this attempt; an outcome if that failed."""
+        if self._tokens is None:
+            raise ConfigError("%s: the venue needs credentials (api_key, api_secret)" % self.venue)
+        try:
+            attempt.token = self._tokens.token(wait=self._stop.wait)
+        except AuthError as err:
+            err.venue = self.venue
+            self._emit(Status.DISCONNECTED, error=err)
+            return _Outcome(None if self._stop.is_set() else err, CloseAction.STOP)
+        except TransportError as err:
+            err.venue, err.feed = self.venue, self.name
+            if self._stop.is_set():
+                return _Outcome(None, CloseAction.STOP)
+            self._emit(Status.DISCONNECTED, error=err)
+            return _Outcome(err, CloseAction.RECONNECT)
+        return None
+
+    def _outcome(self, attempt: _Attempt) -> _Outcome:
         if self._stop.is_set():  # our own close: nothing went wrong
             self._emit(Status.DISCONNECTED, reason="stopped")
-            return None, CloseAction.STOP, attempt.healthy, None
+            return _Outcome(None, CloseAction.STOP, attempt.healthy)
+        if attempt.rotating:  # our own close, to reconnect with a fresh token
+            self._emit(Status.DISCONNECTED, reason="token refresh")
+            return _Outcome(None, CloseAction.RECONNECT, attempt.healthy, immediate=True)
         err = attempt.error
-        retry_after: float | None = None
-        action = CloseAction.RECONNECT
+        outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, token=attempt.token)
         error: FeedError
         if isinstance(err, websocket.WebSocketBadStatusException):
             headers = getattr(err, "resp_headers", None) or {}
-            retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+            outcome.retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
             status = getattr(err, "status_code", None)
             error = HandshakeError(
                 "%s: handshake refused with HTTP %s" % (self.name, status),
                 status_code=status,
-                retry_after=retry_after,
+                retry_after=outcome.retry_after,
                 venue=self.venue,
                 feed=self.name,
             )
-            if status in _FATAL_HTTP:
-                action = CloseAction.STOP
+            if status in (401, 403) and attempt.token is not None:
+                outcome.action = CloseAction.REFRESH_TOKEN  # once; a repeat ends the feed
+            elif status in _FATAL_HTTP:
+                outcome.action = CloseAction.STOP
         elif attempt.close_code is not None:
             code, reason = attempt.close_code, attempt.close_reason
             error = FeedClosedError(
@@ -320,7 +430,7 @@ class Connection:
                 feed=self.name,
             )
             with self._lock:
-                action = attempt.adapter.on_close(code, reason)
+                outcome.action = attempt.adapter.on_close(code, reason)
         elif err is not None and not isinstance(err, websocket.WebSocketConnectionClosedException):
             error = TransportError("%s: %s" % (self.name, err or type(err).__name__), venue=self.venue, feed=self.name)
         else:
@@ -331,8 +441,9 @@ class Connection:
             error.__cause__ = err
         if attempt.opened or not isinstance(error, TransportError):
             log.info("%s", error)
+        outcome.error = error
         self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
-        return error, action, attempt.healthy, retry_after
+        return outcome
 
     def _open_socket(self, url: str) -> socket.socket | None:
         """TCP (+TLS) socket to the URL's host, or None if stopped meanwhile."""
@@ -380,7 +491,6 @@ class Connection:
     # -- WebSocketApp callbacks (this thread) -------------------------------------------
 
     def _on_open(self, attempt: _Attempt) -> None:
-        attempt.opened = True
         ws = attempt.app.sock if attempt.app is not None else None
         if ws is None or ws.sock is None:
             return
@@ -389,6 +499,7 @@ class Connection:
         attempt.poll = poller
         self._emit(Status.CONNECTED)
         with self._lock:
+            attempt.opened = True
             frames = attempt.adapter.on_open()
         self._send(attempt, frames)
         settings = self.settings
@@ -397,6 +508,10 @@ class Connection:
         interval = attempt.adapter.tick_interval
         if interval:
             attempt.jobs.append(self._scheduler.add(interval, self._tick_job(attempt, interval)))
+        refresh_at = attempt.token.refresh_at() if attempt.token is not None else None
+        if refresh_at is not None:
+            delay = max(0.0, refresh_at - time.time())
+            attempt.jobs.append(self._scheduler.add(delay, self._rotate_job(attempt)))
 
     def _on_message(self, attempt: _Attempt, data: Any) -> None:
         received_ns = time.time_ns()
@@ -526,6 +641,26 @@ class Connection:
 
         return job
 
+
+    def _rotate_job(self, attempt: _Attempt) -> Callable[[float], float | None]:
+        """Before the token expires, close (1000) and reconnect at once with a new one.
+
+        The venue's snapshot on reconnect and the de-duplication window cover the seam.
+        """
+
+        def job(now: float) -> float | None:
+            ws = attempt.app.sock if attempt.app is not None else None
+            if self._current is not attempt or ws is None or not ws.connected:
+                return None
+            log.info("%s: token expires soon; reconnecting with a fresh one", self.name)
+            attempt.rotating = True
+            try:
+                ws.send_close(websocket.STATUS_NORMAL, b"token refresh")
+            except (websocket.WebSocketException, OSError):
+                self.abort()
+            return None
+
+        return job
 
 def _retry_after(value: Any) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds form only)."""

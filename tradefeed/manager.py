@@ -19,11 +19,12 @@ import threading
 import time
 from typing import Any, Callable, Literal, Mapping, TypeVar, overload
 
-from .adapters import get_adapter_class
+from .adapters import Adapter, get_adapter_class
+from .auth import TokenProvider
 from .backoff import Backoff
 from .connection import Connection, ConnectionSettings
 from .dispatcher import Dispatcher
-from .exceptions import ConfigError, FeedError, TradefeedError
+from .exceptions import ConfigError, TradefeedError
 from .models import FeedStats
 from .scheduler import Scheduler
 
@@ -47,25 +48,43 @@ class Feed:
     ``repr`` never shows credentials (any parameter named like a key, secret or token).
     """
 
-    def __init__(self, name: str, venue: str, url: str | None, params: Mapping[str, Any], connection: Connection):
+    def __init__(self, name: str, venue: str, url: str | None, connection: Connection):
         #: unique name within the manager, e.g. ``"dopp-1"``
         self.name = name
         #: venue registry key
         self.venue = venue
         #: base URL override, or None for the venue's production URL
         self.url = url
-        self._params = dict(params)
         self._connection = connection
 
     @property
     def params(self) -> dict[str, Any]:
-        """The feed parameters (credentials redacted)."""
-        return _redacted(self._params)
+        """The venue parameters now (run-time subscription changes included).
+        Credentials are never among them: they live in the token provider."""
+        return _redacted(self._connection.params)
 
     @property
-    def error(self) -> FeedError | None:
+    def error(self) -> TradefeedError | None:
         """The error that ended this feed, if it ended on one."""
         return self._connection.fatal_error
+
+    def subscribe(self, *items: str) -> None:
+        """Add subscription items at run time: SynFutures pairs, Synthetix symbols,
+        Rails streams.  Sent at once if connected, and on every reconnect.  Safe from
+        any thread, callbacks included.
+
+        :raises ConfigError: an invalid item, or a venue whose subscriptions are fixed
+            at connect time (Dopp: add another feed).
+        """
+        self._connection.change_subscription(True, list(items))
+
+    def unsubscribe(self, *items: str) -> None:
+        """Remove subscription items at run time; their trades stop arriving (ones
+        already in flight are dropped).
+
+        :raises ConfigError: as :meth:`subscribe`, or when nothing would be left.
+        """
+        self._connection.change_subscription(False, list(items))
 
     def is_alive(self) -> bool:
         """True while the feed's thread runs."""
@@ -138,7 +157,8 @@ class FeedManager:
         self._state = "new"  # new -> running -> stopping -> stopped
         self._finished = threading.Event()  # stopped, or every feed has ended
         self._stopped = threading.Event()
-        self._fatal: list[FeedError] = []
+        self._fatal: list[TradefeedError] = []
+        self._providers: dict[tuple[Any, ...], TokenProvider] = {}
 
     # -- feeds -------------------------------------------------------------------------
 
@@ -162,13 +182,14 @@ class FeedManager:
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
         adapter_cls = get_adapter_class(venue)
+        credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
         adapter_cls.from_params(**params)  # validate now, synchronously
+        provider = self._token_provider(adapter_cls, credentials) if adapter_cls.needs_token else None
         if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
             raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
         settings = self._settings
         if backoff is not None:
             settings = ConnectionSettings(**{**settings.__dict__, "backoff": Backoff.from_value(backoff)})
-        frozen_params = dict(params)
         with self._lock:
             if self._state in ("stopping", "stopped"):
                 raise TradefeedError("this FeedManager has been stopped; create a new one")
@@ -182,14 +203,16 @@ class FeedManager:
             connection = Connection(
                 name=name,
                 venue=venue,
-                adapter_factory=lambda: adapter_cls.from_params(**frozen_params),
+                adapter_cls=adapter_cls,
+                params=params,
                 url=url,
                 settings=settings,
+                token_provider=provider,
                 put=self._dispatcher.put,
                 scheduler=self._scheduler,
                 on_end=self._feed_ended,
             )
-            feed = Feed(name, venue, url, frozen_params, connection)
+            feed = Feed(name, venue, url, connection)
             self._feeds[name] = feed
             self._finished.clear()  # a new live feed: the manager is not finished
             running = self._state == "running"
@@ -197,6 +220,22 @@ class FeedManager:
         if running:
             connection.start()
         return feed
+
+    def _token_provider(self, adapter_cls: type[Adapter], credentials: dict[str, Any]) -> TokenProvider:
+        """One provider per (endpoint, key, secret): feeds of one account share a token,
+        which keeps them under the token endpoint's rate limit."""
+        missing = [k for k in ("api_key", "api_secret") if not credentials.get(k)]
+        if missing:
+            raise ConfigError("%s: needs %s" % (adapter_cls.venue, " and ".join(missing)))
+        url = credentials.get("auth_url") or adapter_cls.default_auth_url
+        if not isinstance(url, str):
+            raise ConfigError("%s: needs auth_url (the token endpoint)" % adapter_cls.venue)
+        key = (url, credentials["api_key"], credentials["api_secret"])
+        with self._lock:
+            provider = self._providers.get(key)
+            if provider is None:
+                provider = self._providers[key] = TokenProvider(url, credentials["api_key"], credentials["api_secret"])
+        return provider
 
     @property
     def feeds(self) -> list[Feed]:
@@ -310,6 +349,9 @@ class FeedManager:
                 clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._state = "stopped"
+            providers = list(self._providers.values())
+        for provider in providers:
+            provider.close()
         self._stopped.set()
         self._finished.set()
         if not clean:
@@ -321,8 +363,9 @@ class FeedManager:
         stop it), and every thread has ended.
 
         :returns: False if *timeout* seconds passed first.
-        :raises FeedError: the first error that ended a feed, if one did.
-        :raises TradefeedError: called from a callback (it would wait for itself).
+        :raises TradefeedError: the first error that ended a feed, if one did (a
+            :class:`FeedError` or an :class:`AuthError`); or join() was called from a
+            callback (it would wait for itself).
         """
         if self._dispatcher.on_thread():
             raise TradefeedError("join() cannot be called from a callback; call stop() there")
@@ -383,7 +426,7 @@ class FeedManager:
 
     # -- internal ------------------------------------------------------------------------
 
-    def _feed_ended(self, connection: Connection, fatal: FeedError | None) -> None:
+    def _feed_ended(self, connection: Connection, fatal: TradefeedError | None) -> None:
         """Called on a connection thread as it ends."""
         with self._lock:
             if fatal is not None:

@@ -11,12 +11,15 @@ from typing import Any
 from ..exceptions import ConfigError
 from .base import Adapter, CloseAction, Handshake, Parsed
 from .dopp import DoppAdapter
+from .rails import RailsAdapter
+from .synfutures import SynfuturesAdapter
+from .synthetix import SynthetixAdapter
 
 __all__ = ["Adapter", "CloseAction", "Handshake", "Parsed", "REGISTRY", "get_adapter_class", "create_adapter"]
 
 #: venue name -> adapter class
 REGISTRY: dict[str, type[Adapter]] = {
-    DoppAdapter.venue: DoppAdapter,
+    cls.venue: cls for cls in (DoppAdapter, SynfuturesAdapter, SynthetixAdapter, RailsAdapter)
 }
 
 

@@ -14,8 +14,11 @@ The connection serializes every call into an adapter with one lock.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Mapping, Sequence
@@ -23,7 +26,18 @@ from typing import Any, ClassVar, Mapping, Sequence
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import Trade
 
-__all__ = ["Adapter", "Handshake", "Parsed", "CloseAction", "to_decimal", "to_ms", "loads"]
+__all__ = [
+    "Adapter",
+    "Handshake",
+    "Parsed",
+    "CloseAction",
+    "to_decimal",
+    "to_ms",
+    "loads",
+    "dumps",
+    "wad_to_decimal",
+    "rfc3339_to_ms",
+]
 
 
 @dataclass(frozen=True)
@@ -91,12 +105,20 @@ class Adapter:
     #: production base URL (scheme and host; the adapter adds path and query)
     default_url: ClassVar[str] = ""
     #: seconds between :meth:`tick` calls, or None when the venue needs no
-    #: application heartbeat
-    tick_interval: ClassVar[float | None] = None
+    #: application heartbeat (an instance may set its own)
+    tick_interval: float | None = None
     #: whether :meth:`handshake` needs a bearer token
     needs_token: ClassVar[bool] = False
     #: the keyword parameters ``__init__`` takes (for validation and ``tradefeed venues``)
     params: ClassVar[tuple[str, ...]] = ()
+    #: the parameter holding the list that :meth:`subscribe`/:meth:`unsubscribe` change
+    #: at run time (``"pairs"``, ``"symbols"``...), or None if the venue cannot
+    subscription_param: ClassVar[str | None] = None
+    #: feed parameters that are credentials: the manager gives them to a token
+    #: provider and never to the adapter, a repr or a log line
+    auth_params: ClassVar[tuple[str, ...]] = ()
+    #: the production token endpoint, for venues with ``needs_token``
+    default_auth_url: ClassVar[str | None] = None
 
     @classmethod
     def from_params(cls, **params: Any) -> "Adapter":
@@ -126,6 +148,22 @@ class Adapter:
         :raises ParseError: the frame as a whole could not be understood.
         """
         raise NotImplementedError
+
+    def subscribe(self, items: Sequence[str]) -> list[str]:
+        """Add *items* to the subscription; returns the frames that do it on an open
+        connection.  The adapter remembers them, so :meth:`on_open` includes them.
+
+        :raises ConfigError: an invalid item, or a venue without run-time subscriptions.
+        """
+        raise ConfigError("%s subscriptions cannot change at run time" % self.venue)
+
+    def unsubscribe(self, items: Sequence[str]) -> list[str]:
+        """Remove *items*; returns the frames that do it.  Trades for removed items
+        that are still in flight are dropped by the adapter.
+
+        :raises ConfigError: as for :meth:`subscribe`.
+        """
+        raise ConfigError("%s subscriptions cannot change at run time" % self.venue)
 
     def tick(self, now_ns: int) -> list[str]:
         """Frames to send every ``tick_interval`` seconds (application heartbeats)."""
@@ -221,3 +259,68 @@ def check_params(venue: str, params: Mapping[str, Any], allowed: Sequence[str]) 
             "%s: unknown parameter(s) %s; expected some of %s"
             % (venue, ", ".join(unknown), ", ".join(allowed))
         )
+
+
+def wad_to_decimal(value: Any, name: str) -> Decimal:
+    """An 18-decimal fixed-point integer string (WAD) as an exact Decimal.
+
+    ``"90125500000000000000000"`` is 90125.5.  A string with a ``.`` or an exponent is
+    taken as already scaled (synfutures.md row 5).  The result carries no trailing
+    zeros beyond the units digit and never uses an exponent; no context rounding.
+
+    :raises ValueError: not a numeric string (ints are accepted as WAD integers).
+    """
+    if type(value) is int:
+        digits = str(value)
+    elif type(value) is str:
+        digits = value.strip()
+    else:
+        raise ValueError("%s must be a numeric string, not %s" % (name, type(value).__name__))
+    if "." in digits or "e" in digits or "E" in digits:
+        return to_decimal(digits, name)
+    try:
+        sign, numerals, exponent = Decimal(digits).as_tuple()
+    except InvalidOperation:
+        raise ValueError("%s is not a number: %r" % (name, value)) from None
+    if not isinstance(exponent, int):
+        raise ValueError("%s is not finite: %r" % (name, value))
+    exponent -= 18
+    numerals_list = list(numerals)
+    while exponent < 0 and len(numerals_list) > 1 and numerals_list[-1] == 0:
+        numerals_list.pop()
+        exponent += 1
+    if numerals_list == [0]:
+        exponent = 0
+    return Decimal((sign, tuple(numerals_list), exponent))
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
+)
+
+
+def rfc3339_to_ms(value: Any, name: str = "timestamp") -> int:
+    """Unix epoch milliseconds from an RFC 3339 timestamp (``2026-01-01T00:00:02.010Z``,
+    any offset); digits below the millisecond are truncated.  Exact integer arithmetic.
+
+    :raises ValueError: not an RFC 3339 date-time with an offset.
+    """
+    match = _RFC3339.match(value) if type(value) is str else None
+    if match is None:
+        raise ValueError("%s is not an RFC 3339 time: %r" % (name, value))
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    try:
+        seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        datetime.date(year, month, day)  # rejects February 30th, which timegm would roll over
+    except ValueError:
+        raise ValueError("%s is not a valid date: %r" % (name, value)) from None
+    if match.group(9):
+        offset = int(match.group(10)) * 3600 + int(match.group(11)) * 60
+        seconds -= offset if match.group(9) == "+" else -offset
+    fraction = (match.group(7) or "") + "000"
+    return seconds * 1000 + int(fraction[:3])
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON for frames we send."""
+    return json.dumps(obj, separators=(",", ":"))

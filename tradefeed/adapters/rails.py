@@ -1,0 +1,283 @@
+"""Rails WebSocket API v2: public and private trades, authenticated by a JWT in
+``Sec-WebSocket-Protocol`` (``shared/venues/rails.md``).
+
+Streams are chosen by the ``subscriptions`` query at connect time and changed with
+``subscribe``/``unsubscribe`` messages (``clientRequestId`` correlates replies).  Public
+trades arrive as ``publicCompletedOrdersDelta``; after each connect the adapter asks for
+the recent ones with ``emitPublicCompletedOrders`` (v2 sends no snapshot by itself) and
+the overlap is de-duplicated by ``matchId`` downstream.  The account's own fills arrive
+as ``completedOrdersDelta`` with ``data`` a list.  Both carry ``raw["stream"]``
+(``"publicTrades"``/``"trades"``), so a match seen on both is delivered on both.
+Heartbeat: ``{"message": "ping"}`` every 30 seconds.  The token itself is fetched by
+:mod:`tradefeed.auth`; the adapter only puts it in the handshake.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, Sequence
+from urllib.parse import urlencode
+
+from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
+from ..models import Liquidity, Side, Trade
+from .base import Adapter, CloseAction, Handshake, Parsed, dumps, loads, require_str, to_decimal, to_ms
+
+__all__ = ["RailsAdapter", "TRADE_STREAMS"]
+
+#: the subscriptions that carry trades: the public tape and the account's own fills
+TRADE_STREAMS = ("publicTrades", "trades")
+#: every stream name the venue knows (the others carry no trades)
+_ALL_STREAMS = ("orders", "trades", "publicTrades", "publicOrderBook")
+
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+_OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+_EXECUTION = {"taker": Liquidity.TAKER, "maker": Liquidity.MAKER}
+_PUBLIC = frozenset(("publicCompletedOrdersDelta", "publicCompletedOrders", "completedOrders"))
+_PUBLIC_MAPPED = frozenset(("matchId", "price", "quantity", "updatedAt"))
+_PRIVATE_MAPPED = frozenset(("market", "matchId", "price", "quantity", "orderFilledAt", "fees"))
+
+
+def _stream_list(items: Any) -> list[str]:
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError("rails: subscriptions must be a non-empty list of %s" % " and/or ".join(TRADE_STREAMS))
+    out: list[str] = []
+    for item in items:
+        if item not in TRADE_STREAMS:
+            hint = " (it carries no trades)" if item in _ALL_STREAMS else ""
+            raise ConfigError("rails: unknown subscription %r%s; use %s" % (item, hint, " and/or ".join(TRADE_STREAMS)))
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _market(value: Any, what: str = "market") -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ConfigError("rails: %s must be a market name such as 'BTC-USDT' (or 'ALL'), not %r" % (what, value))
+    return value
+
+
+class RailsAdapter(Adapter):
+    """Rails public trades and/or the account's own fills, for one market or ``ALL``.
+
+    :param market: a market such as ``"BTC-USDT"``, or ``"ALL"``.
+    :param subscriptions: ``"publicTrades"`` and/or ``"trades"`` (the account's fills).
+    :param snapshot_markets: with ``market="ALL"``, the markets whose recent public trades
+        are requested after each connect (rails.md row 12); otherwise none is requested.
+    """
+
+    venue: ClassVar[str] = "rails"
+    default_url: ClassVar[str] = "wss://ws.trade.rails.xyz"
+    default_auth_url: ClassVar[str | None] = "https://api-auth.trade.rails.xyz/api/v1/token"
+    needs_token: ClassVar[bool] = True
+    tick_interval = 30.0
+    params: ClassVar[tuple[str, ...]] = ("market", "subscriptions", "snapshot_markets")
+    auth_params: ClassVar[tuple[str, ...]] = ("api_key", "api_secret", "auth_url")
+    subscription_param: ClassVar[str | None] = "subscriptions"
+
+    def __init__(
+        self,
+        market: str,
+        subscriptions: Sequence[str] = ("publicTrades",),
+        snapshot_markets: Sequence[str] = (),
+    ) -> None:
+        self.market = _market(market)
+        self.subscriptions = _stream_list(subscriptions)
+        if isinstance(snapshot_markets, str) or not isinstance(snapshot_markets, (list, tuple)):
+            raise ConfigError("rails: snapshot_markets must be a list of market names")
+        self.snapshot_markets = [_market(m, "each of snapshot_markets") for m in snapshot_markets]
+        if self.snapshot_markets and self.market != "ALL":
+            raise ConfigError("rails: snapshot_markets only applies with market='ALL'")
+        self._requests: dict[str, str] = {}  # clientRequestId -> what it asked
+
+    def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
+        """The market and subscriptions go in the query, the JWT in the subprotocol."""
+        if not token:
+            raise ConfigError("rails: a token is needed to connect")
+        base = (base_url or self.default_url).rstrip("/")
+        query = urlencode({"market": self.market, "subscriptions": ",".join(self.subscriptions)})
+        return Handshake(url="%s/?%s" % (base, query), subprotocols=("authorization#" + token,))
+
+    def on_open(self) -> list[str]:
+        return self._snapshot_requests() if "publicTrades" in self.subscriptions else []
+
+    def subscribe(self, items: Sequence[str]) -> list[str]:
+        new = [s for s in _stream_list(items) if s not in self.subscriptions]
+        if not new:
+            return []
+        self.subscriptions.extend(new)
+        frames = [self._message("subscribe", {"subscriptions": new})]
+        if "publicTrades" in new:
+            frames.extend(self._snapshot_requests())
+        return frames
+
+    def unsubscribe(self, items: Sequence[str]) -> list[str]:
+        gone = [s for s in _stream_list(items) if s in self.subscriptions]
+        if not gone:
+            return []
+        self.subscriptions = [s for s in self.subscriptions if s not in gone]
+        return [self._message("unsubscribe", {"subscriptions": gone})]
+
+    def tick(self, now_ns: int) -> list[str]:
+        return [self._message("ping", {})]
+
+    def on_close(self, code: int | None, reason: str) -> CloseAction:
+        """1008 "token expired": fetch a new token and reconnect; any other 1008 (a
+        forbidden subscription, say) ends the feed; everything else reconnects."""
+        if code == 1008:
+            return CloseAction.REFRESH_TOKEN if "token expired" in reason.lower() else CloseAction.STOP
+        return CloseAction.RECONNECT
+
+    def _snapshot_requests(self) -> list[str]:
+        if self.market != "ALL":
+            return [self._message("emitPublicCompletedOrders", {"market": self.market})]
+        return [self._message("emitPublicCompletedOrders", {"market": m}) for m in self.snapshot_markets]
+
+    def _message(self, message: str, content: dict[str, Any]) -> str:
+        request_id = str(uuid.uuid4())
+        self._requests[request_id] = message
+        return dumps({"message": message, "content": {"clientRequestId": request_id, **content}})
+
+    # -- parsing ------------------------------------------------------------------------
+
+    def parse(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Parse one server message (trimmed sample; full ones in ``tests/fixtures/rails/``)::
+
+            {"resultType": "publicCompletedOrdersDelta", "market": "BTC-USDT",
+             "data": {"orders": [{"executionType": "taker", "matchId": "9eb783a6-...",
+             "orderType": "buy", "price": "90125.5", "quantity": "0.042",
+             "updatedAt": 1767225600500}], "statusCode": 200}}
+
+        :raises ParseError: not JSON, or not a message of this protocol.
+        """
+        doc = loads(frame, self.venue)
+        if type(doc) is not dict or "resultType" not in doc:
+            raise ParseError("expected an object with a resultType", raw=frame, venue=self.venue)
+        kind = doc["resultType"]
+        data = doc.get("data")
+        if kind == "error" or (type(data) is dict and type(data.get("statusCode")) is int and data["statusCode"] >= 400):
+            return Parsed(errors=[self._error(doc)])
+        if kind == "pong":
+            self._requests.pop(_request_id(data), None)
+            return Parsed(heartbeat=True)
+        if kind in ("subscribed", "unsubscribed"):
+            self._requests.pop(_request_id(data), None)
+            return Parsed()
+        if kind == "completedOrdersDelta" and type(data) is list:
+            return self._orders(data, frame, received_ns, private=True, market=None)
+        if kind in _PUBLIC or kind == "completedOrdersDelta":
+            if type(data) is not dict or type(data.get("orders")) is not list:
+                raise ParseError("%s without data.orders" % kind, raw=frame, venue=self.venue)
+            self._requests.pop(_request_id(data), None)
+            return self._orders(data["orders"], frame, received_ns, private=False, market=doc.get("market"))
+        return Parsed()  # other streams (orders, order book) carry no trades
+
+    def _error(self, doc: dict[str, Any]) -> VenueError:
+        data: dict[str, Any] = doc["data"] if type(doc.get("data")) is dict else {}
+        request_id = _request_id(data)
+        asked = self._requests.pop(request_id, None) if request_id else None
+        return VenueError(
+            "rails: %s%s failed with %s: %s"
+            % (asked or "request", " %s" % request_id if request_id else "", data.get("statusCode"), data.get("message")),
+            payload=doc,
+            venue=self.venue,
+        )
+
+    def _orders(self, records: list[Any], frame: str | bytes, received_ns: int, *, private: bool, market: Any) -> Parsed:
+        stream = "trades" if private else "publicTrades"
+        if stream not in self.subscriptions:
+            return Parsed()  # in flight after an unsubscribe
+        trades: list[Trade] = []
+        errors: list[TradefeedError] = []
+        for record in records:
+            try:
+                trade = self._private(record, received_ns) if private else self._public(record, market, received_ns)
+            except (KeyError, ValueError, TypeError, AttributeError) as err:
+                errors.append(_record_error(err, record))
+            else:
+                trades.append(trade)
+        if len(trades) > 1:
+            trades.sort(key=_timestamp)  # stable: the venue's order within one millisecond stays
+        return Parsed(trades=trades, errors=errors)
+
+    def _public(self, record: dict[str, Any], market: Any, received_ns: int) -> Trade:
+        own_side = _SIDES.get(record["orderType"])
+        if own_side is None:
+            raise ValueError("unknown orderType %r" % (record["orderType"],))
+        role = _EXECUTION.get(record["executionType"])
+        if role is None:
+            raise ValueError("unknown executionType %r" % (record["executionType"],))
+        symbol = market if market is not None else (None if self.market == "ALL" else self.market)
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError("no market on the message (connected with market=ALL)")
+        raw = {k: v for k, v in record.items() if k not in _PUBLIC_MAPPED}
+        raw["stream"] = "publicTrades"
+        return Trade(
+            venue="rails",
+            symbol=symbol,
+            trade_id=require_str(record, "matchId"),
+            price=to_decimal(record["price"], "price"),
+            amount=_positive(record["quantity"]),
+            # the aggressor's side: a maker record's orderType is the resting side
+            side=own_side if role is Liquidity.TAKER else _OPPOSITE[own_side],
+            timestamp_ms=to_ms(record["updatedAt"], "updatedAt"),
+            received_ns=received_ns,
+            liquidity=Liquidity.TAKER,  # the public tape reports the aggressor
+            raw=raw,
+        )
+
+    def _private(self, record: dict[str, Any], received_ns: int) -> Trade:
+        side = _SIDES.get(record["orderType"])
+        if side is None:
+            raise ValueError("unknown orderType %r" % (record["orderType"],))
+        liquidity = _EXECUTION.get(record["executionType"])
+        if liquidity is None:
+            raise ValueError("unknown executionType %r" % (record["executionType"],))
+        symbol = require_str(record, "market")
+        fees = record.get("fees")
+        raw = {k: v for k, v in record.items() if k not in _PRIVATE_MAPPED}
+        raw["stream"] = "trades"
+        return Trade(
+            venue="rails",
+            symbol=symbol,
+            trade_id=require_str(record, "matchId"),
+            price=to_decimal(record["price"], "price"),
+            amount=_positive(record["quantity"]),
+            side=side,
+            timestamp_ms=to_ms(record["orderFilledAt"], "orderFilledAt"),
+            received_ns=received_ns,
+            fee=None if fees is None else to_decimal(fees, "fees"),
+            fee_currency=symbol.rsplit("-", 1)[-1] if "-" in symbol else None,  # quote currency (row 15)
+            liquidity=liquidity,
+            raw=raw,
+        )
+
+
+def _positive(value: Any) -> Any:
+    amount = to_decimal(value, "quantity")
+    if amount <= 0:
+        raise ValueError("quantity must be positive, not %s" % amount)
+    return amount
+
+
+def _timestamp(trade: Trade) -> int:
+    return trade.timestamp_ms
+
+
+def _request_id(data: Any) -> str:
+    """The ``clientRequestId`` a reply echoes, or "" if none."""
+    value = data.get("clientRequestId") if type(data) is dict else None
+    return value if isinstance(value, str) else ""
+
+
+def _record_error(err: Exception, record: Any) -> ParseError:
+    if isinstance(err, KeyError):
+        message = "rails trade without field %s" % err
+    elif type(record) is not dict:
+        message = "rails trade is not an object"
+    else:
+        message = "bad rails trade: %s" % err
+    error = ParseError(message, raw=record, venue="rails")
+    error.__cause__ = err
+    return error

@@ -1,0 +1,262 @@
+"""SynFutures V3 on Monad, served by Monday Trade: the public ``trades`` stream
+(``shared/venues/synfutures.md``).
+
+Subscribe-stream: one ``SUBSCRIBE`` (integer ``id``, ``chainId``, ``pairs``,
+``tradesLimit``) acknowledged by ``{"id", "result": "success"}``; pushes carry the
+``tradesLimit`` newest trades of a pair, so consecutive pushes overlap and the
+connection's de-duplication delivers each trade once.  Money arrives as 18-decimal
+fixed-point integer strings (WAD); time in seconds.  Heartbeat: the bare text frame
+``ping`` every 30 seconds, answered by ``pong``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from decimal import Decimal, localcontext
+from typing import Any, ClassVar, Sequence
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
+from ..models import Liquidity, Side, Trade
+from .base import Adapter, Handshake, Parsed, dumps, loads, require_str, to_ms, wad_to_decimal
+
+__all__ = ["SynfuturesAdapter", "PERPETUAL_EXPIRY"]
+
+PATH = "/v4/public/ws"
+#: the expiry that marks a perpetual
+PERPETUAL_EXPIRY = 4294967295
+#: Monad mainnet
+DEFAULT_CHAIN_ID = 143
+#: the simulator and the venue accept at most this many pairs per SUBSCRIBE
+MAX_PAIRS_PER_REQUEST = 100
+DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
+DEFAULT_ORIGIN = "https://api.monday.trade"
+
+_PAIR = re.compile(r"0x[0-9a-f]{40}_[0-9]+\Z")
+_SIDES = {"long": Side.BUY, "short": Side.SELL}
+_LIQUIDITY = {"Market": Liquidity.TAKER, "Limit": Liquidity.MAKER}
+_MAPPED = frozenset(("id", "symbol", "price", "size", "side", "timestamp"))
+_HIGH_PRECISION = 80  # digits for adding WAD fees exactly
+
+
+def _pair_list(venue: str, pairs: Any) -> list[str]:
+    if isinstance(pairs, str) or not isinstance(pairs, (list, tuple)) or not pairs:
+        raise ConfigError("%s: pairs must be a non-empty list of '<instrument address>_<expiry>'" % venue)
+    out: list[str] = []
+    for pair in pairs:
+        key = pair.strip().lower() if isinstance(pair, str) else pair
+        if not isinstance(key, str) or not _PAIR.match(key):
+            raise ConfigError(
+                "%s: invalid pair %r; expected '0x' + 40 hex digits + '_' + expiry, e.g. "
+                "'0x73ada1ea346cc3908f41cf67a040f0acd7808be0_%d'" % (venue, pair, PERPETUAL_EXPIRY)
+            )
+        if key not in out:
+            out.append(key)
+    return out
+
+
+class SynfuturesAdapter(Adapter):
+    """Trades of SynFutures pairs on one chain.
+
+    >>> a = SynfuturesAdapter(pairs=["0x73ada1ea346cc3908f41cf67a040f0acd7808be0_4294967295"])
+    >>> a.handshake("ws://127.0.0.1:9000").url
+    'ws://127.0.0.1:9000/v4/public/ws'
+
+    :param pairs: ``"<instrument address>_<expiry>"`` keys (``4294967295`` = perpetual);
+        addresses are compared lower-cased.
+    :param chain_id: the chain (143 = Monad mainnet).
+    :param trades_limit: trades per push, 1..100 (venue default 10).
+    :param user_agent: ``User-Agent`` header (the venue asks for one).
+    :param origin: ``Origin`` header (some clients need one matching the host).
+    """
+
+    venue: ClassVar[str] = "synfutures"
+    default_url: ClassVar[str] = "wss://api.monday.trade"
+    tick_interval = 30.0
+    params: ClassVar[tuple[str, ...]] = ("pairs", "chain_id", "trades_limit", "user_agent", "origin")
+    subscription_param: ClassVar[str | None] = "pairs"
+
+    def __init__(
+        self,
+        pairs: Sequence[str],
+        chain_id: int = DEFAULT_CHAIN_ID,
+        trades_limit: int = 10,
+        user_agent: str = DEFAULT_USER_AGENT,
+        origin: str | None = DEFAULT_ORIGIN,
+    ) -> None:
+        self.pairs = _pair_list(self.venue, pairs)
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id < 1:
+            raise ConfigError("synfutures: chain_id must be a positive integer, not %r" % (chain_id,))
+        if isinstance(trades_limit, bool) or not isinstance(trades_limit, int) or not 1 <= trades_limit <= 100:
+            raise ConfigError("synfutures: trades_limit must be an integer within 1..100, not %r" % (trades_limit,))
+        self.chain_id = chain_id
+        self.trades_limit = trades_limit
+        self.user_agent = user_agent
+        self.origin = origin
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, list[str]]] = {}  # request id -> (method, pairs)
+
+    def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
+        base = (base_url or self.default_url).rstrip("/")
+        url = base if urlsplit(base).path not in ("", "/") else base + PATH
+        headers = {"User-Agent": self.user_agent}
+        if self.origin:
+            headers["Origin"] = self.origin
+        return Handshake(url=url, headers=headers)
+
+    def on_open(self) -> list[str]:
+        """One SUBSCRIBE per 100 pairs."""
+        return self._requests("SUBSCRIBE", self.pairs)
+
+    def subscribe(self, items: Sequence[str]) -> list[str]:
+        new = [p for p in _pair_list(self.venue, items) if p not in self.pairs]
+        self.pairs.extend(new)
+        return self._requests("SUBSCRIBE", new)
+
+    def unsubscribe(self, items: Sequence[str]) -> list[str]:
+        gone = [p for p in _pair_list(self.venue, items) if p in self.pairs]
+        self.pairs = [p for p in self.pairs if p not in gone]
+        return self._requests("UNSUBSCRIBE", gone)
+
+    def tick(self, now_ns: int) -> list[str]:
+        return ["ping"]
+
+    def _requests(self, method: str, pairs: list[str]) -> list[str]:
+        frames = []
+        for start in range(0, len(pairs), MAX_PAIRS_PER_REQUEST):
+            chunk = pairs[start : start + MAX_PAIRS_PER_REQUEST]
+            request_id = next(self._ids)
+            self._pending[request_id] = (method, chunk)
+            params: dict[str, Any] = {"chainId": self.chain_id, "type": "trades", "pairs": chunk}
+            if method == "SUBSCRIBE":
+                params["tradesLimit"] = self.trades_limit
+            frames.append(dumps({"id": request_id, "method": method, "params": params}))
+        return frames
+
+    def parse(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Parse a push, an acknowledgement or ``pong`` (trimmed sample; full ones in
+        ``tests/fixtures/synfutures/``)::
+
+            {"chainId": 143, "instrument": "0x73ad...", "expiry": 4294967295,
+             "stream": "trades", "data": [{"id": "58120394", "symbol": "BTC/USDC",
+             "price": "90125500000000000000000", "size": "15000000000000000",
+             "side": "long", "timestamp": 1767225601, "tradeFee": "4055...", ...}]}
+
+        Trades come back sorted by ``(timestamp, id)``; trades of pairs no longer
+        subscribed (in flight after an UNSUBSCRIBE) are dropped.
+
+        :raises ParseError: not JSON, or not a frame of this protocol.
+        """
+        if frame == "pong" or frame == b"pong":
+            return Parsed(heartbeat=True)
+        doc = loads(frame, self.venue)
+        if type(doc) is not dict:
+            raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
+        if "stream" in doc:
+            if doc["stream"] != "trades":
+                return Parsed()  # another stream type on the same socket: not ours
+            return self._push(doc, frame, received_ns)
+        if "id" in doc and "result" in doc:
+            return self._ack(doc)
+        raise ParseError("neither a stream push nor an acknowledgement", raw=frame, venue=self.venue)
+
+    def _ack(self, doc: dict[str, Any]) -> Parsed:
+        method, pairs = self._pending.pop(doc["id"], ("request", []))
+        result = doc["result"]
+        if isinstance(result, str) and result.strip().lower().startswith("success"):
+            return Parsed()
+        error = VenueError(
+            "synfutures: %s %s (id %s) failed: %s" % (method, ", ".join(pairs) or "?", doc["id"], result),
+            payload=doc,
+            venue=self.venue,
+        )
+        return Parsed(errors=[error])
+
+    def _push(self, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
+        data = doc.get("data")
+        if type(data) is dict:
+            data = [data]  # a single object instead of the array (row 4)
+        elif type(data) is not list:
+            raise ParseError("trades push without a data array", raw=frame, venue=self.venue)
+        envelope = {"chainId": doc.get("chainId"), "instrumentAddress": doc.get("instrument"), "expiry": doc.get("expiry")}
+        trades: list[Trade] = []
+        errors: list[TradefeedError] = []
+        subscribed = self.pairs
+        for item in data:
+            try:
+                trade = self._trade(item, envelope, received_ns)
+            except (KeyError, ValueError, TypeError, AttributeError) as err:
+                errors.append(_record_error(err, item))
+                continue
+            if trade.raw["pair"] in subscribed:
+                trades.append(trade)
+        if len(trades) > 1:
+            trades.sort(key=_order)
+        return Parsed(trades=trades, errors=errors)
+
+    def _trade(self, item: dict[str, Any], envelope: dict[str, Any], received_ns: int) -> Trade:
+        side = _SIDES.get(item["side"])
+        if side is None:
+            raise ValueError("unknown side %r" % (item["side"],))
+        amount = wad_to_decimal(item["size"], "size")
+        if amount < 0:
+            amount = -amount  # shorts may carry a negative size (row 6); the side says which way
+        if not amount:
+            raise ValueError("size is zero")
+        kind = item.get("type")
+        liquidity = None
+        if kind is not None:
+            liquidity = _LIQUIDITY.get(kind)
+            if liquidity is None:
+                raise ValueError("unknown type %r" % (kind,))
+        raw = {k: v for k, v in item.items() if k not in _MAPPED}
+        for key, value in envelope.items():
+            raw.setdefault(key, value)
+        instrument = raw.get("instrumentAddress")
+        if not isinstance(instrument, str):
+            raise ValueError("instrumentAddress is missing")
+        raw["pair"] = "%s_%s" % (instrument.lower(), raw.get("expiry"))
+        quote = item.get("quoteToken")
+        return Trade(
+            venue="synfutures",
+            symbol=require_str(item, "symbol"),
+            trade_id=require_str(item, "id"),
+            price=wad_to_decimal(item["price"], "price"),
+            amount=amount,
+            side=side,
+            timestamp_ms=to_ms(item["timestamp"]),
+            received_ns=received_ns,
+            fee=_fee(item),
+            fee_currency=quote.get("symbol") if type(quote) is dict else None,
+            liquidity=liquidity,
+            raw=raw,
+        )
+
+
+def _fee(item: dict[str, Any]) -> Decimal | None:
+    """``tradeFee + protocolFee`` (both WAD), exactly; None when neither is sent."""
+    parts = [wad_to_decimal(item[k], k) for k in ("tradeFee", "protocolFee") if item.get(k) is not None]
+    if not parts:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = _HIGH_PRECISION
+        return sum(parts, Decimal(0))
+
+
+def _order(trade: Trade) -> tuple[int, int, int, str]:
+    """``(timestamp, id)``, ids compared as numbers when they are numeric."""
+    tid = trade.trade_id
+    return (trade.timestamp_ms, 0, int(tid), "") if tid.isdigit() else (trade.timestamp_ms, 1, 0, tid)
+
+
+def _record_error(err: Exception, item: Any) -> ParseError:
+    if isinstance(err, KeyError):
+        message = "synfutures trade without field %s" % err
+    elif type(item) is not dict:
+        message = "synfutures trade is not an object"
+    else:
+        message = "bad synfutures trade: %s" % err
+    error = ParseError(message, raw=item, venue="synfutures")
+    error.__cause__ = err
+    return error

@@ -1,0 +1,319 @@
+"""Synthetix: the public Info WebSocket (``shared/venues/synthetix.md``).
+
+Two patterns on one socket: ``getLastTrades`` request/response (``method: "post"``) and
+the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``).
+On connect the adapter subscribes each symbol and then asks ``getLastTrades`` for it,
+as the spec says ("getLastTrades right after subscribing to back-fill"): live trades
+of a symbol are held back until its back-fill reply is in, so the symbol's trades come
+out oldest first with no gap; the overlap is de-duplicated by ``tradeId`` downstream.
+With ``live=False`` there is no subscription: ``getLastTrades`` is repeated every
+``poll_interval`` seconds.  Heartbeat: ``{"id", "method": "ping"}`` every 30 seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, ClassVar, Sequence
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
+from ..models import Liquidity, Side, Trade
+from .base import Adapter, Handshake, Parsed, dumps, loads, require_str, rfc3339_to_ms, to_decimal, to_ms
+
+__all__ = ["SynthetixAdapter"]
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/ws/info"
+DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
+PING_INTERVAL = 30.0  # seconds
+MAX_SYMBOL_LENGTH = 20
+#: live trades held per symbol while its back-fill is awaited; past this they are released
+MAX_HELD = 10_000
+
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+_MAPPED = frozenset(("tradeId", "symbol", "side", "price", "quantity", "timestamp", "tsMs", "isMaker", "isTaker"))
+_OK_STATUS = ("success", "ok")
+
+
+def _symbol_list(symbols: Any) -> list[str]:
+    if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)) or not symbols:
+        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT']")
+    out: list[str] = []
+    for symbol in symbols:
+        if not isinstance(symbol, str) or not symbol.strip() or " " in symbol.strip():
+            raise ConfigError("synthetix: invalid symbol %r" % (symbol,))
+        key = symbol.strip().upper()
+        if len(key) > MAX_SYMBOL_LENGTH:
+            raise ConfigError("synthetix: symbol %r is longer than %d characters" % (symbol, MAX_SYMBOL_LENGTH))
+        if key not in out:
+            out.append(key)
+    return out
+
+
+class SynthetixAdapter(Adapter):
+    """Synthetix trades by symbol: back-fill plus live subscription, or polling.
+
+    :param symbols: markets such as ``"BTC-USDT"`` (upper-cased; at most 20 characters).
+    :param limit: trades per ``getLastTrades``, 1..100 (venue default 50).
+    :param live: subscribe to live trades (default); False polls ``getLastTrades``.
+    :param poll_interval: seconds between polls when ``live=False``.
+    :param user_agent: ``User-Agent`` header; the venue requires a descriptive one.
+    """
+
+    venue: ClassVar[str] = "synthetix"
+    default_url: ClassVar[str] = "wss://papi.synthetix.io"
+    params: ClassVar[tuple[str, ...]] = ("symbols", "limit", "live", "poll_interval", "user_agent")
+    subscription_param: ClassVar[str | None] = "symbols"
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        limit: int = 50,
+        live: bool = True,
+        poll_interval: float = 5.0,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.symbols = _symbol_list(symbols)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ConfigError("synthetix: limit must be an integer within 1..100, not %r" % (limit,))
+        if not isinstance(live, bool):
+            raise ConfigError("synthetix: live must be true or false, not %r" % (live,))
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
+            raise ConfigError("synthetix: poll_interval must be a positive number of seconds, not %r" % (poll_interval,))
+        if not isinstance(user_agent, str) or not user_agent.strip():
+            raise ConfigError("synthetix: user_agent must be a non-empty string")
+        self.limit = limit
+        self.live = live
+        self.poll_interval = float(poll_interval)
+        self.user_agent = user_agent
+        #: scheduler period: the ping, or the poll when it is more frequent
+        self.tick_interval = PING_INTERVAL if live else min(PING_INTERVAL, self.poll_interval)
+        self._ids = itertools.count(1)
+        self._requests: dict[str, tuple[str, str]] = {}  # request id -> (kind, symbol)
+        self._held: dict[str, list[Trade]] = {}  # symbol -> live trades awaiting its back-fill
+        self._meseq: dict[str, int] = {}
+        self._last_ping_ns: int | None = None
+
+    def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
+        base = (base_url or self.default_url).rstrip("/")
+        url = base if urlsplit(base).path not in ("", "/") else base + PATH
+        return Handshake(url=url, headers={"User-Agent": self.user_agent})
+
+    def on_open(self) -> list[str]:
+        frames: list[str] = []
+        for symbol in self.symbols:
+            frames.extend(self._start(symbol))
+        return frames
+
+    def subscribe(self, items: Sequence[str]) -> list[str]:
+        frames: list[str] = []
+        for symbol in _symbol_list(items):
+            if symbol not in self.symbols:
+                self.symbols.append(symbol)
+                frames.extend(self._start(symbol))
+        return frames
+
+    def unsubscribe(self, items: Sequence[str]) -> list[str]:
+        frames: list[str] = []
+        for symbol in _symbol_list(items):
+            if symbol in self.symbols:
+                self.symbols.remove(symbol)
+                self._held.pop(symbol, None)
+                if self.live:
+                    frames.append(self._request("unsubscribe", symbol, "subscription", {"type": "trades", "symbol": symbol}))
+        return frames
+
+    def tick(self, now_ns: int) -> list[str]:
+        frames: list[str] = []
+        if self._last_ping_ns is None or now_ns - self._last_ping_ns >= PING_INTERVAL * 1e9 * 0.999:
+            self._last_ping_ns = now_ns
+            frames.append(self._request("ping", "", "ping", {}))
+        if not self.live:
+            frames.extend(self._get_last_trades(symbol) for symbol in self.symbols)
+        return frames
+
+    def _start(self, symbol: str) -> list[str]:
+        """Subscribe (live mode), then back-fill: live trades wait for the back-fill."""
+        frames = []
+        if self.live:
+            self._held[symbol] = []
+            frames.append(self._request("subscribe", symbol, "subscription", {"type": "trades", "symbol": symbol}))
+        frames.append(self._get_last_trades(symbol))
+        return frames
+
+    def _get_last_trades(self, symbol: str) -> str:
+        params = {"action": "getLastTrades", "symbol": symbol, "limit": self.limit}
+        return self._request("post", symbol, "trades", params)
+
+    def _request(self, method: str, symbol: str, prefix: str, params: dict[str, Any]) -> str:
+        request_id = "%s-%d" % (prefix, next(self._ids))
+        self._requests[request_id] = (method if method != "post" else "getLastTrades", symbol)
+        return dumps({"id": request_id, "method": method, "params": params})
+
+    # -- parsing ------------------------------------------------------------------------
+
+    def parse(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Parse a trade notification, a reply or a pong (trimmed samples; full ones in
+        ``tests/fixtures/synthetix/``)::
+
+            {"channel": "trade", "data": {"tradeId": "1950384714", "symbol": "BTC-USDT",
+             "side": "buy", "price": "90127.0", "quantity": "0.010",
+             "timestamp": "2026-01-01T00:00:02.010Z", "isMaker": false},
+             "timestamp": 1767225602012, "meseq": 9}
+            {"id": "trades-2", "status": 200, "result": {"response": {"trades": [...]},
+             "status": "success"}}
+
+        :raises ParseError: not JSON, or not a frame of this protocol.
+        """
+        doc = loads(frame, self.venue)
+        if type(doc) is not dict:
+            raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
+        if doc.get("channel") == "trade":
+            return self._notification(doc, frame, received_ns)
+        if doc.get("type") == "pong":
+            return Parsed(heartbeat=True)
+        request_id = doc.get("id", doc.get("requestId"))
+        if request_id is not None:
+            return self._reply(str(request_id), doc, frame, received_ns)
+        raise ParseError("neither a trade notification nor a reply", raw=frame, venue=self.venue)
+
+    def _notification(self, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
+        data = doc.get("data")
+        if type(data) is not dict:
+            raise ParseError("trade notification without a data object", raw=frame, venue=self.venue)
+        try:
+            trade = self._trade(data, received_ns, envelope=doc)
+        except (KeyError, ValueError, TypeError) as err:
+            return Parsed(errors=[_record_error(err, data)])
+        symbol = trade.symbol
+        if symbol not in self.symbols:
+            return Parsed()  # in flight after an unsubscribe
+        held = self._held.get(symbol)
+        if held is not None:
+            held.append(trade)
+            if len(held) >= MAX_HELD:
+                log.warning("synthetix: no back-fill reply for %s; releasing %d live trades", symbol, len(held))
+                return Parsed(trades=self._held.pop(symbol))
+            return Parsed()
+        return Parsed(trades=[trade])
+
+    def _reply(self, request_id: str, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
+        kind, symbol = self._requests.pop(request_id, ("request", ""))
+        status = doc.get("status")
+        error = doc.get("error")
+        result = doc.get("result")
+        failed = error is not None or (type(status) is int and status >= 400)
+        if not failed and type(result) is dict and "status" in result and result["status"] not in _OK_STATUS:
+            failed = True
+        if failed:
+            return self._failure(kind, symbol, request_id, doc)
+        if kind == "ping" or result == "pong":
+            return Parsed(heartbeat=True)
+        if kind != "getLastTrades":
+            return Parsed()  # subscribe/unsubscribe acknowledged
+        try:
+            records = result["response"]["trades"]  # type: ignore[index]
+            if type(records) is not list:
+                raise TypeError("trades is not a list")
+        except (KeyError, TypeError) as err:
+            raise ParseError("getLastTrades reply without result.response.trades", raw=frame, venue=self.venue) from err
+        trades: list[Trade] = []
+        errors: list[TradefeedError] = []
+        for record in reversed(records):  # newest first on the wire
+            try:
+                trades.append(self._trade(record, received_ns))
+            except (KeyError, ValueError, TypeError, AttributeError) as err:
+                errors.append(_record_error(err, record))
+        if symbol in self.symbols:
+            trades.extend(self._held.pop(symbol, ()))
+        else:
+            trades = []  # the symbol was removed meanwhile
+        return Parsed(trades=trades, errors=errors)
+
+    def _failure(self, kind: str, symbol: str, request_id: str, doc: dict[str, Any]) -> Parsed:
+        error: dict[str, Any] = doc["error"] if type(doc.get("error")) is dict else {}
+        code = error.get("code", doc.get("status"))
+        message = error.get("message", "status %s" % doc.get("status"))
+        venue_error = VenueError(
+            "synthetix: %s %s failed (request %s): %s %s" % (kind, symbol, request_id, code, message),
+            payload=doc,
+            venue=self.venue,
+        )
+        trades: list[Trade] = []
+        if kind == "getLastTrades":
+            trades = self._held.pop(symbol, [])  # no back-fill: let the live trades go
+        return Parsed(trades=trades, errors=[venue_error])
+
+    def _trade(self, record: dict[str, Any], received_ns: int, envelope: dict[str, Any] | None = None) -> Trade:
+        side = _SIDES.get(record["side"])
+        if side is None:
+            raise ValueError("unknown side %r" % (record["side"],))
+        amount = to_decimal(record["quantity"], "quantity")
+        if amount <= 0:
+            raise ValueError("quantity must be positive, not %s" % amount)
+        if "timestamp" in record:
+            stamp = record["timestamp"]
+            timestamp_ms = rfc3339_to_ms(stamp) if type(stamp) is str and "T" in stamp.upper() else to_ms(stamp)
+        elif "tsMs" in record:
+            timestamp_ms = to_ms(record["tsMs"], "tsMs")
+        elif envelope is not None and "timestamp" in envelope:
+            timestamp_ms = to_ms(envelope["timestamp"])
+        else:
+            raise KeyError("timestamp")
+        liquidity = _liquidity(record)
+        raw = {k: v for k, v in record.items() if k not in _MAPPED}
+        sequence = None
+        if envelope is not None:
+            raw.update((k, v) for k, v in envelope.items() if k not in ("data", "meseq"))
+            sequence = envelope.get("meseq")
+            if sequence is not None:
+                if type(sequence) is not int:
+                    raise ValueError("meseq must be an integer, not %r" % (sequence,))
+                self._check_sequence(record.get("symbol"), envelope.get("prevMeseq"), sequence)
+        return Trade(
+            venue="synthetix",
+            symbol=require_str(record, "symbol"),
+            trade_id=require_str(record, "tradeId"),
+            price=to_decimal(record["price"], "price"),
+            amount=amount,
+            side=side,
+            timestamp_ms=timestamp_ms,
+            received_ns=received_ns,
+            sequence=sequence,
+            liquidity=liquidity,
+            raw=raw,
+        )
+
+    def _check_sequence(self, symbol: Any, previous: Any, sequence: int) -> None:
+        """Row 10: gap-detect only when both ``meseq`` and ``prevMeseq`` are present, and
+        only log (the back-fill on reconnect is what recovers trades)."""
+        last = self._meseq.get(symbol)
+        self._meseq[symbol] = sequence
+        if previous is not None and last is not None and previous != last:
+            log.warning("synthetix: %s meseq jumped from %s to %s (prevMeseq %s)", symbol, last, sequence, previous)
+
+
+def _liquidity(record: dict[str, Any]) -> Liquidity | None:
+    if "isMaker" in record:
+        flag, maker_when = record["isMaker"], True
+    elif "isTaker" in record:
+        flag, maker_when = record["isTaker"], False
+    else:
+        return None
+    if type(flag) is not bool:
+        raise ValueError("isMaker/isTaker must be true or false, not %r" % (flag,))
+    return Liquidity.MAKER if flag is maker_when else Liquidity.TAKER
+
+
+def _record_error(err: Exception, record: Any) -> ParseError:
+    if isinstance(err, KeyError):
+        message = "synthetix trade without field %s" % err
+    elif type(record) is not dict:
+        message = "synthetix trade is not an object"
+    else:
+        message = "bad synthetix trade: %s" % err
+    error = ParseError(message, raw=record, venue="synthetix")
+    error.__cause__ = err
+    return error
