@@ -1,0 +1,153 @@
+"""The SynFutures adapter over fixture frames."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tradefeed import ConfigError, Liquidity, ParseError, Side, VenueError
+from tradefeed.adapters.synfutures import SynfuturesAdapter
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "synfutures"
+BTC = "0x73ada1ea346cc3908f41cf67a040f0acd7808be0_4294967295"
+ETH = "0x44b60b6af9b615a5cf2d366e2143582557cff711_4294967295"
+
+
+def frame(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def adapter(**kwargs) -> SynfuturesAdapter:
+    kwargs.setdefault("pairs", [BTC])
+    return SynfuturesAdapter(**kwargs)
+
+
+def test_handshake_path_and_headers():
+    """The public socket path, with the User-Agent and Origin the venue asks for."""
+    hs = adapter().handshake("ws://127.0.0.1:1")
+    assert hs.url == "ws://127.0.0.1:1/v4/public/ws"
+    assert hs.headers["Origin"] == "https://api.monday.trade" and "tradefeed" in hs.headers["User-Agent"]
+    assert adapter().handshake().url == "wss://api.monday.trade/v4/public/ws"
+
+
+def test_subscribe_frame_on_open():
+    """On open: one SUBSCRIBE with an integer id, chainId, type trades, pairs and tradesLimit."""
+    (sub,) = adapter(pairs=[BTC, ETH.upper().replace("0X", "0x")], trades_limit=50).on_open()
+    assert json.loads(sub) == {
+        "id": 1,
+        "method": "SUBSCRIBE",
+        "params": {"chainId": 143, "type": "trades", "pairs": [BTC, ETH], "tradesLimit": 50},
+    }
+
+
+def test_more_than_100_pairs_are_split():
+    """The venue takes at most 100 pairs per request."""
+    pairs = ["0x%040x_4294967295" % i for i in range(150)]
+    frames = adapter(pairs=pairs).on_open()
+    assert [len(json.loads(f)["params"]["pairs"]) for f in frames] == [100, 50]
+    assert [json.loads(f)["id"] for f in frames] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"pairs": []}, "non-empty"),
+        ({"pairs": "0x73ada1ea346cc3908f41cf67a040f0acd7808be0_4294967295"}, "non-empty list"),
+        ({"pairs": ["BTC/USDC"]}, "invalid pair"),
+        ({"pairs": ["0x73ada1ea_4294967295"]}, "invalid pair"),
+        ({"trades_limit": 0}, "1..100"),
+        ({"trades_limit": 101}, "1..100"),
+        ({"trades_limit": True}, "1..100"),
+        ({"chain_id": "143"}, "chain_id"),
+    ],
+)
+def test_parameters_are_validated_before_connecting(kwargs, message):
+    """Bad pairs, trades_limit outside 1..100 or a bad chain id are ConfigErrors."""
+    with pytest.raises(ConfigError, match=message):
+        adapter(**kwargs)
+
+
+def test_push_maps_wad_values_exactly_and_sorts_by_time():
+    """WAD strings become exact Decimals, seconds become ms, fees are summed, long/short map to buy/sell."""
+    parsed = adapter().parse(frame("push.json"), 7)
+    assert parsed.errors == []
+    first, second = parsed.trades
+    assert (first.trade_id, second.trade_id) == ("58120394", "58120395")  # oldest first
+    assert first.price == Decimal("90125.5") and str(first.price) == "90125.5"
+    assert first.amount == Decimal("0.015") and first.side is Side.BUY
+    assert first.timestamp_ms == 1767225601000 and first.received_ns == 7
+    assert first.fee == Decimal("0.44612122500000000") and first.fee == Decimal("0.405564750") + Decimal("0.040556475")
+    assert first.fee_currency == "USDC" and first.liquidity is Liquidity.TAKER
+    assert first.symbol == "BTC/USDC" and first.sequence is None
+    assert first.raw["event"] == "trade" and first.raw["pair"] == BTC
+    assert first.raw["tradeFee"] == "405564750000000000" and first.raw["txHash"].startswith("0x4b1f")
+    assert second.amount == Decimal("0.25") and second.side is Side.SELL  # negative size, short
+    assert second.raw["event"] == "sweep"
+
+
+def test_single_object_data_and_mixed_case_envelope():
+    """data as one object is accepted; the pair key comes from the envelope, lower-cased."""
+    (trade,) = adapter().parse(frame("single_object.json"), 0).trades
+    assert trade.price == Decimal("90136") and str(trade.price) == "90136" and trade.amount == Decimal(1)
+    assert trade.raw["pair"] == BTC and trade.fee is None and trade.fee_currency is None
+
+
+def test_acks_match_requests_and_failures_are_venue_errors():
+    """A success ack is quiet; a failure ack names the request and its pairs."""
+    a = adapter()
+    a.on_open()
+    assert not a.parse(frame("ack_success.json"), 0).errors
+    b = adapter()
+    b.on_open()
+    (error,) = b.parse(frame("ack_failure.json"), 0).errors
+    assert isinstance(error, VenueError) and error.payload == {"id": 1, "result": "error: invalid pairs"}
+    assert "SUBSCRIBE" in str(error) and BTC in str(error) and "invalid pairs" in str(error)
+
+
+def test_pong_is_a_heartbeat_and_ping_is_the_tick():
+    """The text pong proves liveness; the tick sends the bare text ping every 30 s."""
+    a = adapter()
+    assert a.parse("pong", 0).heartbeat and a.parse(b"pong", 0).heartbeat
+    assert a.tick(0) == ["ping"] and a.tick_interval == 30.0
+
+
+def test_other_streams_are_ignored():
+    """Kline and other streams on the same socket yield nothing and no error."""
+    parsed = adapter().parse(frame("other_stream.json"), 0)
+    assert not parsed.trades and not parsed.errors
+
+
+def test_bad_records_are_errors_and_good_ones_survive():
+    """Unknown side, missing price, non-numeric size, unknown type and zero size are each reported."""
+    parsed = adapter().parse(frame("bad_records.json"), 0)
+    assert [t.trade_id for t in parsed.trades] == ["6"]
+    messages = [str(e) for e in parsed.errors]
+    assert "unknown side 'up'" in messages[0]
+    assert "without field 'price'" in messages[1]
+    assert "size is not a number" in messages[2]
+    assert "unknown type 'Auction'" in messages[3]
+    assert "size is zero" in messages[4]
+    assert all(isinstance(e, ParseError) for e in parsed.errors)
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'{"hello": 1}', b'{"stream": "trades", "data": 5}'])
+def test_unusable_frames_raise_parse_error(raw):
+    """Not JSON, not an object, neither push nor ack, or data not an array: ParseError."""
+    with pytest.raises(ParseError):
+        adapter().parse(raw, 0)
+
+
+def test_run_time_subscribe_and_unsubscribe():
+    """subscribe() sends only new pairs; unsubscribe() sends UNSUBSCRIBE and drops that pair's trades."""
+    a = adapter()
+    a.on_open()
+    (sub,) = a.subscribe([ETH, BTC])
+    assert json.loads(sub)["params"]["pairs"] == [ETH] and json.loads(sub)["id"] == 2
+    assert a.subscribe([BTC]) == []
+    (unsub,) = a.unsubscribe([BTC])
+    assert json.loads(unsub) == {"id": 3, "method": "UNSUBSCRIBE", "params": {"chainId": 143, "type": "trades", "pairs": [BTC]}}
+    assert not a.parse(frame("push.json"), 0).trades  # BTC trades in flight are dropped
+    assert a.pairs == [ETH]

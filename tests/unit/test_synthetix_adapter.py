@@ -1,0 +1,176 @@
+"""The Synthetix adapter over fixture frames."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tradefeed import ConfigError, Liquidity, ParseError, Side, VenueError
+from tradefeed.adapters.base import rfc3339_to_ms
+from tradefeed.adapters.synthetix import SynthetixAdapter
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "synthetix"
+
+
+def frame(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def opened(**kwargs) -> SynthetixAdapter:
+    """An adapter that has sent its opening requests (ids subscription-1, trades-2)."""
+    kwargs.setdefault("symbols", ["btc-usdt"])
+    a = SynthetixAdapter(**kwargs)
+    a.on_open()
+    return a
+
+
+def test_handshake_sends_user_agent():
+    """The info socket path, with the User-Agent the venue requires."""
+    hs = SynthetixAdapter(symbols=["BTC-USDT"]).handshake()
+    assert hs.url == "wss://papi.synthetix.io/v1/ws/info" and "tradefeed" in hs.headers["User-Agent"]
+
+
+def test_on_open_subscribes_then_backfills_each_symbol():
+    """Per symbol: subscribe (type trades), then getLastTrades with the limit."""
+    a = SynthetixAdapter(symbols=["btc-usdt", "ETH-USDT"], limit=20)
+    frames = [json.loads(f) for f in a.on_open()]
+    assert frames == [
+        {"id": "subscription-1", "method": "subscribe", "params": {"type": "trades", "symbol": "BTC-USDT"}},
+        {"id": "trades-2", "method": "post", "params": {"action": "getLastTrades", "symbol": "BTC-USDT", "limit": 20}},
+        {"id": "subscription-3", "method": "subscribe", "params": {"type": "trades", "symbol": "ETH-USDT"}},
+        {"id": "trades-4", "method": "post", "params": {"action": "getLastTrades", "symbol": "ETH-USDT", "limit": 20}},
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"symbols": []}, "non-empty"),
+        ({"symbols": ["A" * 21]}, "longer than 20"),
+        ({"symbols": ["BTC USDT"]}, "invalid symbol"),
+        ({"symbols": ["BTC-USDT"], "limit": 0}, "1..100"),
+        ({"symbols": ["BTC-USDT"], "limit": 101}, "1..100"),
+        ({"symbols": ["BTC-USDT"], "poll_interval": 0}, "poll_interval"),
+        ({"symbols": ["BTC-USDT"], "live": "yes"}, "live"),
+    ],
+)
+def test_parameters_are_validated(kwargs, message):
+    """Symbols of more than 20 characters, limit outside 1..100 and such are ConfigErrors."""
+    with pytest.raises(ConfigError, match=message):
+        SynthetixAdapter(**kwargs)
+
+
+def test_backfill_is_delivered_oldest_first_then_held_live_trades():
+    """Live trades that arrive before the back-fill reply wait for it, then follow it."""
+    a = opened()
+    assert not a.parse(frame("subscribe_ack.json"), 0).trades
+    held = a.parse(frame("live_trade.json"), 5)
+    assert not held.trades and not held.errors
+    parsed = a.parse(frame("last_trades.json"), 6)
+    assert [t.trade_id for t in parsed.trades] == ["1950384712", "1950384713", "1950384714"]
+    first = parsed.trades[0]
+    assert first.price == Decimal("90125.5") and str(first.amount) == "0.042" and first.side is Side.BUY
+    assert first.timestamp_ms == 1767225600500 and first.liquidity is Liquidity.TAKER and first.fee is None
+    live = parsed.trades[2]
+    assert live.timestamp_ms == 1767225602010 and live.sequence == 9 and live.received_ns == 5
+    assert live.raw == {"channel": "trade", "timestamp": 1767225602012, "prevMeseq": 8}
+    # after the back-fill, live trades flow straight through
+    assert [t.trade_id for t in a.parse(frame("live_trade_tsms.json"), 0).trades] == ["1950384715"]
+
+
+def test_go_sdk_form_tsms_and_istaker():
+    """tsMs (ms) and isTaker are accepted in place of the RFC 3339 timestamp and isMaker."""
+    a = opened()
+    a.parse(frame("last_trades.json"), 0)
+    (trade,) = a.parse(frame("live_trade_tsms.json"), 0).trades
+    assert trade.timestamp_ms == 1767225602500 and trade.liquidity is Liquidity.MAKER and trade.side is Side.SELL
+
+
+def test_error_reply_reaches_errors_with_the_request_id_and_releases_live_trades():
+    """A 400 to getLastTrades is a VenueError naming the request; held live trades are let go."""
+    a = opened()
+    a.parse(frame("live_trade.json"), 0)
+    parsed = a.parse(frame("last_trades_error.json"), 0)
+    (error,) = parsed.errors
+    assert isinstance(error, VenueError) and "trades-2" in str(error) and "Invalid symbol" in str(error)
+    assert error.payload["error"]["code"] == 400
+    assert [t.trade_id for t in parsed.trades] == ["1950384714"]
+
+
+def test_string_error_code_is_accepted():
+    """error.code may be a string (StockSharp, REST docs)."""
+    a = opened()
+    reply = {"id": "trades-2", "status": 500, "error": {"code": "INTERNAL_ERROR", "message": "boom"}}
+    (error,) = a.parse(json.dumps(reply), 0).errors
+    assert "INTERNAL_ERROR" in str(error)
+
+
+def test_unknown_side_is_a_parse_error_never_buy():
+    """An unrecognized side is reported, not defaulted."""
+    a = opened()
+    a.parse(frame("last_trades.json"), 0)
+    parsed = a.parse(frame("bad_side.json"), 0)
+    assert not parsed.trades and "unknown side 'bid'" in str(parsed.errors[0])
+    assert isinstance(parsed.errors[0], ParseError)
+
+
+def test_pings_and_pongs():
+    """The method ping is sent on tick; both reply forms are heartbeats."""
+    a = opened()
+    (ping,) = a.tick(0)
+    assert json.loads(ping) == {"id": "ping-3", "method": "ping", "params": {}}
+    assert a.parse(frame("ping_reply.json"), 0).heartbeat
+    assert a.parse(b'{"type": "pong", "timestamp": 1767225600000}', 0).heartbeat
+    assert a.tick(10**9) == []  # the next ping is due 30 s later
+
+
+def test_polling_mode_repeats_get_last_trades():
+    """live=False: no subscription; each tick asks getLastTrades again."""
+    a = SynthetixAdapter(symbols=["BTC-USDT"], live=False, poll_interval=2)
+    assert [json.loads(f)["method"] for f in a.on_open()] == ["post"]
+    assert a.tick_interval == 2.0
+    first = [json.loads(f) for f in a.tick(0)]
+    assert [f["method"] for f in first] == ["ping", "post"]
+    second = [json.loads(f) for f in a.tick(2 * 10**9)]
+    assert [f["method"] for f in second] == ["post"]
+
+
+def test_unsubscribe_stops_trades_of_that_symbol():
+    """After unsubscribe, in-flight trades of that symbol are dropped."""
+    a = opened(symbols=["BTC-USDT", "ETH-USDT"])
+    a.parse(frame("last_trades.json"), 0)
+    (unsub,) = a.unsubscribe(["btc-usdt"])
+    assert json.loads(unsub)["method"] == "unsubscribe" and json.loads(unsub)["params"]["symbol"] == "BTC-USDT"
+    assert not a.parse(frame("live_trade.json"), 0).trades
+
+
+def test_subscribe_at_run_time_backfills_the_new_symbol():
+    """A symbol added at run time is subscribed and back-filled like one from the start."""
+    a = opened()
+    frames = [json.loads(f) for f in a.subscribe(["eth-usdt", "BTC-USDT"])]
+    assert [(f["method"], f["params"]["symbol"]) for f in frames] == [("subscribe", "ETH-USDT"), ("post", "ETH-USDT")]
+
+
+@pytest.mark.parametrize(
+    "text, ms",
+    [
+        ("2026-01-01T00:00:02.010Z", 1767225602010),
+        ("2026-01-01T00:00:02Z", 1767225602000),
+        ("2026-01-01T00:00:02.0109999Z", 1767225602010),
+        ("2026-01-01T02:00:02.5+02:00", 1767225602500),
+        ("2025-12-31T19:00:02-05:00", 1767225602000),
+    ],
+)
+def test_rfc3339(text, ms):
+    """RFC 3339 times with any offset and precision become exact epoch ms."""
+    assert rfc3339_to_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["2026-01-01", "2026-02-30T00:00:00Z", "2026-01-01T00:00:00", "yesterday", 5])
+def test_rfc3339_rejects(text):
+    """Dates without time or offset, impossible dates and non-strings are refused."""
+    with pytest.raises(ValueError):
+        rfc3339_to_ms(text)
