@@ -361,9 +361,12 @@ class Connection:
         if sock is None:  # stopped while connecting
             return _Outcome(None, CloseAction.STOP)
         attempt.sock = sock
+        headers = dict(handshake.headers)
+        # websocket-client writes an Origin header of its own: hand ours to it instead
+        origin = next((headers.pop(k) for k in list(headers) if k.lower() == "origin"), None)
         app = websocket.WebSocketApp(
             handshake.url,
-            header=dict(handshake.headers),
+            header=headers,
             subprotocols=list(handshake.subprotocols) or None,
             on_open=lambda app: self._on_open(attempt),
             on_message=lambda app, data: self._on_message(attempt, data),
@@ -374,7 +377,7 @@ class Connection:
         )
         attempt.app = app
         # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
-        app.run_forever(skip_utf8_validation=True, ping_interval=0)
+        app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin)
         return self._outcome(attempt)
 
     def _fetch_token(self, attempt: _Attempt) -> _Outcome | None:
