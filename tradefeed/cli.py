@@ -23,7 +23,7 @@ from . import __version__
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
-from .models import StatusEvent, Trade
+from .models import Status, StatusEvent, Trade
 
 __all__ = ["main"]
 
@@ -203,11 +203,15 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             if args.limit and count[0] >= args.limit:
                 done.set()
 
+        ended: set[str] = set()
+
         @manager.on_status
         def status(event: StatusEvent) -> None:
             log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
-            if event.status.value == "stopped" and all(not f.is_alive() for f in manager.feeds):
-                done.set()
+            if event.status is Status.STOPPED:
+                ended.add(event.feed)
+                if len(ended) == len(venues):  # every feed ended on its own: nothing more to show
+                    done.set()
 
         manager.on_error(lambda err: log.warning("%s", err))
         with manager:

@@ -16,9 +16,7 @@ or streaming), and a cheap "more bytes pending?" test for batching.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import random
 import select
 import socket
@@ -32,6 +30,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
+from ._transport import RedirectRefused, end_handshake, open_socket, shutdown, writable
 from .auth import Token, TokenProvider
 from .backoff import Backoff
 from .dedup import Deduplicator
@@ -73,6 +72,8 @@ class ConnectionSettings:
     batch_frames: int = 256
     #: trade ids remembered per symbol for de-duplication
     dedup_window: int = 4096
+    #: a connection that delivered data and stayed up this long resets the backoff
+    healthy_after: float = 60.0
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
 
@@ -82,7 +83,7 @@ class _Attempt:
 
     __slots__ = (
         "app", "adapter", "sock", "token", "error", "close_code", "close_reason",
-        "opened", "healthy", "rotating", "jobs", "poll",
+        "opened", "opened_at", "healthy", "rotating", "jobs", "poll",
     )  # fmt: skip
 
     def __init__(self, adapter: Adapter) -> None:
@@ -94,7 +95,8 @@ class _Attempt:
         self.close_code: int | None = None
         self.close_reason = ""
         self.opened = False
-        self.healthy = False
+        self.opened_at = 0.0  # time.monotonic() at open
+        self.healthy = False  # data (not just heartbeats) arrived
         self.rotating = False  # we closed it on purpose, to reconnect at once
         self.jobs: list[int] = []
         self.poll: Any = None
@@ -106,7 +108,10 @@ class _Outcome:
 
     error: TradefeedError | None
     action: CloseAction
+    #: data arrived on the connection
     healthy: bool = False
+    #: ...and it stayed up for ``healthy_after`` seconds: the backoff starts over
+    stable: bool = False
     retry_after: float | None = None
     #: reconnect at once, without backoff (a planned rotation)
     immediate: bool = False
@@ -184,23 +189,23 @@ class Connection:
             except OSError:
                 pass  # already closed: the thread has ended
         attempt = self._current
-        ws = attempt.app.sock if attempt is not None and attempt.app is not None else None
-        if ws is not None and ws.connected:
-            try:
-                ws.send_close(websocket.STATUS_NORMAL, b"")
-                return
-            except (websocket.WebSocketException, OSError):
-                pass  # fall through: abort
-        self.abort()
+        if attempt is None or not self._close(attempt, b""):
+            self.abort()
 
     def abort(self) -> None:
-        """Shut the socket down now; the thread notices at once."""
-        sock = self._raw_sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # not connected (yet, or any more): nothing to interrupt
+        """Shut the current socket down now; the thread notices at once."""
+        shutdown(self._raw_sock)
+
+    def _close(self, attempt: _Attempt, reason: bytes) -> bool:
+        """Send a close frame (1000) if that cannot block; False if it was not sent."""
+        ws = attempt.app.sock if attempt.app is not None else None
+        if ws is None or not ws.connected or not writable(attempt.sock):
+            return False  # not open, or the peer stopped reading: a send could hang
+        try:
+            ws.send_close(websocket.STATUS_NORMAL, reason)
+        except (websocket.WebSocketException, OSError):
+            return False
+        return True
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is threading.current_thread() or not self._thread.ident:
@@ -266,8 +271,9 @@ class Connection:
                 outcome = self._attempt()
                 if self._stop.is_set():
                     break
-                if outcome.healthy:
+                if outcome.stable:
                     backoff = backoff.reset()
+                if outcome.healthy:
                     refreshes = 0
                 error = outcome.error
                 immediate = outcome.immediate
@@ -336,10 +342,11 @@ class Connection:
                 self._scheduler.cancel(job_id)
             self._raw_sock = None
             if attempt.sock is not None:
+                end_handshake(attempt.sock)
                 try:
                     attempt.sock.close()
                 except OSError:
-                    pass
+                    pass  # closing is best effort
 
     def _connect_and_stream(self, attempt: _Attempt) -> _Outcome:
         adapter = attempt.adapter
@@ -349,16 +356,26 @@ class Connection:
                 return failure
         handshake = adapter.handshake(self.url, attempt.token.value if attempt.token else None)
         self._emit(Status.CONNECTING, url=handshake.url)
+        parts = urlsplit(handshake.url)
+        secure = parts.scheme == "wss"
         try:
-            sock = self._open_socket(handshake.url)
-        except (OSError, ssl.SSLError) as err:
+            sock = open_socket(
+                parts.hostname or "",
+                parts.port or (443 if secure else 80),
+                secure=secure,
+                timeout=self.settings.connect_timeout,
+                wake_fd=self._wake_r.fileno() if self._wake_r is not None else None,
+                ssl_context=self.settings.ssl_context,
+                register=self._register_socket,
+            )
+        except OSError as err:  # ssl.SSLError is one too
             error = TransportError(
                 "%s: cannot connect to %s: %s" % (self.name, _host(handshake.url), err), venue=self.venue, feed=self.name
             )
             error.__cause__ = err
             self._emit(Status.DISCONNECTED, error=error)
             return _Outcome(error, CloseAction.RECONNECT)
-        if sock is None:  # stopped while connecting
+        if sock is None or self._stop.is_set():  # stopped while connecting
             return _Outcome(None, CloseAction.STOP)
         attempt.sock = sock
         headers = dict(handshake.headers)
@@ -372,7 +389,8 @@ class Connection:
             on_message=lambda app, data: self._on_message(attempt, data),
             on_error=lambda app, err: self._on_ws_error(attempt, err),
             on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
-            on_pong=self._on_pong,
+            on_ping=lambda app, data: self._on_control_frame(),
+            on_pong=lambda app, data: self._on_control_frame(),
             socket=sock,
         )
         attempt.app = app
@@ -399,16 +417,23 @@ class Connection:
         return None
 
     def _outcome(self, attempt: _Attempt) -> _Outcome:
+        stable = attempt.healthy and time.monotonic() - attempt.opened_at >= self.settings.healthy_after
         if self._stop.is_set():  # our own close: nothing went wrong
             self._emit(Status.DISCONNECTED, reason="stopped")
-            return _Outcome(None, CloseAction.STOP, attempt.healthy)
+            return _Outcome(None, CloseAction.STOP, attempt.healthy, stable)
         if attempt.rotating:  # our own close, to reconnect with a fresh token
             self._emit(Status.DISCONNECTED, reason="token refresh")
-            return _Outcome(None, CloseAction.RECONNECT, attempt.healthy, immediate=True)
+            return _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
         err = attempt.error
-        outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, token=attempt.token)
+        outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, token=attempt.token)
         error: FeedError
-        if isinstance(err, websocket.WebSocketBadStatusException):
+        if isinstance(err, FeedError):  # one of ours (no pong, a failing callback): as is
+            error = err
+            err = None
+        elif isinstance(err, RedirectRefused):
+            error = HandshakeError("%s: %s" % (self.name, err), venue=self.venue, feed=self.name)
+            outcome.action = CloseAction.STOP  # a moved endpoint needs a new URL, not retries
+        elif isinstance(err, websocket.WebSocketBadStatusException):
             headers = getattr(err, "resp_headers", None) or {}
             outcome.retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
             status = getattr(err, "status_code", None)
@@ -448,52 +473,22 @@ class Connection:
         self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
         return outcome
 
-    def _open_socket(self, url: str) -> socket.socket | None:
-        """TCP (+TLS) socket to the URL's host, or None if stopped meanwhile."""
-        parts = urlsplit(url)
-        secure = parts.scheme == "wss"
-        host = parts.hostname or ""
-        port = parts.port or (443 if secure else 80)
-        timeout = self.settings.connect_timeout
-        deadline = time.monotonic() + timeout
-        last_error: OSError = OSError("no address for %s" % host)
-        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
-            self._raw_sock = sock
-            try:
-                sock.setblocking(False)
-                code = sock.connect_ex(address)
-                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                    raise OSError(code, os.strerror(code))
-                if code:
-                    waits = [self._wake_r] if self._wake_r is not None else []
-                    _, writable, _ = select.select(waits, [sock], [], max(0.0, deadline - time.monotonic()))
-                    if self._stop.is_set():
-                        sock.close()
-                        return None
-                    if not writable:
-                        raise TimeoutError("connect timed out after %gs" % timeout)
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                sock.settimeout(timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if secure:
-                    context = self.settings.ssl_context or ssl.create_default_context()
-                    sock = context.wrap_socket(sock, server_hostname=host)
-                    self._raw_sock = sock
-                if self._stop.is_set():
-                    sock.close()
-                    return None
-                return sock
-            except OSError as err:
-                sock.close()
-                last_error = err
-        raise last_error
+    def _register_socket(self, sock: socket.socket) -> None:
+        self._raw_sock = sock
+        if self._stop.is_set():
+            shutdown(sock)
 
     # -- WebSocketApp callbacks (this thread) -------------------------------------------
 
     def _on_open(self, attempt: _Attempt) -> None:
+        try:
+            self._opened(attempt)
+        except Exception as err:  # noqa: BLE001 - websocket-client would swallow it and keep reading
+            self._internal_error(attempt, "opening", err)
+
+    def _opened(self, attempt: _Attempt) -> None:
+        end_handshake(attempt.sock)
+        attempt.opened_at = time.monotonic()
         ws = attempt.app.sock if attempt.app is not None else None
         if ws is None or ws.sock is None:
             return
@@ -517,6 +512,12 @@ class Connection:
             attempt.jobs.append(self._scheduler.add(delay, self._rotate_job(attempt)))
 
     def _on_message(self, attempt: _Attempt, data: Any) -> None:
+        try:
+            self._received(attempt, data)
+        except Exception as err:  # noqa: BLE001 - a bug of ours: reconnect rather than limp on
+            self._internal_error(attempt, "handling a frame", err)
+
+    def _received(self, attempt: _Attempt, data: Any) -> None:
         received_ns = time.time_ns()
         self._rx_frames += 1
         self.messages += 1
@@ -555,21 +556,36 @@ class Connection:
         if pending and (self._frames_pending >= self.settings.batch_frames or not self._more_pending(attempt)):
             self._flush()
 
-    def _on_pong(self, app: Any, data: Any) -> None:
+    def _on_control_frame(self) -> None:
+        """A ping or pong: proof of life, and the end of a burst (a data frame that saw
+        these bytes pending must not wait for the next data frame to be handed over)."""
         self._rx_frames += 1
+        if self._pending:
+            self._flush()
 
     def _on_ws_error(self, attempt: _Attempt, err: BaseException) -> None:
-        # websocket-client also reports a received close frame here (as an exception
-        # with a status_code); on_close records that one.  Keep the first real error.
-        is_close_frame = isinstance(err, websocket.WebSocketConnectionClosedException) and (
-            getattr(err, "status_code", None) is not None
-        )
-        if attempt.error is None and not is_close_frame:
+        # websocket-client also reports a received close frame here, as an exception
+        # carrying status_code (None when the frame had no code: that is 1005, a clean
+        # close, not a lost connection).  Keep the first real error.
+        if isinstance(err, websocket.WebSocketConnectionClosedException) and hasattr(err, "status_code"):
+            if attempt.close_code is None:
+                attempt.close_code = err.status_code or 1005
+                attempt.close_reason = getattr(err, "reason", None) or ""
+        elif attempt.error is None:
             attempt.error = err
 
     def _on_close(self, attempt: _Attempt, code: int | None, reason: str | None) -> None:
-        attempt.close_code = code
-        attempt.close_reason = reason or ""
+        if code is not None:
+            attempt.close_code = code
+            attempt.close_reason = reason or ""
+
+    def _internal_error(self, attempt: _Attempt, doing: str, err: Exception) -> None:
+        log.exception("%s: internal error while %s; reconnecting", self.name, doing)
+        error = FeedError("%s: internal error while %s: %r" % (self.name, doing, err), venue=self.venue, feed=self.name)
+        error.__cause__ = err
+        if attempt.error is None:
+            attempt.error = error
+        shutdown(attempt.sock)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -617,7 +633,7 @@ class Connection:
                         "%s: no pong or data within %gs of a ping" % (self.name, timeout), venue=self.venue, feed=self.name
                     )
                     log.warning("%s", attempt.error)
-                    self.abort()
+                    shutdown(attempt.sock)
                     return None
                 sent_at_frame[0] = None
                 return max(interval - timeout, 0.001)
@@ -625,10 +641,11 @@ class Connection:
             if ws is None:
                 return None
             sent_at_frame[0] = self._rx_frames
-            try:
-                ws.ping()
-            except (websocket.WebSocketException, OSError):
-                return None  # the reader thread sees the failure
+            if writable(attempt.sock):  # never block the shared scheduler on a stuck peer
+                try:
+                    ws.ping()
+                except (websocket.WebSocketException, OSError):
+                    return None  # the reader thread sees the failure
             return timeout
 
         return job
@@ -652,15 +669,12 @@ class Connection:
         """
 
         def job(now: float) -> float | None:
-            ws = attempt.app.sock if attempt.app is not None else None
-            if self._current is not attempt or ws is None or not ws.connected:
+            if self._current is not attempt:
                 return None
             log.info("%s: token expires soon; reconnecting with a fresh one", self.name)
             attempt.rotating = True
-            try:
-                ws.send_close(websocket.STATUS_NORMAL, b"token refresh")
-            except (websocket.WebSocketException, OSError):
-                self.abort()
+            if not self._close(attempt, b"token refresh"):
+                shutdown(attempt.sock)
             return None
 
         return job

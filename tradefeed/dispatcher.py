@@ -45,6 +45,7 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
         self._carry: deque[Any] = deque()  # pump(): the rest of a batch cut by max_items
         self._pump_lock = threading.Lock()
+        self._pump_owner: int | None = None  # thread id of the pump() running now
         self._trade_cbs: tuple[tuple[TradeCallback, str | None, str | None], ...] = ()
         self._error_cbs: tuple[ErrorCallback, ...] = ()
         self._status_cbs: tuple[StatusCallback, ...] = ()
@@ -136,37 +137,46 @@ class Dispatcher:
 
         :param max_items: deliver at most this many items (None: all that are queued).
         :param timeout: seconds to wait for the first item when none is queued
-            (0: do not wait; None: wait until one arrives).
+            (0: do not wait; None: wait until one arrives).  Also bounds the wait while
+            another thread is pumping.
         :returns: the number of items delivered.
+        :raises TradefeedError: called from inside a callback that ``pump()`` is
+            running on this thread (a nested GUI/COM loop): it would deadlock.
         """
         if max_items is not None and max_items < 1:
             return 0
-        limit = max_items if max_items is not None else -1
+        if self._pump_owner == threading.get_ident():
+            raise TradefeedError("pump() called from a callback it is running (re-entrant pump)")
+        if not self._pump_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return 0  # another thread is pumping
+        self._pump_owner = threading.get_ident()
+        try:
+            return self._pump(-1 if max_items is None else max_items, timeout)
+        finally:
+            self._pump_owner = None
+            self._pump_lock.release()
+
+    def _pump(self, limit: int, wait: float | None) -> int:
         delivered = 0
-        with self._pump_lock:
-            wait: float | None = timeout
-            while limit < 0 or delivered < limit:
-                if self._carry:
-                    batch = list(self._carry)
-                    self._carry.clear()
-                else:
-                    try:
-                        if wait == 0:
-                            batch = self._queue.get_nowait()
-                        else:
-                            batch = self._queue.get(timeout=wait)
-                    except queue.Empty:
-                        break
-                    wait = 0  # only the first get waits
-                    if batch is _STOP:
-                        continue
-                    self.batches += 1
-                if 0 <= limit < delivered + len(batch):
-                    cut = limit - delivered
-                    self._carry.extend(batch[cut:])
-                    batch = batch[:cut]
-                self._deliver(batch)
-                delivered += len(batch)
+        while limit < 0 or delivered < limit:
+            if self._carry:
+                batch = list(self._carry)
+                self._carry.clear()
+            else:
+                try:
+                    batch = self._queue.get_nowait() if wait == 0 else self._queue.get(timeout=wait)
+                except queue.Empty:
+                    break
+                if batch is _STOP:
+                    continue
+                self.batches += 1
+            wait = 0  # only the first item is waited for
+            if 0 <= limit < delivered + len(batch):
+                cut = limit - delivered
+                self._carry.extend(batch[cut:])
+                batch = batch[:cut]
+            self._deliver(batch)
+            delivered += len(batch)
         return delivered
 
     # -- delivery -------------------------------------------------------------------

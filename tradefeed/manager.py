@@ -159,6 +159,7 @@ class FeedManager:
         self._stopped = threading.Event()
         self._fatal: list[TradefeedError] = []
         self._providers: dict[tuple[Any, ...], TokenProvider] = {}
+        self._live = 0  # feed threads started and not yet ended
 
     # -- feeds -------------------------------------------------------------------------
 
@@ -214,11 +215,10 @@ class FeedManager:
             )
             feed = Feed(name, venue, url, connection)
             self._feeds[name] = feed
-            self._finished.clear()  # a new live feed: the manager is not finished
-            running = self._state == "running"
+            if self._state == "running":
+                # started under the lock, so a concurrent stop() sees a running thread
+                self._start_connection(connection)
         log.debug("added feed %r", feed)
-        if running:
-            connection.start()
         return feed
 
     def _token_provider(self, adapter_cls: type[Adapter], credentials: dict[str, Any]) -> TokenProvider:
@@ -297,24 +297,24 @@ class FeedManager:
                 return self
             if self._state != "new":
                 raise TradefeedError("this FeedManager has been stopped; create a new one")
+            if self.dispatch == "thread":
+                self._dispatcher.start_thread()
+            self._scheduler.start()
             self._state = "running"
-            feeds = list(self._feeds.values())
-            if not feeds:
-                self._finished.clear()
-        if self.dispatch == "thread":
-            self._dispatcher.start_thread()
-        self._scheduler.start()
-        for feed in feeds:
-            feed._connection.start()
-        log.info("started %d feed(s)", len(feeds))
+            for feed in self._feeds.values():
+                self._start_connection(feed._connection)
+            count = len(self._feeds)
+        log.info("started %d feed(s)", count)
         return self
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop every feed, deliver what is already queued, and join every thread.
 
-        Idempotent and safe from any thread, including from inside a callback (the
-        dispatcher thread then ends right after that callback returns).  In
-        ``dispatch="manual"`` mode queued items stay available to :meth:`pump`.
+        Idempotent and safe from any thread, including from inside a callback: the
+        dispatcher thread then delivers the rest of the queue (trades already received,
+        the final status events) after that callback returns, and ends; ``join()``
+        waits for that.  In ``dispatch="manual"`` mode queued items stay available to
+        :meth:`pump`.
 
         :param timeout: seconds to wait in all.
         :returns: True if every thread ended within *timeout*.
@@ -426,15 +426,19 @@ class FeedManager:
 
     # -- internal ------------------------------------------------------------------------
 
+    def _start_connection(self, connection: Connection) -> None:
+        """Start a feed's thread; the caller holds ``_lock``."""
+        self._live += 1
+        self._finished.clear()
+        connection.start()
+
     def _feed_ended(self, connection: Connection, fatal: TradefeedError | None) -> None:
         """Called on a connection thread as it ends."""
         with self._lock:
+            self._live -= 1
             if fatal is not None:
                 self._fatal.append(fatal)
                 log.error("feed %s ended: %s", connection.name, fatal)
-            all_ended = all(
-                not f._connection.is_alive() or f._connection is connection for f in self._feeds.values()
-            )
-            if all_ended and self._state == "running":
+            if self._live == 0 and self._state == "running":
                 self._finished.set()
 

@@ -137,3 +137,54 @@ def test_remove_callback():
     d.put([t("2")])
     d.pump()
     assert seen == ["1"]
+
+
+def test_pump_does_not_wait_again_after_delivering_carried_items():
+    """Items left by pump(max_items) are delivered at once; the timeout is not waited on top."""
+    d = Dispatcher()
+    d.add_trade_callback(lambda x: None, None, None)
+    d.put([t("1"), t("2"), t("3")])
+    assert d.pump(max_items=1) == 1
+    start = time.monotonic()
+    assert d.pump(timeout=5) == 2
+    assert time.monotonic() - start < 2.5
+
+
+def test_re_entrant_pump_is_an_error_not_a_deadlock():
+    """A callback that pumps again (a nested GUI loop) gets a clear error; delivery goes on."""
+    d = Dispatcher()
+    errors, seen = [], []
+
+    def nested(trade):
+        seen.append(trade.trade_id)
+        d.pump()
+
+    d.add_trade_callback(nested, None, None)
+    d.add_error_callback(errors.append)
+    d.put([t("1"), t("2")])
+    assert d.pump() == 2
+    assert seen == ["1", "2"] and len(errors) == 2
+    assert "re-entrant" in str(errors[0].__cause__)
+
+
+def test_pump_with_timeout_zero_does_not_wait_for_another_pumping_thread():
+    """While one thread is delivering, pump(timeout=0) elsewhere returns 0 at once."""
+    d = Dispatcher()
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(trade):
+        inside.set()
+        release.wait(10)
+
+    d.add_trade_callback(slow, None, None)
+    d.put([t("1")])
+    worker = threading.Thread(target=d.pump)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        start = time.monotonic()
+        assert d.pump(timeout=0) == 0
+        assert time.monotonic() - start < 1
+    finally:
+        release.set()
+        worker.join(10)
