@@ -17,11 +17,17 @@ plus one entry here. It must never import the client library (anything in
 """
 
 from .dopp import DoppVenue
+from .rails import RailsVenue
 from .server import Outbox, Simulator, SimulatorError, Venue
+from .synthetix import SynthetixVenue
+from .synfutures import SynfuturesVenue
 
 __all__ = ["VENUES", "DoppVenue", "Outbox", "Simulator", "SimulatorError", "Venue"]
 
 #: venue name -> its Venue subclass; ``Simulator(venues=None)`` serves them all
 VENUES: dict[str, type[Venue]] = {
     DoppVenue.name: DoppVenue,
+    RailsVenue.name: RailsVenue,
+    SynthetixVenue.name: SynthetixVenue,
+    SynfuturesVenue.name: SynfuturesVenue,
 }

@@ -8,6 +8,16 @@ connection tracking, and the fault and introspection helpers that tests call.
 The venue-side contract (:class:`Venue`, :class:`Outbox`) is in
 :mod:`tradefeed.simulator._base` and re-exported here.
 
+Optional venue capabilities, looked up on the venue object so that venues
+without them need nothing:
+
+- ``select_subprotocol(connection, offered) -> str | None``: picks the
+  ``Sec-WebSocket-Protocol`` to answer the handshake with (default: none).
+- ``connect_limit = False``: the venue is exempt from the connection-rate limit.
+- an HTTP side (:class:`~tradefeed.simulator._http.HttpVenue`: ``handle_http``,
+  ``auth_path``, ``credentials``): served by an HTTP server on a port of its
+  own, on the same loop, started and stopped with the WebSocket servers.
+
 What must not go in here: a venue's paths, filters, messages or tape (those
 live in the venue's module, e.g. :mod:`tradefeed.simulator.dopp`). Nothing in
 the simulator imports from ``tradefeed`` outside ``tradefeed.simulator``: it is
@@ -36,6 +46,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from ._base import CALL_TIMEOUT, Outbox, SimulatorError, Venue, call_on_loop
+from ._http import HttpServer, HttpVenue
 from ._ratelimit import ConnectLimiter
 
 __all__ = ["Outbox", "Simulator", "SimulatorError", "Venue"]
@@ -59,6 +70,10 @@ class _Slot:
     connections: set[ServerConnection] = field(default_factory=set)
     #: handshake requests seen, refused ones included
     handshakes: int = 0
+    #: the venue's HTTP side-server while running, if it has one
+    http: HttpServer | None = None
+    #: its port; 0 until the OS has chosen one, then kept across restarts
+    http_port: int = 0
 
 
 class Simulator:
@@ -73,6 +88,8 @@ class Simulator:
     The tape's content (ids, prices, amounts, wallets...) depends only on
     ``seed``; timestamps are wall-clock milliseconds. After :meth:`stop`,
     :meth:`start` binds the same ports again and the tapes continue.
+    A venue with an HTTP side (Rails' token endpoint) gets a second port:
+    :meth:`auth_url` and :meth:`credentials` are how a client logs in there.
     Servers send no keepalive pings (``ping_interval=None``) and answer the
     client's pings, so the simulator never drops a quiet client.
 
@@ -82,7 +99,8 @@ class Simulator:
     :param venues: registry names to serve; ``None`` serves all of them.
     :param ports: port per venue name; missing names get an OS-chosen port.
     :param max_connects: handshakes one client IP may open per
-        ``connect_window``; more are refused with HTTP 429. ``None`` disables it.
+        ``connect_window``; more are refused with HTTP 429. ``None`` disables it
+        (as does a venue's ``connect_limit = False``).
     :param connect_window: the rate limit's window, in seconds.
     :param history: trades generated up front so snapshots are not empty.
     :param snapshot_size: most recent trades sent on connect.
@@ -118,7 +136,11 @@ class Simulator:
                     seed=seed, rate=rate, history=history, snapshot_size=snapshot_size, **options.get(name, {})
                 ),
                 port=ports.get(name, 0),
-                limiter=None if max_connects is None else ConnectLimiter(max_connects, connect_window),
+                limiter=(
+                    ConnectLimiter(max_connects, connect_window)
+                    if max_connects is not None and getattr(registry[name], "connect_limit", True)
+                    else None
+                ),
             )
             for name in names
         }
@@ -221,6 +243,34 @@ class Simulator:
         """Return ``ws://host:port`` for ``venue``; its production paths go under it."""
         return f"ws://{self.host}:{self.port(venue)}"
 
+    def http_url(self, venue: str) -> str:
+        """Return ``http://host:port`` of ``venue``'s HTTP side-server.
+
+        :raises SimulatorError: if the venue has no HTTP side or was never started.
+        """
+        self._http_venue(venue)
+        port = self._slot(venue).http_port
+        if port == 0:
+            raise SimulatorError(f"venue {venue!r} has no HTTP port yet; call start() first")
+        return f"http://{self.host}:{port}"
+
+    def auth_url(self, venue: str) -> str:
+        """Return the full URL of ``venue``'s token endpoint, e.g. ``http://127.0.0.1:<port>/api/v1/token``."""
+        return self.http_url(venue) + self._http_venue(venue).auth_path
+
+    def credentials(self, venue: str, *, read_only: bool = False) -> tuple[str, str]:
+        """Return a valid ``(api_key, api_secret)`` of ``venue``; a read-only pair if asked.
+
+        :raises SimulatorError: if the venue has no HTTP side.
+        """
+        return self._http_venue(venue).credentials(read_only=read_only)
+
+    def _http_venue(self, name: str) -> HttpVenue:
+        venue = self._slot(name).venue
+        if not isinstance(venue, HttpVenue):
+            raise SimulatorError(f"venue {name!r} serves no HTTP")
+        return venue
+
     def connection_count(self, venue: str) -> int:
         """Return how many clients are connected (handshake completed) to ``venue``."""
         with self._cond:
@@ -304,12 +354,14 @@ class Simulator:
 
     async def _bind(self) -> None:
         for name, slot in self._slots.items():
+            select_subprotocol = getattr(slot.venue, "select_subprotocol", None)
             try:
                 slot.server = await serve(
                     functools.partial(self._handle, slot),
                     self.host,
                     slot.port,
                     process_request=functools.partial(self._process_request, slot),
+                    select_subprotocol=select_subprotocol,
                     ping_interval=None,  # the simulator never drops a client for not answering pings
                     close_timeout=CLOSE_TIMEOUT,
                 )
@@ -317,8 +369,21 @@ class Simulator:
                 raise SimulatorError(f"cannot listen for venue {name!r} on {self.host}:{slot.port}: {err}") from err
             # Remember the OS-chosen port so a restart binds the same one.
             slot.port = slot.server.sockets[0].getsockname()[1]
+            if isinstance(slot.venue, HttpVenue):
+                slot.http = HttpServer(slot.venue.handle_http, name)
+                try:
+                    slot.http_port = await slot.http.start(self.host, slot.http_port)
+                except OSError as err:
+                    slot.http = None
+                    raise SimulatorError(
+                        f"cannot listen for venue {name!r}'s HTTP on {self.host}:{slot.http_port}: {err}"
+                    ) from err
 
     async def _close_servers(self) -> None:
+        # HTTP first: its requests are short, and a token must not be issued after stop().
+        await asyncio.gather(*(slot.http.close() for slot in self._slots.values() if slot.http is not None))
+        for slot in self._slots.values():
+            slot.http = None
         servers = [slot.server for slot in self._slots.values() if slot.server is not None]
         for server in servers:
             server.close()  # closes open connections with 1001 going away
