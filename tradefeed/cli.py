@@ -185,10 +185,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     writer = TradeWriter(out, args.format)
     done = threading.Event()
     count = [0]
-    with Simulator(seed=args.seed, rate=args.rate, venues=venues) as sim:
+    with Simulator(seed=args.seed, rate=args.rate, venues=venues, history=8) as sim:
         manager = FeedManager()
         for venue in venues:
-            manager.add_feed(venue, url=sim.url(venue))
+            manager.add_feed(venue, **sim.feed_params(venue))
 
         @manager.on_trade
         def show(trade: Trade) -> None:

@@ -94,3 +94,10 @@ def test_sim_serves_until_sigterm_and_exits_zero(make_manager, collector):
         proc.stdout.close()
         proc.stderr.close()
     assert collector.statuses[-1].status is Status.STOPPED
+
+
+def test_demo_all_mixes_the_four_venues(capsys):
+    """demo --venue all streams every venue from one simulator."""
+    assert main(["demo", "--venue", "all", "--duration", "1.5", "--format", "jsonl", "--rate", "20"]) == 0
+    venues = {json.loads(line)["venue"] for line in capsys.readouterr().out.splitlines()}
+    assert venues == {"dopp", "synfutures", "synthetix", "rails"}

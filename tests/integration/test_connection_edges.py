@@ -103,8 +103,9 @@ def test_close_frame_without_a_code_is_1005_not_a_lost_connection(make_manager, 
 
 def test_bearer_tokens_are_blanked_in_websocket_client_logs(caplog):
     """websocket-client logs refused subprotocols verbatim; tradefeed's filter blanks the token."""
-    import tradefeed.connection  # noqa: F401  (installs the filter)
+    import tradefeed.connection
 
+    assert tradefeed.connection  # importing the client installs the filter
     with caplog.at_level(logging.DEBUG, logger="websocket"):
         logging.getLogger("websocket").error("Invalid subprotocol: %s", ["authorization#eyJ.secret.sig"])
     assert "eyJ.secret.sig" not in caplog.text and "authorization#***" in caplog.text

@@ -6,8 +6,6 @@ import threading
 import time
 from decimal import Decimal
 
-import pytest
-
 from tradefeed import CallbackError, ParseError, Side, Status, StatusEvent, Trade
 from tradefeed.dispatcher import Dispatcher
 

@@ -205,6 +205,11 @@ class Venue:
             raise ValueError(f"count must not be negative, not {count}")
         return call_on_loop(self._loop, self.generate, count)
 
+    def demo_params(self) -> dict[str, Any]:
+        """Venue parameters (as the client's ``add_feed`` takes them) that stream every
+        market this venue simulates; see :meth:`Simulator.feed_params`."""
+        return {}
+
     def inject(self, frame: str | bytes) -> int:
         """Fault injection: queue ``frame`` as is (text, or bytes as a binary frame)
         to every current connection, in order with the venue's own frames.  Safe from

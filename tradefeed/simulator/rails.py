@@ -155,6 +155,10 @@ class RailsVenue(Venue):
     connect_limit = False
     auth_path = TOKEN_PATH
 
+    def demo_params(self) -> dict[str, Any]:
+        """Every market's public trades, with a snapshot of each."""
+        return {"market": ALL, "subscriptions": ["publicTrades"], "snapshot_markets": list(MARKETS)}
+
     def __init__(
         self,
         *,

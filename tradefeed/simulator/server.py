@@ -265,6 +265,19 @@ class Simulator:
         """
         return self._http_venue(venue).credentials(read_only=read_only)
 
+    def feed_params(self, venue: str) -> dict[str, Any]:
+        """Keyword arguments for the client's ``FeedManager.add_feed(venue, **...)`` that
+        stream this simulated venue: its URL, a subscription that covers its markets, and
+        for venues with a token endpoint the endpoint and a valid key pair.
+
+        This is plain data, so the simulator still imports nothing of the client.
+        """
+        params: dict[str, Any] = {"url": self.url(venue), **self._slot(venue).venue.demo_params()}
+        if isinstance(self._slot(venue).venue, HttpVenue):
+            params["auth_url"] = self.auth_url(venue)
+            params["api_key"], params["api_secret"] = self.credentials(venue)
+        return params
+
     def _http_venue(self, name: str) -> HttpVenue:
         venue = self._slot(name).venue
         if not isinstance(venue, HttpVenue):

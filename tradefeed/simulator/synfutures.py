@@ -218,6 +218,10 @@ class SynfuturesVenue(Venue):
     name = "synfutures"
     paths = frozenset({PATH})
 
+    def demo_params(self) -> dict[str, Any]:
+        """Every simulated pair."""
+        return {"pairs": list(PAIRS), "chain_id": CHAIN_ID}
+
     def __init__(
         self, *, seed: int = 1, rate: float = 200.0, history: int = 100, snapshot_size: int = 20,
         data_form: str = "array", idle_timeout: float | None = IDLE_TIMEOUT, mixed_case_envelope: bool = False,

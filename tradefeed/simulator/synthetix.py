@@ -159,6 +159,10 @@ class SynthetixVenue(Venue):
     name = "synthetix"
     paths = frozenset({INFO_PATH})
 
+    def demo_params(self) -> dict[str, Any]:
+        """Every simulated market."""
+        return {"symbols": list(SYMBOLS)}
+
     def __init__(
         self,
         *,
