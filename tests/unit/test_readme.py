@@ -20,3 +20,21 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_readme_gives_the_demo_command():
     """README.rst's quick start installs and runs the demo in one line."""
     assert "    " + DEMO_COMMAND + "\n" in (ROOT / "README.rst").read_text()
+
+
+def test_readme_renders_without_warnings():
+    """README.rst is valid reStructuredText (a broken table or list is a failure, not a shrug)."""
+    import docutils.core
+
+    docutils.core.publish_doctree(
+        (ROOT / "README.rst").read_text(), settings_overrides={"report_level": 2, "halt_level": 2}
+    )
+
+
+def test_every_public_name_is_documented():
+    """Each name in tradefeed.__all__ appears in README.rst."""
+    import tradefeed
+
+    readme = (ROOT / "README.rst").read_text()
+    missing = [name for name in tradefeed.__all__ if name not in readme]
+    assert missing == []
