@@ -37,6 +37,8 @@ __all__ = [
     "dumps",
     "wad_to_decimal",
     "rfc3339_to_ms",
+    "record_error",
+    "RECORD_ERRORS",
 ]
 
 
@@ -249,6 +251,24 @@ def require_str(record: Mapping[str, Any], key: str) -> str:
     if kind is int:
         return str(value)
     raise ValueError("%s must be a string, not %s" % (key, kind.__name__))
+
+
+#: what a record parser raises for a bad record (a missing key, a bad value or type)
+RECORD_ERRORS = (KeyError, ValueError, TypeError, AttributeError)
+
+
+def record_error(venue: str, err: Exception, record: Any) -> ParseError:
+    """The ParseError for one bad record of an otherwise usable frame; ``raw`` is the
+    record, ``__cause__`` the original error."""
+    if isinstance(err, KeyError):
+        message = "%s trade without field %s" % (venue, err)
+    elif type(record) is not dict:
+        message = "%s trade is not an object" % venue
+    else:
+        message = "bad %s trade: %s" % (venue, err)
+    error = ParseError(message, raw=record, venue=venue)
+    error.__cause__ = err
+    return error
 
 
 def check_params(venue: str, params: Mapping[str, Any], allowed: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import Liquidity, Side, Trade
-from .base import Adapter, Handshake, Parsed, loads, require_str, to_decimal, to_ms
+from .base import RECORD_ERRORS, Adapter, Handshake, Parsed, loads, record_error, require_str, to_decimal, to_ms
 
 __all__ = ["DoppAdapter"]
 
@@ -140,8 +140,8 @@ class DoppAdapter(Adapter):
             for record in records:
                 try:
                     trades.append(self._trade(record, received_ns))
-                except (KeyError, ValueError, TypeError, AttributeError) as err:
-                    errors.append(self._record_error(err, record))
+                except RECORD_ERRORS as err:
+                    errors.append(record_error(self.venue, err, record))
         snapshot, self._snapshot_pending = self._snapshot_pending, False
         if len(trades) > 1 and _newest_first(trades, snapshot):
             trades.reverse()
@@ -183,17 +183,6 @@ class DoppAdapter(Adapter):
             liquidity=liquidity,
             raw={k: v for k, v in record.items() if k not in _MAPPED},
         )
-
-    def _record_error(self, err: Exception, record: Any) -> ParseError:
-        if isinstance(err, KeyError):
-            message = "dopp trade without field %s" % err
-        elif isinstance(err, (TypeError, AttributeError)) and type(record) is not dict:
-            message = "dopp trade is not an object"
-        else:
-            message = "bad dopp trade: %s" % err
-        parse_error = ParseError(message, raw=record, venue=self.venue)
-        parse_error.__cause__ = err
-        return parse_error
 
 
 def _newest_first(trades: list[Trade], snapshot: bool) -> bool:

@@ -20,7 +20,19 @@ from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import Liquidity, Side, Trade
-from .base import Adapter, CloseAction, Handshake, Parsed, dumps, loads, require_str, to_decimal, to_ms
+from .base import (
+    RECORD_ERRORS,
+    Adapter,
+    CloseAction,
+    dumps,
+    Handshake,
+    loads,
+    Parsed,
+    record_error,
+    require_str,
+    to_decimal,
+    to_ms,
+)
 
 __all__ = ["RailsAdapter", "TRADE_STREAMS"]
 
@@ -193,8 +205,8 @@ class RailsAdapter(Adapter):
         for record in records:
             try:
                 trade = self._private(record, received_ns) if private else self._public(record, market, received_ns)
-            except (KeyError, ValueError, TypeError, AttributeError) as err:
-                errors.append(_record_error(err, record))
+            except RECORD_ERRORS as err:
+                errors.append(record_error(self.venue, err, record))
             else:
                 trades.append(trade)
         if len(trades) > 1:
@@ -271,13 +283,3 @@ def _request_id(data: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _record_error(err: Exception, record: Any) -> ParseError:
-    if isinstance(err, KeyError):
-        message = "rails trade without field %s" % err
-    elif type(record) is not dict:
-        message = "rails trade is not an object"
-    else:
-        message = "bad rails trade: %s" % err
-    error = ParseError(message, raw=record, venue="rails")
-    error.__cause__ = err
-    return error

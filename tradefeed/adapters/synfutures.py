@@ -19,7 +19,18 @@ from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import Liquidity, Side, Trade
-from .base import Adapter, Handshake, Parsed, dumps, loads, require_str, to_ms, wad_to_decimal
+from .base import (
+    RECORD_ERRORS,
+    Adapter,
+    dumps,
+    Handshake,
+    loads,
+    Parsed,
+    record_error,
+    require_str,
+    to_ms,
+    wad_to_decimal,
+)
 
 __all__ = ["SynfuturesAdapter", "PERPETUAL_EXPIRY"]
 
@@ -186,8 +197,8 @@ class SynfuturesAdapter(Adapter):
         for item in data:
             try:
                 trade = self._trade(item, envelope, received_ns)
-            except (KeyError, ValueError, TypeError, AttributeError) as err:
-                errors.append(_record_error(err, item))
+            except RECORD_ERRORS as err:
+                errors.append(record_error(self.venue, err, item))
                 continue
             if trade.raw["pair"] in subscribed:
                 trades.append(trade)
@@ -250,13 +261,3 @@ def _order(trade: Trade) -> tuple[int, int, int, str]:
     return (trade.timestamp_ms, 0, int(tid), "") if tid.isdigit() else (trade.timestamp_ms, 1, 0, tid)
 
 
-def _record_error(err: Exception, item: Any) -> ParseError:
-    if isinstance(err, KeyError):
-        message = "synfutures trade without field %s" % err
-    elif type(item) is not dict:
-        message = "synfutures trade is not an object"
-    else:
-        message = "bad synfutures trade: %s" % err
-    error = ParseError(message, raw=item, venue="synfutures")
-    error.__cause__ = err
-    return error

@@ -19,7 +19,19 @@ from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import Liquidity, Side, Trade
-from .base import Adapter, Handshake, Parsed, dumps, loads, require_str, rfc3339_to_ms, to_decimal, to_ms
+from .base import (
+    RECORD_ERRORS,
+    Adapter,
+    dumps,
+    Handshake,
+    loads,
+    Parsed,
+    record_error,
+    require_str,
+    rfc3339_to_ms,
+    to_decimal,
+    to_ms,
+)
 
 __all__ = ["SynthetixAdapter"]
 
@@ -185,8 +197,8 @@ class SynthetixAdapter(Adapter):
             raise ParseError("trade notification without a data object", raw=frame, venue=self.venue)
         try:
             trade = self._trade(data, received_ns, envelope=doc)
-        except (KeyError, ValueError, TypeError) as err:
-            return Parsed(errors=[_record_error(err, data)])
+        except RECORD_ERRORS as err:
+            return Parsed(errors=[record_error(self.venue, err, data)])
         symbol = trade.symbol
         if symbol not in self.symbols:
             return Parsed()  # in flight after an unsubscribe
@@ -224,8 +236,8 @@ class SynthetixAdapter(Adapter):
         for record in reversed(records):  # newest first on the wire
             try:
                 trades.append(self._trade(record, received_ns))
-            except (KeyError, ValueError, TypeError, AttributeError) as err:
-                errors.append(_record_error(err, record))
+            except RECORD_ERRORS as err:
+                errors.append(record_error(self.venue, err, record))
         if symbol in self.symbols:
             trades.extend(self._held.pop(symbol, ()))
         else:
@@ -307,13 +319,3 @@ def _liquidity(record: dict[str, Any]) -> Liquidity | None:
     return Liquidity.MAKER if flag is maker_when else Liquidity.TAKER
 
 
-def _record_error(err: Exception, record: Any) -> ParseError:
-    if isinstance(err, KeyError):
-        message = "synthetix trade without field %s" % err
-    elif type(record) is not dict:
-        message = "synthetix trade is not an object"
-    else:
-        message = "bad synthetix trade: %s" % err
-    error = ParseError(message, raw=record, venue="synthetix")
-    error.__cause__ = err
-    return error
