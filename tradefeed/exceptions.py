@@ -61,7 +61,24 @@ class TradefeedError(Exception):
 
 
 class ConfigError(TradefeedError, ValueError):
-    """A parameter or configuration value is invalid; raised before anything connects."""
+    """A parameter or configuration value is invalid; raised before anything connects.
+
+    A configuration file's problems are all reported in one ConfigError, one per line of
+    its message; ``problems`` holds them as ``(path, line, message)`` tuples.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        problems: "list[tuple[str, int | None, str]] | None" = None,
+    ):
+        super().__init__(message)
+        #: the parameter at fault, relative to the feed (``"symbols[2]"``), if known
+        self.param = param
+        #: every problem found, as ``(path, line, message)``; empty outside config files
+        self.problems = list(problems or [])
 
 
 class AuthError(TradefeedError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import ssl
 import threading
 import time
@@ -160,6 +161,22 @@ class FeedManager:
         self._fatal: list[TradefeedError] = []
         self._providers: dict[tuple[Any, ...], TokenProvider] = {}
         self._live = 0  # feed threads started and not yet ended
+
+    @classmethod
+    def from_config(cls, config: "str | os.PathLike[str] | Mapping[str, Any]", **overrides: Any) -> "FeedManager":
+        """A manager with every feed of a YAML file (a path) or an already parsed
+        document (a dict), checked first; not started.
+
+        :param overrides: FeedManager settings that win over the file's.
+        :raises ConfigError: every problem of the configuration at once.
+        """
+        from . import config as config_module
+
+        if isinstance(config, Mapping):
+            checked = config_module.from_dict(dict(config))
+        else:
+            checked = config_module.load(config)
+        return checked.create_manager(**overrides)
 
     # -- feeds -------------------------------------------------------------------------
 

@@ -276,8 +276,8 @@ def check_params(venue: str, params: Mapping[str, Any], allowed: Sequence[str]) 
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ConfigError(
-            "%s: unknown parameter(s) %s; expected some of %s"
-            % (venue, ", ".join(unknown), ", ".join(allowed))
+            "%s: unknown parameter(s) %s; expected some of %s" % (venue, ", ".join(unknown), ", ".join(allowed)),
+            param=unknown[0],
         )
 
 

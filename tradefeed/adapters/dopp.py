@@ -50,7 +50,7 @@ def _filter_value(name: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or value != value.strip():
-        raise ConfigError("dopp: %s must be a non-empty string without spaces, not %r" % (name, value))
+        raise ConfigError("dopp: %s must be a non-empty string without spaces, not %r" % (name, value), param=name)
     return value
 
 
@@ -86,7 +86,8 @@ class DoppAdapter(Adapter):
         if self.instrument_name and self.currency:
             raise ConfigError(
                 "dopp: give instrument_name or currency, not both "
-                "(they are two endpoints; open two feeds for both)"
+                "(they are two endpoints; open two feeds for both)",
+                param="currency",
             )
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:

@@ -53,20 +53,27 @@ def _stream_list(items: Any) -> list[str]:
     if isinstance(items, str):
         items = [items]
     if not isinstance(items, (list, tuple)) or not items:
-        raise ConfigError("rails: subscriptions must be a non-empty list of %s" % " and/or ".join(TRADE_STREAMS))
+        raise ConfigError(
+            "rails: subscriptions must be a non-empty list of %s" % " and/or ".join(TRADE_STREAMS), param="subscriptions"
+        )
     out: list[str] = []
-    for item in items:
+    for index, item in enumerate(items):
         if item not in TRADE_STREAMS:
             hint = " (it carries no trades)" if item in _ALL_STREAMS else ""
-            raise ConfigError("rails: unknown subscription %r%s; use %s" % (item, hint, " and/or ".join(TRADE_STREAMS)))
+            raise ConfigError(
+                "rails: unknown subscription %r%s; use %s" % (item, hint, " and/or ".join(TRADE_STREAMS)),
+                param="subscriptions[%d]" % index,
+            )
         if item not in out:
             out.append(item)
     return out
 
 
-def _market(value: Any, what: str = "market") -> str:
+def _market(value: Any, param: str = "market") -> str:
     if not isinstance(value, str) or not value.strip() or value != value.strip():
-        raise ConfigError("rails: %s must be a market name such as 'BTC-USDT' (or 'ALL'), not %r" % (what, value))
+        raise ConfigError(
+            "rails: %s must be a market name such as 'BTC-USDT' (or 'ALL'), not %r" % (param, value), param=param
+        )
     return value
 
 
@@ -97,10 +104,10 @@ class RailsAdapter(Adapter):
         self.market = _market(market)
         self.subscriptions = _stream_list(subscriptions)
         if isinstance(snapshot_markets, str) or not isinstance(snapshot_markets, (list, tuple)):
-            raise ConfigError("rails: snapshot_markets must be a list of market names")
-        self.snapshot_markets = [_market(m, "each of snapshot_markets") for m in snapshot_markets]
+            raise ConfigError("rails: snapshot_markets must be a list of market names", param="snapshot_markets")
+        self.snapshot_markets = [_market(m, "snapshot_markets[%d]" % i) for i, m in enumerate(snapshot_markets)]
         if self.snapshot_markets and self.market != "ALL":
-            raise ConfigError("rails: snapshot_markets only applies with market='ALL'")
+            raise ConfigError("rails: snapshot_markets only applies with market='ALL'", param="snapshot_markets")
         self._requests: dict[str, str] = {}  # clientRequestId -> what it asked
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:

@@ -53,14 +53,15 @@ _HIGH_PRECISION = 80  # digits for adding WAD fees exactly
 
 def _pair_list(venue: str, pairs: Any) -> list[str]:
     if isinstance(pairs, str) or not isinstance(pairs, (list, tuple)) or not pairs:
-        raise ConfigError("%s: pairs must be a non-empty list of '<instrument address>_<expiry>'" % venue)
+        raise ConfigError("%s: pairs must be a non-empty list of '<instrument address>_<expiry>'" % venue, param="pairs")
     out: list[str] = []
-    for pair in pairs:
+    for index, pair in enumerate(pairs):
         key = pair.strip().lower() if isinstance(pair, str) else pair
         if not isinstance(key, str) or not _PAIR.match(key):
             raise ConfigError(
                 "%s: invalid pair %r; expected '0x' + 40 hex digits + '_' + expiry, e.g. "
-                "'0x73ada1ea346cc3908f41cf67a040f0acd7808be0_%d'" % (venue, pair, PERPETUAL_EXPIRY)
+                "'0x73ada1ea346cc3908f41cf67a040f0acd7808be0_%d'" % (venue, pair, PERPETUAL_EXPIRY),
+                param="pairs[%d]" % index,
             )
         if key not in out:
             out.append(key)
@@ -98,9 +99,11 @@ class SynfuturesAdapter(Adapter):
     ) -> None:
         self.pairs = _pair_list(self.venue, pairs)
         if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id < 1:
-            raise ConfigError("synfutures: chain_id must be a positive integer, not %r" % (chain_id,))
+            raise ConfigError("synfutures: chain_id must be a positive integer, not %r" % (chain_id,), param="chain_id")
         if isinstance(trades_limit, bool) or not isinstance(trades_limit, int) or not 1 <= trades_limit <= 100:
-            raise ConfigError("synfutures: trades_limit must be an integer within 1..100, not %r" % (trades_limit,))
+            raise ConfigError(
+                "synfutures: trades_limit must be an integer within 1..100, not %r" % (trades_limit,), param="trades_limit"
+            )
         self.chain_id = chain_id
         self.trades_limit = trades_limit
         self.user_agent = user_agent

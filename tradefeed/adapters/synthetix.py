@@ -51,14 +51,17 @@ _OK_STATUS = ("success", "ok")
 
 def _symbol_list(symbols: Any) -> list[str]:
     if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)) or not symbols:
-        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT']")
+        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT']", param="symbols")
     out: list[str] = []
-    for symbol in symbols:
+    for index, symbol in enumerate(symbols):
+        param = "symbols[%d]" % index
         if not isinstance(symbol, str) or not symbol.strip() or " " in symbol.strip():
-            raise ConfigError("synthetix: invalid symbol %r" % (symbol,))
+            raise ConfigError("synthetix: invalid symbol %r" % (symbol,), param=param)
         key = symbol.strip().upper()
         if len(key) > MAX_SYMBOL_LENGTH:
-            raise ConfigError("synthetix: symbol %r is longer than %d characters" % (symbol, MAX_SYMBOL_LENGTH))
+            raise ConfigError(
+                "synthetix: symbol %r is longer than %d characters" % (symbol, MAX_SYMBOL_LENGTH), param=param
+            )
         if key not in out:
             out.append(key)
     return out
@@ -89,13 +92,16 @@ class SynthetixAdapter(Adapter):
     ) -> None:
         self.symbols = _symbol_list(symbols)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-            raise ConfigError("synthetix: limit must be an integer within 1..100, not %r" % (limit,))
+            raise ConfigError("synthetix: limit must be an integer within 1..100, not %r" % (limit,), param="limit")
         if not isinstance(live, bool):
-            raise ConfigError("synthetix: live must be true or false, not %r" % (live,))
+            raise ConfigError("synthetix: live must be true or false, not %r" % (live,), param="live")
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-            raise ConfigError("synthetix: poll_interval must be a positive number of seconds, not %r" % (poll_interval,))
+            raise ConfigError(
+                "synthetix: poll_interval must be a positive number of seconds, not %r" % (poll_interval,),
+                param="poll_interval",
+            )
         if not isinstance(user_agent, str) or not user_agent.strip():
-            raise ConfigError("synthetix: user_agent must be a non-empty string")
+            raise ConfigError("synthetix: user_agent must be a non-empty string", param="user_agent")
         self.limit = limit
         self.live = live
         self.poll_interval = float(poll_interval)

@@ -1,0 +1,405 @@
+"""YAML configuration: a file (or dict) in, a checked :class:`Config` and a ready
+:class:`~tradefeed.FeedManager` out.
+
+:func:`from_dict` is pure; :func:`load` reads a file with ``yaml.safe_load`` semantics
+(``yaml.compose`` with the safe loader, never a full loader) and keeps each value's line
+so that every problem can be reported as ``file:line: feeds[2].symbols[0]: message``.
+All problems are collected and raised together in one :class:`ConfigError`.  Secrets come
+from the environment as ``${VAR}`` or ``${VAR:-default}``; an unset variable is an error,
+never an empty credential.  Venue parameters are checked by the venue's own adapter.
+
+The document::
+
+    feeds:                        # required: one entry per feed
+      - venue: synthetix          # a registry key
+        symbols: [BTC-USDT]       # venue parameters (see ``tradefeed venues``)
+        name: snx                 # optional feed name
+        url: wss://...            # optional base URL override
+        backoff: {initial: 1, max_delay: 30, jitter: 0.25, max_retries: null}
+    settings:                     # optional FeedManager settings
+      dispatch: thread            # thread | manual
+      backoff: {...}
+      ping_interval: 20
+      ping_timeout: 10
+      connect_timeout: 10
+      dedup_window: 4096
+    outputs:                      # optional; default: the table on stdout
+      - {type: stdout, format: table}
+      - {type: file, path: trades.csv, format: csv}
+    logging: {level: INFO}
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import yaml
+
+from .adapters import REGISTRY
+from .backoff import Backoff
+from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from .manager import FeedManager
+
+__all__ = ["Config", "FeedConfig", "OutputConfig", "from_dict", "load", "FORMATS"]
+
+#: output formats
+FORMATS = ("table", "jsonl", "csv")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_TOP = ("feeds", "settings", "outputs", "logging")
+_SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window")
+_BACKOFF = ("initial", "max_delay", "multiplier", "jitter", "max_retries")
+_FEED_COMMON = ("venue", "name", "url", "backoff")
+_OUTPUT = {"stdout": ("type", "format"), "file": ("type", "path", "format")}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
+
+
+def _redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed of the file.  Its ``repr`` hides credentials."""
+
+    venue: str
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+    name: str | None = None
+    url: str | None = None
+    backoff: Backoff | None = None
+
+    def __repr__(self) -> str:
+        return "FeedConfig(venue=%r, name=%r, url=%r, params=%r)" % (self.venue, self.name, self.url, _redact(self.params))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where the ``tradefeed run`` command writes trades."""
+
+    #: ``stdout`` or ``file``
+    type: str
+    #: ``table``, ``jsonl`` or ``csv``
+    format: str
+    #: the file, for ``type: file``
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked configuration.  :meth:`create_manager` builds the manager it describes."""
+
+    feeds: tuple[FeedConfig, ...]
+    #: keyword arguments for :class:`FeedManager`
+    settings: dict[str, Any] = field(default_factory=dict)
+    outputs: tuple[OutputConfig, ...] = ()
+    log_level: str | None = None
+    #: where it came from (a file name or ``<dict>``)
+    source: str = "<dict>"
+
+    def create_manager(self, **overrides: Any) -> "FeedManager":
+        """A new :class:`FeedManager` with every feed added (not started).
+
+        :param overrides: FeedManager settings that win over the file's (``dispatch=...``).
+        """
+        from .manager import FeedManager
+
+        manager = FeedManager(**{**self.settings, **overrides})
+        for feed in self.feeds:
+            manager.add_feed(feed.venue, feed.url, name=feed.name, backoff=feed.backoff, **feed.params)
+        return manager
+
+
+class _Checker:
+    """Collects problems with their document path and line."""
+
+    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[tuple[str, int | None, str]] = []
+
+    def line(self, path: str) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path) if re.search(r"(\.[^.\[]+|\[\d+\])$", path) else ""
+        return None
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append((path, self.line(path), message))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            self.problems.sort(key=lambda p: p[1] or 0)  # stable: same line keeps its order
+            text = "\n".join(_format(self.source, p) for p in self.problems)
+            raise ConfigError(
+                "%d problem(s) in %s:\n%s" % (len(self.problems), self.source, text), problems=self.problems
+            )
+
+    def keys(self, mapping: Any, allowed: tuple[str, ...], path: str, what: str) -> bool:
+        """Check that *mapping* is a mapping with only *allowed* keys (did-you-mean)."""
+        if not isinstance(mapping, dict):
+            self.add(path, "%s must be a mapping, not %s" % (what, _kind(mapping)))
+            return False
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                hint = "; did you mean %r?" % close[0] if close else "; expected one of %s" % ", ".join(allowed)
+                self.add(_join(path, str(key)), "unknown key %r%s" % (key, hint))
+        return True
+
+
+def _format(source: str, problem: tuple[str, int | None, str]) -> str:
+    path, line, message = problem
+    where = "%s:%d" % (source, line) if line else source
+    return "%s: %s: %s" % (where, path or "(top)", message)
+
+
+def _join(path: str, key: str) -> str:
+    return "%s.%s" % (path, key) if path else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a " + type(value).__name__
+    )
+
+
+def _number(check: _Checker, value: Any, path: str, *, minimum: float, strict: bool = False) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        check.add(path, "must be a number, not %s" % _kind(value))
+        return None
+    if value < minimum or (strict and value == minimum):
+        check.add(path, "must be %s %g, not %r" % (">" if strict else ">=", minimum, value))
+        return None
+    return float(value)
+
+
+def _backoff(check: _Checker, value: Any, path: str) -> Backoff | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"max_retries": value}
+    if not check.keys(value, _BACKOFF, path, "backoff"):
+        return None
+    kwargs: dict[str, Any] = {}
+    for key in ("initial", "max_delay", "multiplier", "jitter"):
+        if key in value:
+            kwargs[key] = _number(check, value[key], _join(path, key), minimum=0)
+    retries = value.get("max_retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        check.add(_join(path, "max_retries"), "must be a whole number >= 0 or null, not %r" % (retries,))
+    else:
+        kwargs["max_retries"] = retries
+    if any(v is None for k, v in kwargs.items() if k != "max_retries"):
+        return None
+    try:
+        return Backoff(**kwargs)
+    except ConfigError as err:
+        check.add(path, str(err))
+        return None
+
+
+def _substitute(check: _Checker, value: Any, path: str, environ: Mapping[str, str]) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in every string, recursively."""
+    if isinstance(value, dict):
+        return {k: _substitute(check, v, _join(path, str(k)), environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(check, v, "%s[%d]" % (path, i), environ) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        check.add(path, "environment variable %s is not set" % name)
+        return ""
+
+    return _ENV.sub(replace, value)
+
+
+def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
+    if not isinstance(item, dict):
+        check.add(path, "a feed must be a mapping, not %s" % _kind(item))
+        return None
+    venue = item.get("venue")
+    if venue is None:
+        check.add(path, "missing key 'venue' (one of %s)" % ", ".join(sorted(REGISTRY)))
+        every = sorted({p for cls in REGISTRY.values() for p in cls.params + cls.auth_params})
+        check.keys(item, _FEED_COMMON + tuple(every), path, "a feed")
+        return None
+    if venue not in REGISTRY:
+        close = difflib.get_close_matches(str(venue), sorted(REGISTRY), n=1)
+        hint = "did you mean %r?" % close[0] if close else "known venues: %s" % ", ".join(sorted(REGISTRY))
+        check.add(_join(path, "venue"), "unknown venue %r; %s" % (venue, hint))
+        return None
+    cls = REGISTRY[venue]
+    before = len(check.problems)
+    check.keys(item, _FEED_COMMON + cls.params + cls.auth_params, path, "a feed")
+    name, url = item.get("name"), item.get("url")
+    if name is not None and (not isinstance(name, str) or not name):
+        check.add(_join(path, "name"), "must be a non-empty string")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
+        check.add(_join(path, "url"), "must start with ws:// or wss://, not %r" % (url,))
+    backoff = _backoff(check, item["backoff"], _join(path, "backoff")) if "backoff" in item else None
+    params = {k: v for k, v in item.items() if k in cls.params}
+    credentials = {k: v for k, v in item.items() if k in cls.auth_params}
+    if cls.needs_token:
+        for key in ("api_key", "api_secret"):
+            reported = any(p[0] == _join(path, key) for p in check.problems)  # e.g. its ${VAR} is unset
+            if not reported and (not isinstance(credentials.get(key), str) or not credentials[key]):
+                check.add(_join(path, key), "%s needs %s (use ${ENV_VAR})" % (venue, key))
+    missing = [p for p in _required(cls) if p not in params]
+    for param in missing:
+        check.add(path, "missing key %r (%s needs it)" % (param, venue))
+    try:
+        if not missing:
+            cls.from_params(**params)
+    except ConfigError as err:
+        check.add(_join(path, err.param) if err.param else path, str(err))
+    if len(check.problems) > before:
+        return None
+    return FeedConfig(venue=venue, params={**params, **credentials}, name=name, url=url, backoff=backoff)
+
+
+def _required(cls: type) -> list[str]:
+    """The adapter's parameters that have no default."""
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    return [
+        name
+        for name, p in signature.parameters.items()
+        if name != "self" and p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+    ]
+
+
+def _outputs(check: _Checker, value: Any) -> tuple[OutputConfig, ...]:
+    if not isinstance(value, list):
+        check.add("outputs", "must be a list, not %s" % _kind(value))
+        return ()
+    outputs = []
+    for index, item in enumerate(value):
+        path = "outputs[%d]" % index
+        kind = item.get("type", "stdout") if isinstance(item, dict) else None
+        if kind not in _OUTPUT:
+            check.add(_join(path, "type") if isinstance(item, dict) else path, "type must be stdout or file, not %r" % (kind,))
+            continue
+        check.keys(item, _OUTPUT[kind], path, "an output")
+        fmt = item.get("format", "table" if kind == "stdout" else "jsonl")
+        if fmt not in FORMATS:
+            check.add(_join(path, "format"), "format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
+        target = item.get("path")
+        if kind == "file" and (not isinstance(target, str) or not target):
+            check.add(_join(path, "path"), "a file output needs a path")
+        outputs.append(OutputConfig(type=kind, format=fmt, path=target))
+    return tuple(outputs)
+
+
+def _settings(check: _Checker, value: Any) -> dict[str, Any]:
+    if not check.keys(value, _SETTINGS, "settings", "settings"):
+        return {}
+    out: dict[str, Any] = {}
+    if "dispatch" in value:
+        if value["dispatch"] not in ("thread", "manual"):
+            check.add("settings.dispatch", "must be thread or manual, not %r" % (value["dispatch"],))
+        out["dispatch"] = value["dispatch"]
+    if "backoff" in value:
+        out["backoff"] = _backoff(check, value["backoff"], "settings.backoff")
+    for key, minimum, strict in (("ping_interval", 0, False), ("ping_timeout", 0, True), ("connect_timeout", 0, True)):
+        if key in value:
+            out[key] = _number(check, value[key], "settings." + key, minimum=minimum, strict=strict)
+    if "dedup_window" in value:
+        window = value["dedup_window"]
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            check.add("settings.dedup_window", "must be a whole number >= 1, not %r" % (window,))
+        out["dedup_window"] = window
+    interval, timeout = out.get("ping_interval", 20.0), out.get("ping_timeout", 10.0)
+    if interval and timeout and timeout >= interval:
+        check.add("settings.ping_timeout", "must be below ping_interval (%g s)" % interval)
+    return out
+
+
+def from_dict(
+    data: Any,
+    *,
+    source: str = "<dict>",
+    lines: Mapping[str, int] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Check a parsed document and return its :class:`Config`.
+
+    :param source: named in problem reports (a file name).
+    :param lines: document path -> line number, for reports (see :func:`load`).
+    :param environ: where ``${VAR}`` is looked up (default ``os.environ``).
+    :raises ConfigError: every problem found, one per line, also in ``.problems``.
+    """
+    check = _Checker(source, lines or {})
+    if not check.keys(data, _TOP, "", "the document"):
+        check.raise_if_any()
+    data = _substitute(check, data, "", os.environ if environ is None else environ)
+    feeds_value = data.get("feeds")
+    feeds: list[FeedConfig] = []
+    if not isinstance(feeds_value, list) or not feeds_value:
+        check.add("feeds", "feeds must be a non-empty list" + ("" if feeds_value is None else ", not %s" % _kind(feeds_value)))
+    else:
+        names: set[str] = set()
+        for index, item in enumerate(feeds_value):
+            feed = _feed(check, item, "feeds[%d]" % index)
+            if feed is not None:
+                if feed.name is not None and feed.name in names:
+                    check.add("feeds[%d].name" % index, "name %r is used twice" % feed.name)
+                names.add(feed.name or "")
+                feeds.append(feed)
+    settings = _settings(check, data["settings"]) if "settings" in data else {}
+    outputs = _outputs(check, data["outputs"]) if "outputs" in data else ()
+    level = None
+    if "logging" in data and check.keys(data["logging"], ("level",), "logging", "logging"):
+        level = str(data["logging"].get("level", "WARNING")).upper()
+        if level not in LOG_LEVELS:
+            check.add("logging.level", "must be one of %s, not %r" % (", ".join(LOG_LEVELS), data["logging"]["level"]))
+    check.raise_if_any()
+    return Config(feeds=tuple(feeds), settings=settings, outputs=outputs, log_level=level, source=source)
+
+
+def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, check and return a YAML configuration file.
+
+    :raises ConfigError: the file cannot be read, is not YAML, or has problems (all of them).
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("cannot read %s: %s" % (name, err.strerror or err)) from err
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = "%s:%d" % (name, mark.line + 1) if mark is not None else name
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError("%s: not valid YAML: %s" % (where, problem)) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _collect_lines(node, "", lines)
+    return from_dict({} if data is None else data, source=name, lines=lines, environ=environ)
+
+
+def _collect_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = _join(path, str(key_node.value))
+            lines[child] = key_node.start_mark.line + 1
+            _collect_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, "%s[%d]" % (path, index), lines)
