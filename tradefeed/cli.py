@@ -1,29 +1,34 @@
-"""The ``tradefeed`` command: ``demo`` and ``sim``.
+"""The ``tradefeed`` command: ``run``, ``check``, ``venues``, ``demo`` and ``sim``.
 
 ``main(argv=None) -> int`` is the entry point (``console_scripts`` and
 ``python -m tradefeed``).  This is the only module that configures logging and the
 only one that writes to stdout/stderr directly.  Exit codes: 0 ok (also after Ctrl-C
-or SIGTERM), 1 a runtime failure (a feed ended on an error), 2 a usage or
-configuration error.  Errors are one line on stderr; ``--debug`` adds tracebacks.
+or SIGTERM, once outputs are flushed), 1 a runtime failure (a feed ended on an error),
+2 a usage or configuration error.  Errors are one clear line on stderr (a configuration
+error one line per problem); ``--debug`` adds tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
-import json
+import contextlib
+import dataclasses
+import inspect
 import logging
+import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, TextIO
+import time
+from typing import Any, Callable, Iterator, TextIO
 
 from . import __version__
+from . import config as config_module
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
 from .models import Status, StatusEvent, Trade
+from .output import FORMATS, TradeWriter
 
 __all__ = ["main"]
 
@@ -31,95 +36,36 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-CSV_COLUMNS = (
-    "time_utc",
-    "timestamp_ms",
-    "venue",
-    "symbol",
-    "trade_id",
-    "side",
-    "price",
-    "amount",
-    "fee",
-    "fee_currency",
-    "liquidity",
-    "sequence",
-)
-
-
-def iso_utc(timestamp_ms: int) -> str:
-    """``2026-01-01T00:00:00.123Z`` for a Unix-ms instant."""
-    when = dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (timestamp_ms % 1000)
-
-
-class TradeWriter:
-    """Writes trades to a text stream as ``table``, ``jsonl`` or ``csv``."""
-
-    def __init__(self, stream: TextIO, fmt: str) -> None:
-        self.stream = stream
-        self.format = fmt
-        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
-        if self._csv is not None:
-            self._csv.writerow(CSV_COLUMNS)
-        elif fmt == "table":
-            stream.write(
-                "%-23s %-10s %-20s %-4s %16s %14s  %s\n"
-                % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id")
-            )
-
-    def write(self, trade: Trade) -> None:
-        if self.format == "jsonl":
-            self.stream.write(json.dumps(trade.to_dict(), separators=(",", ":")) + "\n")
-        elif self._csv is not None:
-            self._csv.writerow(
-                (
-                    iso_utc(trade.timestamp_ms),
-                    trade.timestamp_ms,
-                    trade.venue,
-                    trade.symbol,
-                    trade.trade_id,
-                    trade.side.value,
-                    trade.price,
-                    trade.amount,
-                    "" if trade.fee is None else trade.fee,
-                    trade.fee_currency or "",
-                    "" if trade.liquidity is None else trade.liquidity.value,
-                    "" if trade.sequence is None else trade.sequence,
-                )
-            )
-        else:
-            self.stream.write(
-                "%-23s %-10s %-20s %-4s %16s %14s  %s\n"
-                % (
-                    iso_utc(trade.timestamp_ms),
-                    trade.venue,
-                    trade.symbol,
-                    trade.side.value,
-                    trade.amount,
-                    trade.price,
-                    trade.trade_id,
-                )
-            )
-        self.stream.flush()
-
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tradefeed", description="Real-time crypto trade feeds, normalized."
-    )
+    parser = argparse.ArgumentParser(prog="tradefeed", description="Real-time crypto trade feeds, normalized.")
     parser.add_argument("--version", action="version", version="tradefeed " + __version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log connection events to stderr")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def streaming(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=FORMATS, help="output format (default: the config's outputs, else table)")
+        p.add_argument("--output", metavar="FILE", help="append trades to FILE instead of the config's outputs")
+        p.add_argument("--limit", type=_positive_int, help="stop after N trades")
+        p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+        p.add_argument("--quiet", action="store_true", help="no status line, only warnings and errors")
+
+    run = sub.add_parser("run", help="stream the feeds of a YAML config until stopped")
+    run.add_argument("config", help="the YAML configuration file")
+    streaming(run)
+
+    check = sub.add_parser("check", help="validate a YAML config and print every problem")
+    check.add_argument("config")
+
+    sub.add_parser("venues", help="list the venues with their parameters and defaults")
+
     demo = sub.add_parser("demo", help="stream trades from the built-in simulator")
     demo.add_argument("--venue", default="dopp", choices=sorted(REGISTRY) + ["all"], help="venue to show (default dopp)")
-    demo.add_argument("--limit", type=_positive_int, help="stop after N trades")
-    demo.add_argument("--duration", type=_positive_float, help="stop after S seconds")
-    demo.add_argument("--format", default="table", choices=("table", "jsonl", "csv"), help="output format")
+    demo.add_argument("--config", help="demo this YAML config's feeds against the simulator")
     demo.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     demo.add_argument("--rate", type=_positive_float, default=20.0, help="simulated trades per second per venue (default 20)")
+    streaming(demo)
 
     sim = sub.add_parser("sim", help="run the simulator in the foreground and print its URLs")
     sim.add_argument("--venue", action="append", choices=sorted(REGISTRY), help="venue to serve (repeatable; default all)")
@@ -143,8 +89,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _configure_logging(verbose: bool, debug: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+def _configure_logging(level: int, debug: bool) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not debug:
         # websocket-client logs every close at ERROR; tradefeed reports closes itself
@@ -159,6 +104,9 @@ def _load_simulator() -> Any:
     return Simulator
 
 
+# -- streaming (run and demo) ---------------------------------------------------------
+
+
 class _Interrupted(Exception):
     pass
 
@@ -167,57 +115,168 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Interrupted()
 
 
-def _wait(event: threading.Event, timeout: float | None) -> None:
-    """Wait for *event*; Ctrl-C and SIGTERM end the wait normally."""
+@contextlib.contextmanager
+def _writers(args: argparse.Namespace, outputs: tuple[config_module.OutputConfig, ...], out: TextIO) -> Iterator[list[TradeWriter]]:
+    """The writers for ``--output``/``--format`` or the config's outputs (files appended)."""
+    if args.output:
+        outputs = (config_module.OutputConfig("file", args.format or "jsonl", args.output),)
+    elif args.format or not outputs:
+        outputs = (config_module.OutputConfig("stdout", args.format or "table"),)
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for output in outputs:
+            if output.type == "stdout":
+                writers.append(TradeWriter(out, output.format))
+                continue
+            assert output.path is not None
+            fresh = not os.path.exists(output.path) or os.path.getsize(output.path) == 0
+            stream = stack.enter_context(open(output.path, "a", encoding="utf-8", newline=""))
+            writers.append(TradeWriter(stream, output.format, header=fresh))
+        yield writers
+
+
+def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Namespace) -> int:
+    """Run *manager* until --limit, --duration, Ctrl-C/SIGTERM or every feed has ended."""
+    done = threading.Event()
+    counts: dict[str, int] = {}
+    lag_ms: dict[str, int] = {}
+    total = [0]
+    ended: set[str] = set()
+    feeds = len(manager.feeds)
+
+    @manager.on_trade
+    def write(trade: Trade) -> None:
+        if done.is_set():
+            return
+        try:
+            for writer in writers:
+                writer.write(trade)
+        except BrokenPipeError:  # `tradefeed run ... | head`
+            done.set()
+            return
+        total[0] += 1
+        counts[trade.venue] = counts.get(trade.venue, 0) + 1
+        lag_ms[trade.venue] = trade.received_ns // 1_000_000 - trade.timestamp_ms
+        if args.limit and total[0] >= args.limit:
+            done.set()
+
+    @manager.on_status
+    def status(event: StatusEvent) -> None:
+        log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
+        if event.status is Status.STOPPED:
+            ended.add(event.feed)
+            if len(ended) == feeds:  # every feed ended on its own: nothing more will come
+                done.set()
+
+    manager.on_error(lambda err: log.warning("%s", err))
+    status_line = sys.stderr.isatty() and not args.quiet
+    deadline = None if args.duration is None else time.monotonic() + args.duration
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
-        event.wait(timeout)
+        manager.start()
+        seen = dict(counts)
+        while not done.is_set():
+            wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if wait <= 0 or done.wait(wait):
+                break
+            if status_line:
+                _print_status(manager, counts, seen, lag_ms)
+                seen = dict(counts)
     except (KeyboardInterrupt, _Interrupted):
-        log.info("interrupted")
+        log.info("interrupted; stopping")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        manager.stop()
+        if status_line:
+            sys.stderr.write("\n")
+    failed = [f for f in manager.feeds if f.error is not None]
+    for feed in failed:
+        sys.stderr.write("tradefeed: error: feed %s ended: %s\n" % (feed.name, feed.error))
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, int], lag_ms: dict[str, int]) -> None:
+    parts = ["%s %d/s lag %d ms" % (v, counts[v] - seen.get(v, 0), lag_ms.get(v, 0)) for v in sorted(counts)]
+    reconnects = sum(s.reconnects for s in manager.stats().values())
+    sys.stderr.write("\r\x1b[K" + " | ".join(parts + ["reconnects %d" % reconnects]))
+    sys.stderr.flush()
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    config = config_module.load(args.config)
+    _apply_log_level(args, config)
+    manager = config.create_manager()
+    with _writers(args, config.outputs, out) as writers:
+        return _stream(manager, writers, args)
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        config = config_module.load(args.config)
+    except ConfigError as err:
+        out.write("%s\n" % err)
+        return EXIT_USAGE
+    out.write("%s: ok, %d feed(s): %s\n" % (args.config, len(config.feeds), ", ".join(f.venue for f in config.feeds)))
+    return EXIT_OK
+
+
+def cmd_venues(args: argparse.Namespace, out: TextIO) -> int:
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        out.write("%s  (default %s%s)\n" % (name, cls.default_url, ", bearer token" if cls.needs_token else ""))
+        signature = inspect.signature(cls.__init__)
+        for param in cls.params:
+            default = signature.parameters[param].default
+            shown = "required" if default is inspect.Parameter.empty else "default %r" % (default,)
+            runtime = "  (subscribe/unsubscribe at run time)" if param == cls.subscription_param else ""
+            out.write("    %-18s %s%s\n" % (param, shown, runtime))
+        for param in cls.auth_params:
+            out.write("    %-18s %s\n" % (param, "default %s" % cls.default_auth_url if param == "auth_url" else "required"))
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     Simulator = _load_simulator()
-    venues = sorted(REGISTRY) if args.venue == "all" else [args.venue]
-    writer = TradeWriter(out, args.format)
-    done = threading.Event()
-    count = [0]
+    if args.config:
+        config = config_module.load(args.config, environ=_Placeholders())  # the simulator supplies credentials
+        venues = sorted({f.venue for f in config.feeds})
+    else:
+        config = None
+        venues = sorted(REGISTRY) if args.venue == "all" else [args.venue]
+    _apply_log_level(args, config)
     with Simulator(seed=args.seed, rate=args.rate, venues=venues, history=8) as sim:
-        manager = FeedManager()
-        for venue in venues:
-            manager.add_feed(venue, **sim.feed_params(venue))
+        if config is None:
+            manager = FeedManager()
+            for venue in venues:
+                manager.add_feed(venue, **sim.feed_params(venue))
+        else:
+            manager = _against(config, sim).create_manager()
+        with _writers(args, config.outputs if config else (), out) as writers:
+            return _stream(manager, writers, args)
 
-        @manager.on_trade
-        def show(trade: Trade) -> None:
-            if done.is_set():
-                return
-            try:
-                writer.write(trade)
-            except BrokenPipeError:  # `tradefeed demo | head`
-                done.set()
-                return
-            count[0] += 1
-            if args.limit and count[0] >= args.limit:
-                done.set()
 
-        ended: set[str] = set()
+class _Placeholders(dict):  # type: ignore[type-arg]
+    """Every ``${VAR}`` resolves: a demo needs no real secrets."""
 
-        @manager.on_status
-        def status(event: StatusEvent) -> None:
-            log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
-            if event.status is Status.STOPPED:
-                ended.add(event.feed)
-                if len(ended) == len(venues):  # every feed ended on its own: nothing more to show
-                    done.set()
+    def __contains__(self, key: object) -> bool:
+        return True
 
-        manager.on_error(lambda err: log.warning("%s", err))
-        with manager:
-            _wait(done, args.duration)
-        manager.join(timeout=10)
-    return EXIT_OK
+    def __getitem__(self, key: str) -> str:
+        return "from-the-simulator"
+
+
+def _against(config: config_module.Config, sim: Any) -> config_module.Config:
+    """The config with every feed pointed at the simulator (URL and credentials)."""
+    feeds = []
+    for feed in config.feeds:
+        local = sim.feed_params(feed.venue)
+        credentials = {k: local[k] for k in ("auth_url", "api_key", "api_secret") if k in local}
+        feeds.append(dataclasses.replace(feed, url=local["url"], params={**feed.params, **credentials}))
+    return dataclasses.replace(config, feeds=tuple(feeds))
 
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
@@ -229,11 +288,32 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             out.write("%-10s %s\n" % (venue, sim.url(venue)))
         out.write("simulator running; Ctrl-C to stop\n")
         out.flush()
-        _wait(threading.Event(), None)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            threading.Event().wait()
+        except (KeyboardInterrupt, _Interrupted):
+            log.info("interrupted")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {"demo": cmd_demo, "sim": cmd_sim}
+def _apply_log_level(args: argparse.Namespace, config: config_module.Config | None) -> None:
+    if args.debug or args.verbose:
+        return  # the command line wins
+    if getattr(args, "quiet", False):
+        logging.getLogger().setLevel(logging.WARNING)
+    elif config is not None and config.log_level:
+        logging.getLogger().setLevel(config.log_level)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "venues": cmd_venues,
+    "demo": cmd_demo,
+    "sim": cmd_sim,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,16 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _configure_logging(args.verbose, args.debug)
+    _configure_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING, args.debug)
     try:
         return COMMANDS[args.command](args, sys.stdout)
     except ConfigError as err:
         _report(err, args.debug)
         return EXIT_USAGE
-    except TradefeedError as err:
-        _report(err, args.debug)
-        return EXIT_FAILURE
-    except OSError as err:
+    except (TradefeedError, OSError) as err:
         _report(err, args.debug)
         return EXIT_FAILURE
 

@@ -37,10 +37,15 @@ class Liquidity(str, enum.Enum):
         return self.value
 
 
+def decimal_text(value: Decimal) -> str:
+    """Every digit of *value*, in plain notation (``0.000000001``, never ``1E-9``)."""
+    return format(value, "f")
+
+
 def _jsonable(value: Any) -> Any:
     """Return *value* with Decimals as strings, recursively (for ``raw``)."""
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -97,18 +102,19 @@ class Trade:
         return self.price * self.amount
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: Decimals become strings (exact), enums their values."""
+        """A JSON-ready dict: Decimals become strings with every digit, in plain
+        notation; enums become their values."""
         return {
             "venue": self.venue,
             "symbol": self.symbol,
             "trade_id": self.trade_id,
-            "price": str(self.price),
-            "amount": str(self.amount),
+            "price": decimal_text(self.price),
+            "amount": decimal_text(self.amount),
             "side": self.side.value,
             "timestamp_ms": self.timestamp_ms,
             "received_ns": self.received_ns,
             "sequence": self.sequence,
-            "fee": None if self.fee is None else str(self.fee),
+            "fee": None if self.fee is None else decimal_text(self.fee),
             "fee_currency": self.fee_currency,
             "liquidity": None if self.liquidity is None else self.liquidity.value,
             "raw": _jsonable(self.raw),

@@ -101,3 +101,117 @@ def test_demo_all_mixes_the_four_venues(capsys):
     assert main(["demo", "--venue", "all", "--duration", "1.5", "--format", "jsonl", "--rate", "20"]) == 0
     venues = {json.loads(line)["venue"] for line in capsys.readouterr().out.splitlines()}
     assert venues == {"dopp", "synfutures", "synthetix", "rails"}
+
+
+def write_config(tmp_path, sim, **extra_outputs) -> Path:
+    """A config streaming every simulated venue; Rails credentials through the environment."""
+    params = {v: sim.feed_params(v) for v in ("dopp", "synfutures", "synthetix", "rails")}
+    rails = params["rails"]
+    lines = ["feeds:"]
+    lines += ["  - venue: dopp", "    url: %s" % params["dopp"]["url"]]
+    lines += ["  - venue: synfutures", "    url: %s" % params["synfutures"]["url"], "    pairs: %s" % json.dumps(params["synfutures"]["pairs"])]
+    lines += ["  - venue: synthetix", "    url: %s" % params["synthetix"]["url"], "    symbols: [BTC-USDT]"]
+    lines += [
+        "  - venue: rails",
+        "    url: %s" % rails["url"],
+        "    market: BTC-USDT",
+        "    auth_url: %s" % rails["auth_url"],
+        "    api_key: ${SIM_RAILS_KEY}",
+        "    api_secret: ${SIM_RAILS_SECRET}",
+    ]
+    path = tmp_path / "feeds.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli_env(sim) -> dict[str, str]:
+    key, secret = sim.credentials("rails")
+    return dict(os.environ, PYTHONPATH=str(ROOT), SIM_RAILS_KEY=key, SIM_RAILS_SECRET=secret)
+
+
+def test_run_writes_valid_jsonl_for_a_bounded_duration(tmp_path, make_sim):
+    """run CONFIG --format jsonl --duration: valid JSON lines from every venue, exit 0."""
+    sim = make_sim(rate=50, history=5, max_connects=None)
+    config = write_config(tmp_path, sim)
+    result = subprocess.run(
+        [sys.executable, "-m", "tradefeed", "run", str(config), "--format", "jsonl", "--duration", "1.5"],
+        capture_output=True, text=True, timeout=60, env=cli_env(sim),
+    )
+    assert result.returncode == 0, result.stderr
+    trades = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {t["venue"] for t in trades} == {"dopp", "synfutures", "synthetix", "rails"}
+    assert all(Decimal(t["price"]) > 0 for t in trades)
+
+
+def test_run_appends_csv_to_a_file_and_stops_at_the_limit(tmp_path, make_sim):
+    """run --output FILE --format csv --limit N: N rows after one header, even across two runs."""
+    sim = make_sim(rate=50, history=5, max_connects=None)
+    config = write_config(tmp_path, sim)
+    out = tmp_path / "trades.csv"
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "tradefeed", "run", str(config), "--output", str(out), "--format", "csv", "--limit", "30"],
+            capture_output=True, text=True, timeout=60, env=cli_env(sim),
+        )
+        assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 60 and rows[0]["time_utc"].endswith("Z")
+    assert all(Decimal(r["amount"]) > 0 and r["timestamp_ms"].isdigit() for r in rows)
+
+
+def test_sigint_during_run_exits_zero_with_the_output_flushed(tmp_path, make_sim):
+    """Ctrl-C while streaming: exit 0, and every line written is complete."""
+    sim = make_sim(rate=100, history=5, max_connects=None)
+    config = write_config(tmp_path, sim)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradefeed", "run", str(config), "--format", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(sim),
+    )
+    try:
+        first = [process.stdout.readline() for _ in range(20)]
+        process.send_signal(signal.SIGINT)
+        # read on through the same buffered stream (communicate() would skip its read-ahead)
+        rest = process.stdout.read()
+        errors = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    assert process.returncode == 0, errors
+    lines = first + rest.splitlines(keepends=True)
+    assert all(line.endswith("\n") for line in lines)
+    assert all(json.loads(line)["trade_id"] for line in lines)
+
+
+def test_check_exit_codes(tmp_path, capsys, monkeypatch):
+    """check: 0 and a summary for a valid file; 2 and every problem for an invalid one."""
+    fixtures = ROOT / "tests" / "fixtures" / "config"
+    monkeypatch.setenv("RAILS_API_KEY", "k")
+    monkeypatch.setenv("RAILS_API_SECRET", "s")
+    assert main(["check", str(fixtures / "all_venues.yaml")]) == 0
+    assert "ok, 4 feed(s): dopp, synfutures, synthetix, rails" in capsys.readouterr().out
+    assert main(["check", str(fixtures / "many_problems.yaml")]) == 2
+    out = capsys.readouterr().out
+    assert "8 problem(s)" in out and "did you mean 'venue'?" in out
+    assert main(["run", str(fixtures / "many_problems.yaml")]) == 2  # run refuses it too, one line per problem
+    assert "many_problems.yaml:12: extra" in capsys.readouterr().err
+
+
+def test_venues_lists_parameters_and_defaults(capsys):
+    """venues names each venue with its parameters, their defaults, and what changes at run time."""
+    assert main(["venues"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetix  (default wss://papi.synthetix.io)" in out
+    assert "limit              default 50" in out
+    assert "pairs              required  (subscribe/unsubscribe at run time)" in out
+    assert "api_secret         required" in out
+
+
+def test_demo_with_a_config_runs_it_against_the_simulator(capsys):
+    """demo --config points the file's feeds at the simulator, credentials included."""
+    assert main(["demo", "--config", str(ROOT / "examples" / "feeds.yaml"), "--limit", "40", "--format", "jsonl"]) == 0
+    venues = {json.loads(line)["venue"] for line in capsys.readouterr().out.splitlines()}
+    assert len(venues) >= 3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import signal
 import subprocess
 import sys
 from decimal import Decimal
@@ -10,16 +12,27 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def example_env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+
+
+def run_example(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *args], capture_output=True, text=True, timeout=45, env=env
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=60, env=example_env(**env)
     )
+
+
+def test_every_example_has_a_docstring_saying_how_to_run_it():
+    """Each example starts with a docstring that shows its command line."""
+    for path in EXAMPLES.glob("*.py"):
+        text = path.read_text()
+        assert text.startswith('"""') and "python examples/%s" % path.name in text, path.name
 
 
 def test_callbacks_example_prints_limit_trades_and_exits():
@@ -32,3 +45,88 @@ def test_callbacks_example_prints_limit_trades_and_exits():
         ts, symbol, side, amount, at, price = line.split()
         assert symbol == "BTC-PERPETUAL" and side in ("buy", "sell") and at == "@"
         assert int(ts) > 1_700_000_000_000 and Decimal(amount) > 0 and Decimal(price) > 0
+
+
+def test_run_config_example_streams_every_venue_of_feeds_yaml():
+    """examples/run_config.py --simulator runs examples/feeds.yaml against the simulator."""
+    result = run_example("run_config.py", "--simulator", "--limit", "60")
+    assert result.returncode == 0, result.stderr
+    venues = {line.split()[0] for line in result.stdout.splitlines()}
+    assert venues == {"dopp", "synfutures", "synthetix", "rails"}
+
+
+def test_vwap_example_prints_a_table_every_second():
+    """examples/vwap.py prints per-symbol counts and a VWAP within the traded range."""
+    result = run_example("vwap.py", "--duration", "2.5")
+    assert result.returncode == 0, result.stderr
+    blocks = [b for b in result.stdout.strip().split("\n\n") if b]
+    assert len(blocks) >= 2
+    rows = [line.split() for line in blocks[-1].splitlines()[1:]]
+    assert {row[0] for row in rows} == {"dopp", "synfutures", "synthetix", "rails"}
+    btc = next(row for row in rows if row[1] == "BTC-PERPETUAL")
+    assert int(btc[2]) > 0 and Decimal("80000") < Decimal(btc[4]) < Decimal("100000")
+
+
+def test_excel_com_example_writes_rows_from_the_owner_thread(tmp_path):
+    """Without pywin32, examples/excel_com.py writes the same rows to a CSV."""
+    out = tmp_path / "rows.csv"
+    result = run_example("excel_com.py", "--csv", str(out), "--limit", "25")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(out.open()))
+    assert rows[0][0] == "time (UTC)" and len(rows) == 26
+    assert {row[1] for row in rows[1:]} <= {"dopp", "synthetix"} and all(Decimal(r[5]) > 0 for r in rows[1:])
+
+
+@pytest.fixture
+def xvfb():
+    """A virtual X display of our own (Xvfb picks a free display number)."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    number = b""
+    while not number.endswith(b"\n"):
+        chunk = os.read(read_end, 16)
+        assert chunk, "Xvfb did not start"
+        number += chunk
+    os.close(read_end)
+    try:
+        yield ":" + number.decode().strip()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
+    """Under Xvfb the Tk tape fills with trades (screenshot not blank, buys green, sells red),
+    then closes cleanly (exit 0) when asked to."""
+    from PIL import ImageGrab
+
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "tk_tape.py"), "--duration", "60", "--ready", "25"],
+        env=example_env(DISPLAY=xvfb),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        shot = ImageGrab.grab(xdisplay=xvfb)
+        shot.save(tmp_path / "tk_tape.png")
+        window = shot.crop((0, 0, 900, 500))
+        colors = window.getcolors(1 << 20) or []
+        assert len(colors) > 50, "the window looks blank"
+        greens = sum(n for n, (r, g, b) in colors if g > 100 and r < 60 and b < 60)
+        reds = sum(n for n, (r, g, b) in colors if r > 150 and g < 60 and b < 60)
+        assert greens and reds, "buys and sells are drawn in their colours"
+        process.send_signal(signal.SIGTERM)  # closes the window like its close button
+        assert process.wait(30) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()

@@ -99,3 +99,9 @@ def test_exception_tree():
         assert issubclass(cls, e.FeedError)
     for cls in (e.ConfigError, e.AuthError, e.CallbackError, e.SinkError, e.FeedError):
         assert issubclass(cls, e.TradefeedError)
+
+
+def test_to_dict_never_uses_exponent_notation():
+    """Tiny and huge values are written with plain digits, exactly."""
+    d = make(fee=Decimal("1E-9"), price=Decimal("1E+3"), amount=Decimal("0.000000000000000001")).to_dict()
+    assert d["fee"] == "0.000000001" and d["price"] == "1000" and d["amount"] == "0.000000000000000001"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest"
+TEST_COMMAND = (
+    "(command -v Xvfb >/dev/null || (apt-get update -qq && apt-get install -y -qq xvfb))"
+    " && pip install -e '.[test]' && python -m pytest"
+)
 DEMO_COMMAND = "pip install -e '.[sim]' && tradefeed demo"
 
 

@@ -1,0 +1,98 @@
+"""Writing trades as text: a readable ``table``, ``jsonl`` (one ``Trade.to_dict()`` per
+line) or Excel-friendly ``csv``.  Used by the command line; usable from scripts.
+
+CSV rules: a header row (written once, not again when appending to a non-empty file),
+an ISO-8601 UTC time column next to the exact millisecond column, Decimals written with
+every digit they have (never through float), empty cells for absent values.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from typing import TextIO
+
+from .models import Trade, decimal_text
+
+__all__ = ["TradeWriter", "iso_utc", "CSV_COLUMNS", "FORMATS"]
+
+FORMATS = ("table", "jsonl", "csv")
+CSV_COLUMNS = (
+    "time_utc",
+    "timestamp_ms",
+    "venue",
+    "symbol",
+    "trade_id",
+    "side",
+    "price",
+    "amount",
+    "fee",
+    "fee_currency",
+    "liquidity",
+    "sequence",
+)
+_TABLE = "%-24s %-10s %-20s %-4s %16s %14s  %s\n"
+
+
+def iso_utc(timestamp_ms: int) -> str:
+    """``2026-01-01T00:00:00.123Z`` for a Unix-ms instant."""
+    when = dt.datetime.fromtimestamp(timestamp_ms // 1000, tz=dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (timestamp_ms % 1000)
+
+
+class TradeWriter:
+    """Writes trades to a text stream in one of :data:`FORMATS`.
+
+    :param stream: where to write (flushed after every trade, so a crash loses nothing
+        already handed to the writer).
+    :param fmt: ``table``, ``jsonl`` or ``csv``.
+    :param header: write the table/CSV header now (False when appending to a file that
+        has one).
+    """
+
+    def __init__(self, stream: TextIO, fmt: str, *, header: bool = True) -> None:
+        if fmt not in FORMATS:
+            raise ValueError("format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
+        self.stream = stream
+        self.format = fmt
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if header and self._csv is not None:
+            self._csv.writerow(CSV_COLUMNS)
+        elif header and fmt == "table":
+            stream.write(_TABLE % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id"))
+
+    def write(self, trade: Trade) -> None:
+        if self.format == "jsonl":
+            self.stream.write(json.dumps(trade.to_dict(), separators=(",", ":")) + "\n")
+        elif self._csv is not None:
+            self._csv.writerow(
+                (
+                    iso_utc(trade.timestamp_ms),
+                    trade.timestamp_ms,
+                    trade.venue,
+                    trade.symbol,
+                    trade.trade_id,
+                    trade.side.value,
+                    decimal_text(trade.price),
+                    decimal_text(trade.amount),
+                    "" if trade.fee is None else decimal_text(trade.fee),
+                    trade.fee_currency or "",
+                    "" if trade.liquidity is None else trade.liquidity.value,
+                    "" if trade.sequence is None else trade.sequence,
+                )
+            )
+        else:
+            self.stream.write(
+                _TABLE
+                % (
+                    iso_utc(trade.timestamp_ms),
+                    trade.venue,
+                    trade.symbol,
+                    trade.side.value,
+                    trade.amount,
+                    trade.price,
+                    trade.trade_id,
+                )
+            )
+        self.stream.flush()
