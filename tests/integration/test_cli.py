@@ -215,3 +215,36 @@ def test_demo_with_a_config_runs_it_against_the_simulator(capsys):
     assert main(["demo", "--config", str(ROOT / "examples" / "feeds.yaml"), "--limit", "40", "--format", "jsonl"]) == 0
     venues = {json.loads(line)["venue"] for line in capsys.readouterr().out.splitlines()}
     assert len(venues) >= 3
+
+
+def test_status_line_on_a_terminal_and_quiet(tmp_path, make_sim):
+    """With stderr on a terminal, run shows trades/s, lag and reconnects; --quiet hides it."""
+    import pty
+
+    sim = make_sim(rate=100, history=5, max_connects=None)
+    config = write_config(tmp_path, sim)
+    for quiet in (False, True):
+        master, slave = pty.openpty()
+        args = [sys.executable, "-m", "tradefeed", "run", str(config), "--format", "jsonl", "--duration", "2.5"]
+        process = subprocess.Popen(
+            args + (["--quiet"] if quiet else []), stdout=subprocess.DEVNULL, stderr=slave, env=cli_env(sim)
+        )
+        os.close(slave)
+        seen = b""
+        try:
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        finally:
+            assert process.wait(30) == 0
+            os.close(master)
+        text = seen.decode(errors="replace")
+        if quiet:
+            assert "reconnects" not in text
+        else:
+            assert "/s lag" in text and "reconnects 0" in text and "dopp" in text
