@@ -8,7 +8,9 @@ the dispatcher thread (``dispatch="thread"``) or on whichever thread calls
 
 Rules: ``put`` never blocks (a blocked reader misses pongs); callbacks run in
 registration order, outside any library lock; a raising callback is reported as
-:class:`~tradefeed.exceptions.CallbackError` and delivery goes on.
+:class:`~tradefeed.exceptions.CallbackError` and delivery goes on.  Sinks get each
+batch's trades after the callbacks, on the same thread; a failing sink is retried on
+this thread (the wait for the next batch is bounded by the retry time).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from .exceptions import CallbackError, TradefeedError
 from .models import StatusEvent, Trade
+from .sinks import Sink, SinkRunner
 
 __all__ = ["Dispatcher"]
 
@@ -50,6 +53,9 @@ class Dispatcher:
         self._error_cbs: tuple[ErrorCallback, ...] = ()
         self._status_cbs: tuple[StatusCallback, ...] = ()
         self._register_lock = threading.Lock()
+        self._sinks: tuple[SinkRunner, ...] = ()
+        self._close_sinks_at_pump = False
+        self._last_pump_thread: int | None = None
         self._thread: threading.Thread | None = None
         #: items delivered so far (trades, errors, status events)
         self.delivered = 0
@@ -69,6 +75,16 @@ class Dispatcher:
     def add_status_callback(self, cb: StatusCallback) -> None:
         with self._register_lock:
             self._status_cbs = self._status_cbs + (cb,)
+
+    def add_sink(self, sink: Sink) -> SinkRunner:
+        """Feed *sink* every trade from now on, batched, after the callbacks."""
+        runner = SinkRunner(sink, self._report)
+        with self._register_lock:
+            self._sinks = self._sinks + (runner,)
+        return runner
+
+    def sink_runners(self) -> tuple[SinkRunner, ...]:
+        return self._sinks
 
     def remove_callback(self, cb: Callable[..., Any]) -> bool:
         """Unregister *cb* from every list; True if it was registered."""
@@ -124,11 +140,44 @@ class Dispatcher:
         get = self._queue.get
         deliver = self._deliver
         while True:
-            batch = get()
+            wait = self._sink_wait()
+            try:
+                batch = get() if wait is None else get(timeout=wait)
+            except queue.Empty:  # a failed sink is due for a retry
+                self._retry_sinks()
+                continue
             if batch is _STOP:
+                self.close_sinks()
                 return
             self.batches += 1
             deliver(batch)
+
+    # -- sinks ---------------------------------------------------------------------
+
+    def _sink_wait(self) -> float | None:
+        waits = [w for w in (r.retry_in() for r in self._sinks) if w is not None]
+        return min(waits) if waits else None
+
+    def _retry_sinks(self) -> None:
+        for runner in self._sinks:
+            if runner.retry_in() == 0:
+                runner.drain()
+
+    def close_sinks(self) -> None:
+        """Last try at every backlog, then close the sinks (on the delivery thread)."""
+        for runner in self._sinks:
+            runner.close()
+
+    def stop_manual(self) -> None:
+        """Manual mode stop(): deliver the queue and close the sinks now if called on the
+        pumping thread (sinks belong to it), else at the end of the next pump()."""
+        if self._pump_owner == threading.get_ident():  # inside a callback of pump()
+            self._close_sinks_at_pump = True  # that pump() finishes the queue and closes them
+        elif self._last_pump_thread == threading.get_ident():
+            self.pump()
+            self.close_sinks()
+        else:
+            self._close_sinks_at_pump = True
 
     # -- pump mode ------------------------------------------------------------------
 
@@ -149,9 +198,14 @@ class Dispatcher:
             raise TradefeedError("pump() called from a callback it is running (re-entrant pump)")
         if not self._pump_lock.acquire(timeout=-1 if timeout is None else timeout):
             return 0  # another thread is pumping
-        self._pump_owner = threading.get_ident()
+        self._pump_owner = self._last_pump_thread = threading.get_ident()
         try:
-            return self._pump(-1 if max_items is None else max_items, timeout)
+            delivered = self._pump(-1 if max_items is None else max_items, timeout)
+            self._retry_sinks()
+            if self._close_sinks_at_pump and not self._carry and self._queue.empty():
+                self._close_sinks_at_pump = False
+                self.close_sinks()
+            return delivered
         finally:
             self._pump_owner = None
             self._pump_lock.release()
@@ -202,6 +256,12 @@ class Dispatcher:
             else:  # a bug in tradefeed, not in user code: say so loudly, keep going
                 log.error("dispatcher got an unexpected item %r", item)
         self.delivered += len(batch)
+        sinks = self._sinks
+        if sinks:
+            trades = [item for item in batch if type(item) is Trade]
+            if trades:
+                for runner in sinks:
+                    runner.deliver(trades)
 
     def _callback_failed(self, cb: Callable[..., Any], item: Any, err: Exception) -> None:
         error = CallbackError("callback %s raised %s: %s" % (_name(cb), type(err).__name__, err), callback=cb, item=item)

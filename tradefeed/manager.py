@@ -28,12 +28,14 @@ from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
 from .models import FeedStats
 from .scheduler import Scheduler
+from .sinks import Sink, SinkStats
 
 __all__ = ["FeedManager", "Feed"]
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound=Sink)
 
 #: parameter names whose values are never shown in a repr or log line
 _SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
@@ -297,6 +299,19 @@ class FeedManager:
         self._dispatcher.add_status_callback(cb)
         return cb
 
+    def add_sink(self, sink: S) -> S:
+        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, on the
+        delivery thread after the callbacks; it is opened there before its first batch
+        and closed when the manager stops.  A failing sink keeps its trades and is
+        retried; the failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
+        """
+        self._dispatcher.add_sink(sink)
+        return sink
+
+    def sink_stats(self) -> dict[str, SinkStats]:
+        """Per sink: trades written, pending (kept while it fails) and failures."""
+        return {r.sink.name: r.stats() for r in self._dispatcher.sink_runners()}
+
     def remove_callback(self, cb: Callable[..., Any]) -> bool:
         """Unregister *cb* wherever it is registered; True if it was."""
         return self._dispatcher.remove_callback(cb)
@@ -330,8 +345,10 @@ class FeedManager:
         Idempotent and safe from any thread, including from inside a callback: the
         dispatcher thread then delivers the rest of the queue (trades already received,
         the final status events) after that callback returns, and ends; ``join()``
-        waits for that.  In ``dispatch="manual"`` mode queued items stay available to
-        :meth:`pump`.
+        waits for that.  In ``dispatch="manual"`` mode, called on the pumping thread,
+        it delivers the queue there and closes the sinks; from another thread, queued
+        items stay available to :meth:`pump`, which closes the sinks once the queue is
+        empty.
 
         :param timeout: seconds to wait in all.
         :returns: True if every thread ended within *timeout*.
@@ -364,6 +381,8 @@ class FeedManager:
             clean &= self._scheduler.stop(max(0.0, deadline - time.monotonic()))
             if self.dispatch == "thread":
                 clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
+            else:
+                self._dispatcher.stop_manual()
         with self._lock:
             self._state = "stopped"
             providers = list(self._providers.values())

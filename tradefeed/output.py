@@ -49,13 +49,15 @@ class TradeWriter:
     :param fmt: ``table``, ``jsonl`` or ``csv``.
     :param header: write the table/CSV header now (False when appending to a file that
         has one).
+    :param autoflush: flush after every trade (False: the owner flushes, e.g. per batch).
     """
 
-    def __init__(self, stream: TextIO, fmt: str, *, header: bool = True) -> None:
+    def __init__(self, stream: TextIO, fmt: str, *, header: bool = True, autoflush: bool = True) -> None:
         if fmt not in FORMATS:
             raise ValueError("format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
         self.stream = stream
         self.format = fmt
+        self.autoflush = autoflush
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if header and self._csv is not None:
             self._csv.writerow(CSV_COLUMNS)
@@ -95,4 +97,5 @@ class TradeWriter:
                     trade.trade_id,
                 )
             )
-        self.stream.flush()
+        if self.autoflush:
+            self.stream.flush()
