@@ -122,6 +122,8 @@ def _writers(args: argparse.Namespace, outputs: tuple[config_module.OutputConfig
         outputs = (config_module.OutputConfig("file", args.format or "jsonl", args.output),)
     elif args.format or not outputs:
         outputs = (config_module.OutputConfig("stdout", args.format or "table"),)
+    else:  # the config's other outputs are sinks, attached to the manager
+        outputs = tuple(o for o in outputs if o.type == "stdout")
     with contextlib.ExitStack() as stack:
         writers = []
         for output in outputs:
@@ -209,7 +211,7 @@ def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = config_module.load(args.config)
     _apply_log_level(args, config)
-    manager = config.create_manager()
+    manager = config.create_manager(sinks=not (args.output or args.format))
     with _writers(args, config.outputs, out) as writers:
         return _stream(manager, writers, args)
 

@@ -24,8 +24,10 @@ The document::
       connect_timeout: 10
       dedup_window: 4096
     outputs:                      # optional; default: the table on stdout
-      - {type: stdout, format: table}
-      - {type: file, path: trades.csv, format: csv}
+      - {type: stdout, format: table}                  # the command line writes this one
+      - {type: file, path: trades-{date}.csv, format: csv, fsync: false}   # sinks:
+      - {type: sqlite, path: trades.db, table: trades}
+      - {type: redis, url: "redis://localhost:6379/0", stream: "tradefeed:{venue}:{symbol}", maxlen: 1000000}
     logging: {level: INFO}
 """
 
@@ -47,6 +49,7 @@ from .exceptions import ConfigError
 
 if TYPE_CHECKING:
     from .manager import FeedManager
+    from .sinks import Sink
 
 __all__ = ["Config", "FeedConfig", "OutputConfig", "from_dict", "load", "FORMATS"]
 
@@ -58,7 +61,12 @@ _TOP = ("feeds", "settings", "outputs", "logging")
 _SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window")
 _BACKOFF = ("initial", "max_delay", "multiplier", "jitter", "max_retries")
 _FEED_COMMON = ("venue", "name", "url", "backoff")
-_OUTPUT = {"stdout": ("type", "format"), "file": ("type", "path", "format")}
+_OUTPUT = {
+    "stdout": ("type", "format"),
+    "file": ("type", "path", "format", "fsync"),
+    "sqlite": ("type", "path", "table"),
+    "redis": ("type", "url", "stream", "maxlen"),
+}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
 
@@ -83,14 +91,33 @@ class FeedConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Where the ``tradefeed run`` command writes trades."""
+    """One output: ``stdout`` (for the command line) or a sink (``file``, ``sqlite``,
+    ``redis``) that :meth:`Config.create_manager` attaches."""
 
-    #: ``stdout`` or ``file``
+    #: ``stdout``, ``file``, ``sqlite`` or ``redis``
     type: str
-    #: ``table``, ``jsonl`` or ``csv``
-    format: str
-    #: the file, for ``type: file``
+    #: ``table``, ``jsonl`` or ``csv`` (stdout and file)
+    format: str = "jsonl"
+    #: the file (file, sqlite)
     path: str | None = None
+    #: the remaining keys of the output (``fsync``, ``table``, ``url``, ``stream``, ``maxlen``)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def create_sink(self) -> "Sink":
+        """The sink for this output (not for ``stdout``, which the command line writes)."""
+        if self.type == "file":
+            from .sinks.files import FileSink
+
+            return FileSink(self.path or "", format=self.format, fsync=bool(self.options.get("fsync", False)))
+        if self.type == "sqlite":
+            from .sinks.sqlite import SQLiteSink
+
+            return SQLiteSink(self.path or "", **self.options)
+        if self.type == "redis":
+            from .sinks.redis import RedisSink
+
+            return RedisSink(**self.options)
+        raise ConfigError("a %s output is not a sink" % self.type)
 
 
 @dataclass(frozen=True)
@@ -105,8 +132,9 @@ class Config:
     #: where it came from (a file name or ``<dict>``)
     source: str = "<dict>"
 
-    def create_manager(self, **overrides: Any) -> "FeedManager":
-        """A new :class:`FeedManager` with every feed added (not started).
+    def create_manager(self, *, sinks: bool = True, **overrides: Any) -> "FeedManager":
+        """A new :class:`FeedManager` with every feed added (not started) and, with
+        *sinks*, a sink for every output other than ``stdout``.
 
         :param overrides: FeedManager settings that win over the file's (``dispatch=...``).
         """
@@ -115,6 +143,10 @@ class Config:
         manager = FeedManager(**{**self.settings, **overrides})
         for feed in self.feeds:
             manager.add_feed(feed.venue, feed.url, name=feed.name, backoff=feed.backoff, **feed.params)
+        if sinks:
+            for output in self.outputs:
+                if output.type != "stdout":
+                    manager.add_sink(output.create_sink())
         return manager
 
 
@@ -290,16 +322,25 @@ def _outputs(check: _Checker, value: Any) -> tuple[OutputConfig, ...]:
         path = "outputs[%d]" % index
         kind = item.get("type", "stdout") if isinstance(item, dict) else None
         if kind not in _OUTPUT:
-            check.add(_join(path, "type") if isinstance(item, dict) else path, "type must be stdout or file, not %r" % (kind,))
+            check.add(
+                _join(path, "type") if isinstance(item, dict) else path,
+                "type must be one of %s, not %r" % (", ".join(_OUTPUT), kind),
+            )
             continue
         check.keys(item, _OUTPUT[kind], path, "an output")
         fmt = item.get("format", "table" if kind == "stdout" else "jsonl")
-        if fmt not in FORMATS:
-            check.add(_join(path, "format"), "format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
+        formats = FORMATS if kind == "stdout" else ("jsonl", "csv")
+        if fmt not in formats:
+            check.add(_join(path, "format"), "format must be one of %s, not %r" % (", ".join(formats), fmt))
         target = item.get("path")
-        if kind == "file" and (not isinstance(target, str) or not target):
-            check.add(_join(path, "path"), "a file output needs a path")
-        outputs.append(OutputConfig(type=kind, format=fmt, path=target))
+        if kind in ("file", "sqlite") and (not isinstance(target, str) or not target):
+            check.add(_join(path, "path"), "a %s output needs a path" % kind)
+        if kind == "redis" and not isinstance(item.get("url"), str):
+            check.add(_join(path, "url"), "a redis output needs a url (redis://host:port/db or unix://...)")
+        if "maxlen" in item and (isinstance(item["maxlen"], bool) or not isinstance(item["maxlen"], int) or item["maxlen"] < 1):
+            check.add(_join(path, "maxlen"), "must be a whole number >= 1, not %r" % (item["maxlen"],))
+        options = {k: v for k, v in item.items() if k not in ("type", "format", "path")}
+        outputs.append(OutputConfig(type=kind, format=fmt, path=target, options=options))
     return tuple(outputs)
 
 

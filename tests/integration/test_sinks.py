@@ -93,3 +93,27 @@ def test_in_pump_mode_sinks_live_on_the_pumping_thread(make_sim, make_manager, c
     manager.stop()  # on the pumping thread: delivers what is queued and closes the sink
     assert sink.threads == {"open": {me}, "write": {me}, "close": {me}}
     assert sink.count == len(collector.trades)
+
+
+def test_yaml_outputs_become_sinks(tmp_path, make_sim, collector):
+    """outputs: in a config attach sinks (stdout is left to the command line)."""
+    from tradefeed import FeedManager
+
+    sim = make_sim(rate=0, history=30)
+    target = tmp_path / "daily" / "trades-{date}.csv"
+    manager = FeedManager.from_config(
+        {
+            "feeds": [{"venue": "dopp", "url": sim.url("dopp")}],
+            "outputs": [{"type": "stdout"}, {"type": "file", "path": str(target), "format": "csv"}],
+        }
+    )
+    try:
+        collector.attach(manager)
+        assert list(manager.sink_stats()) == [str(target)]
+        with manager:
+            assert collector.wait_trades(20)
+    finally:
+        manager.stop()
+    (written,) = (tmp_path / "daily").iterdir()
+    rows = written.read_text().splitlines()
+    assert rows[0].startswith("time_utc,") and len(rows) == 21

@@ -100,7 +100,7 @@ def test_every_problem_is_reported_at_once_in_line_order():
         "e.g. '0x73ada1ea346cc3908f41cf67a040f0acd7808be0_4294967295'",
         "F:7: feeds[2]: missing key 'venue' (one of dopp, rails, synfutures, synthetix)",
         "F:7: feeds[2].vneue: unknown key 'vneue'; did you mean 'venue'?",
-        "F:9: outputs[0].format: format must be one of table, jsonl, csv, not 'xml'",
+        "F:9: outputs[0].format: format must be one of jsonl, csv, not 'xml'",
         "F:9: outputs[0].path: a file output needs a path",
         "F:11: logging.level: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'loud'",
         "F:12: extra: unknown key 'extra'; expected one of feeds, settings, outputs, logging",
