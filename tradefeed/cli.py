@@ -60,6 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("venues", help="list the venues with their parameters and defaults")
 
+    from .sinks.sqlite import add_query_command
+
+    add_query_command(sub)
+
     demo = sub.add_parser("demo", help="stream trades from the built-in simulator")
     demo.add_argument("--venue", default="dopp", choices=sorted(REGISTRY) + ["all"], help="venue to show (default dopp)")
     demo.add_argument("--config", help="demo this YAML config's feeds against the simulator")
@@ -309,8 +313,15 @@ def _apply_log_level(args: argparse.Namespace, config: config_module.Config | No
         logging.getLogger().setLevel(config.log_level)
 
 
+def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
+    from .sinks.sqlite import cmd_query as query
+
+    return query(args, out)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "run": cmd_run,
+    "query": cmd_query,
     "check": cmd_check,
     "venues": cmd_venues,
     "demo": cmd_demo,

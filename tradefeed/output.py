@@ -92,8 +92,8 @@ class TradeWriter:
                     trade.venue,
                     trade.symbol,
                     trade.side.value,
-                    trade.amount,
-                    trade.price,
+                    decimal_text(trade.amount),
+                    decimal_text(trade.price),
                     trade.trade_id,
                 )
             )

@@ -248,3 +248,24 @@ def test_status_line_on_a_terminal_and_quiet(tmp_path, make_sim):
             assert "reconnects" not in text
         else:
             assert "/s lag" in text and "reconnects 0" in text and "dopp" in text
+
+
+def test_query_prints_the_last_trades_per_symbol(tmp_path, capsys, make_sim, make_manager, collector):
+    """A run into a SQLite sink, then `tradefeed query DB --last 3`: three trades per symbol."""
+    from tradefeed.sinks.sqlite import SQLiteSink
+
+    sim = make_sim(rate=0, history=60)
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_sink(SQLiteSink(tmp_path / "trades.db"))
+    manager.add_feed("dopp", **sim.feed_params("dopp"))
+    with manager:
+        assert collector.wait_trades(20)
+    assert main(["query", str(tmp_path / "trades.db"), "--last", "3", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    symbols = {t.symbol for t in collector.trades}
+    assert len(rows) == sum(min(3, sum(t.symbol == s for t in collector.trades)) for s in symbols)
+    for symbol in symbols:
+        mine = [t.to_dict() for t in collector.trades if t.symbol == symbol][-3:]
+        assert [r for r in rows if r["symbol"] == symbol] == mine
+    assert main(["query", str(tmp_path / "missing.db")]) == 2

@@ -6,7 +6,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_COMMAND = (
-    "(command -v Xvfb >/dev/null || (apt-get update -qq && apt-get install -y -qq xvfb))"
+    "(command -v Xvfb >/dev/null && command -v redis-server >/dev/null"
+    " || (apt-get update -qq && apt-get install -y -qq xvfb redis-server))"
     " && pip install -e '.[test]' && python -m pytest"
 )
 DEMO_COMMAND = "pip install -e '.[sim]' && tradefeed demo"

@@ -146,3 +146,14 @@ def test_file_sink_retry_after_a_failure_mid_batch_writes_no_line_twice(tmp_path
 def test_file_sink_format_is_checked():
     with pytest.raises(ConfigError, match="jsonl or csv"):
         FileSink("x", format="xml")
+
+
+def test_table_format_writes_plain_digits():
+    """The table shows every digit without exponents, like jsonl and csv."""
+    import io
+
+    from tradefeed.output import TradeWriter
+
+    out = io.StringIO()
+    TradeWriter(out, "table", header=False).write(t(1))
+    assert " 0.000000001 " in out.getvalue() and "90125.50" in out.getvalue() and "E-" not in out.getvalue()
