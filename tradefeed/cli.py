@@ -1,4 +1,5 @@
-"""The ``tradefeed`` command: ``run``, ``check``, ``venues``, ``demo`` and ``sim``.
+"""The ``tradefeed`` command: ``run``, ``check``, ``venues``, ``query``, ``record``,
+``replay``, ``demo`` and ``sim``.
 
 ``main(argv=None) -> int`` is the entry point (``console_scripts`` and
 ``python -m tradefeed``).  This is the only module that configures logging and the
@@ -22,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator, TextIO
 
-from . import __version__
+from . import __version__, _record_cli
 from . import config as config_module
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
@@ -54,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="stream the feeds of a YAML config until stopped")
     run.add_argument("config", help="the YAML configuration file")
     streaming(run)
+    _record_cli.add_shard_arguments(run)
 
     check = sub.add_parser("check", help="validate a YAML config and print every problem")
     check.add_argument("config")
@@ -63,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from .sinks.sqlite import add_query_command
 
     add_query_command(sub)
+    _record_cli.add_record_commands(sub)
 
     demo = sub.add_parser("demo", help="stream trades from the built-in simulator")
     demo.add_argument("--venue", default="dopp", choices=sorted(REGISTRY) + ["all"], help="venue to show (default dopp)")
@@ -76,6 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=0, help="port for the (first) venue; default: any free port")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--rate", type=float, default=200.0, help="trades per second per venue (default 200)")
+    _record_cli.add_sim_replay_arguments(sim)
     return parser
 
 
@@ -213,7 +217,7 @@ def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, 
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    config = config_module.load(args.config)
+    config = _record_cli.apply_shard(config_module.load(args.config), args)
     _apply_log_level(args, config)
     manager = config.create_manager(sinks=not (args.output or args.format))
     with _writers(args, config.outputs, out) as writers:
@@ -286,6 +290,8 @@ def _against(config: config_module.Config, sim: Any) -> config_module.Config:
 
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
+    if args.replay:
+        return _record_cli.cmd_sim_replay(args, out)
     Simulator = _load_simulator()
     venues = args.venue or sorted(REGISTRY)
     ports = {venues[0]: args.port} if args.port else None
@@ -326,6 +332,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "venues": cmd_venues,
     "demo": cmd_demo,
     "sim": cmd_sim,
+    **_record_cli.COMMANDS,
 }
 
 

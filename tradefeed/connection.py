@@ -76,6 +76,14 @@ class ConnectionSettings:
     healthy_after: float = 60.0
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
+    #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
+    #: data frame received, before it is parsed, and with ``frame=None`` for every
+    #: ``tick()``: ``connection`` numbers the attempts (0, 1, ...), ``params`` is the
+    #: feed's current parameter dict (never mutated: replaced when subscriptions change).
+    #: Runs on the connection thread (frames) or the scheduler thread (ticks) under the
+    #: adapter lock, so it must be thread-safe, quick, and never raise
+    #: (:class:`tradefeed.recording.Recorder`)
+    recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None
 
 
 class _Attempt:
@@ -157,6 +165,7 @@ class Connection:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # serializes calls into the adapter
         self._dedup = Deduplicator(settings.dedup_window)
+        self._record = settings.recorder
         self._pending: list[Any] = []
         self._frames_pending = 0
         self._current: _Attempt | None = None
@@ -524,6 +533,8 @@ class Connection:
         pending = self._pending
         try:
             with self._lock:
+                if self._record is not None:  # under the lock: params match the adapter's
+                    self._record(self.name, self.venue, self._params, self.reconnects, received_ns, data)
                 parsed = attempt.adapter.parse(data, received_ns)
         except ParseError as err:
             err.feed = self.name
@@ -655,7 +666,10 @@ class Connection:
             if self._current is not attempt:
                 return None
             with self._lock:
-                frames = attempt.adapter.tick(time.time_ns())
+                now_ns = time.time_ns()
+                if self._record is not None and self._current is attempt:
+                    self._record(self.name, self.venue, self._params, self.reconnects, now_ns, None)
+                frames = attempt.adapter.tick(now_ns)
             self._send(attempt, frames)
             return interval
 

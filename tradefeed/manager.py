@@ -122,6 +122,8 @@ class FeedManager:
     :param connect_timeout: seconds allowed for TCP connect, TLS and the HTTP upgrade.
     :param dedup_window: trade ids remembered per symbol to drop resent trades.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
+    :param recorder: called with every raw frame received, before parsing (a
+        :class:`tradefeed.recording.Recorder`; see ``ConnectionSettings.recorder``).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class FeedManager:
         connect_timeout: float = 10.0,
         dedup_window: int = 4096,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
@@ -151,6 +154,7 @@ class FeedManager:
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
             ssl_context=ssl_context,
+            recorder=recorder,
         )
         self._dispatcher = Dispatcher()
         self._scheduler = Scheduler()

@@ -30,9 +30,10 @@ def run_example(name: str, *args: str, **env: str) -> subprocess.CompletedProces
 
 def test_every_example_has_a_docstring_saying_how_to_run_it():
     """Each example starts with a docstring that shows its command line."""
-    for path in EXAMPLES.glob("*.py"):
+    for path in EXAMPLES.rglob("*.py"):
         text = path.read_text()
-        assert text.startswith('"""') and "python examples/%s" % path.name in text, path.name
+        name = path.relative_to(EXAMPLES).as_posix()
+        assert text.startswith('"""') and "python examples/%s" % name in text, name
 
 
 def test_callbacks_example_prints_limit_trades_and_exits():
@@ -130,3 +131,24 @@ def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_sharded_example_fans_in_through_redis(tmp_path):
+    """Three shard processes of examples/sharded/feeds.yaml write into one real Redis; the
+    consumer example reads every venue's trades back, each trade once."""
+    from .redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    try:
+        shards = run_example("sharded/run_shards.py", "--simulator", "--shards", "3", "--duration", "3", "--redis", server.url)
+        assert shards.returncode == 0, shards.stderr
+        assert "shards exited with [0, 0, 0]" in shards.stdout
+        consumed = run_example("sharded/consume.py", "--redis", server.url, "--idle-exit", "1")
+        assert consumed.returncode == 0, consumed.stderr
+    finally:
+        server.stop()
+    rows = [line.split() for line in consumed.stdout.splitlines()]
+    keys = [(r[0], r[1], r[2]) for r in rows]
+    assert len(keys) == len(set(keys)), "a trade was consumed twice"
+    assert {r[0] for r in rows} == {"dopp", "synthetix", "synfutures"}
+    assert {r[1] for r in rows if r[0] == "synthetix"} == {"BTC-USDT", "ETH-USDT", "SOL-USDT"}

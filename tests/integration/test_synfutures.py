@@ -112,6 +112,7 @@ def test_failure_ack_and_malformed_frames_reach_on_error_and_streaming_goes_on(m
     good = manager.add_feed("synfutures", url=sim.url("synfutures"), pairs=[ETH])
     with manager:
         assert collector.wait_for(lambda c: any(isinstance(e, VenueError) for e in c.errors))
+        assert sim.wait_for_connections(2, "synfutures")  # both feeds get the junk below
         venue.inject("{not json")
         venue.inject('{"stream": "trades", "data": 7}')
         assert collector.wait_for(lambda c: sum(isinstance(e, ParseError) for e in c.errors) >= 4)

@@ -106,6 +106,10 @@ class Simulator:
     :param snapshot_size: most recent trades sent on connect.
     :param options: venue-specific keyword arguments by venue name, e.g.
         ``{"rails": {"strict": True}}`` (see each venue class).
+    :param custom_venues: venue objects built by the caller, served in addition
+        under their keys (which ``ports`` may name), e.g. the
+        :class:`~tradefeed.simulator.replay.ReplayVenue` of each feed of a
+        recording; ``venues=[]`` serves only them.
     """
 
     def __init__(
@@ -121,14 +125,18 @@ class Simulator:
         history: int = 100,
         snapshot_size: int = 20,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        custom_venues: Mapping[str, Venue] | None = None,
     ) -> None:
         registry = _registry()
         names = list(registry) if venues is None else list(dict.fromkeys(venues))
         ports = dict(ports or {})
         options = dict(options or {})
-        unknown = sorted((set(names) | set(ports) | set(options)) - set(registry))
+        custom = dict(custom_venues or {})
+        unknown = sorted(((set(names) | set(ports)) - set(custom) | set(options)) - set(registry))
         if unknown:
             raise ValueError(f"unknown venue(s) {unknown}; known: {sorted(registry)}")
+        if set(names) & set(custom):
+            raise ValueError(f"custom venue name(s) {sorted(set(names) & set(custom))} are also registry venues served")
         self.host = host
         self._slots = {
             name: _Slot(
@@ -144,6 +152,11 @@ class Simulator:
             )
             for name in names
         }
+        for name, venue in custom.items():
+            limiter = None
+            if max_connects is not None and getattr(venue, "connect_limit", True):
+                limiter = ConnectLimiter(max_connects, connect_window)
+            self._slots[name] = _Slot(venue=venue, port=ports.get(name, 0), limiter=limiter)
         self._cond = threading.Condition()  # guards every _Slot's connections and handshakes
         self._lifecycle = threading.Lock()  # serializes start() and stop()
         self._thread: threading.Thread | None = None
