@@ -40,7 +40,7 @@ def test_a_failing_sink_loses_nothing_and_recovers(tmp_path, make_sim, make_mana
     sim = make_sim(rate=0, history=30)
     manager = make_manager()
     collector.attach(manager)
-    sink = manager.add_sink(FileSink(blocker / "trades.jsonl", name="disk"))
+    manager.add_sink(FileSink(blocker / "trades.jsonl", name="disk"))
     manager.add_feed("dopp", **sim.feed_params("dopp"))
     with manager:
         assert collector.wait_trades(20)
