@@ -171,8 +171,8 @@ class RailsAdapter(Adapter):
         :raises ParseError: not JSON, or not a message of this protocol.
         """
         doc = loads(frame, self.venue)
-        if type(doc) is not dict or "resultType" not in doc:
-            raise ParseError("expected an object with a resultType", raw=frame, venue=self.venue)
+        if type(doc) is not dict or type(doc.get("resultType")) is not str:
+            raise ParseError("expected an object with a resultType string", raw=frame, venue=self.venue)
         kind = doc["resultType"]
         data = doc.get("data")
         if kind == "error" or (type(data) is dict and type(data.get("statusCode")) is int and data["statusCode"] >= 400):

@@ -171,7 +171,7 @@ class SynfuturesAdapter(Adapter):
             if doc["stream"] != "trades":
                 return Parsed()  # another stream type on the same socket: not ours
             return self._push(doc, frame, received_ns)
-        if "id" in doc and "result" in doc:
+        if type(doc.get("id")) is int and "result" in doc:
             return self._ack(doc)
         raise ParseError("neither a stream push nor an acknowledgement", raw=frame, venue=self.venue)
 
