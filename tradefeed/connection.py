@@ -74,6 +74,8 @@ class ConnectionSettings:
     dedup_window: int = 4096
     #: a connection that delivered data and stayed up this long resets the backoff
     healthy_after: float = 60.0
+    #: frames longer than this (bytes) are reported, not parsed
+    max_frame_bytes: int = 16 * 1024 * 1024
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
     #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
@@ -302,6 +304,8 @@ class Connection:
                 elif outcome.action is CloseAction.STOP:
                     fatal = error
                     break
+                elif outcome.healthy and isinstance(error, FeedClosedError) and error.code in (1000, 1001):
+                    immediate = True  # the venue closed a working connection (rotation, restart): back at once
                 delay = 0.0
                 if not immediate:
                     if backoff.exhausted:
@@ -531,6 +535,21 @@ class Connection:
         self._rx_frames += 1
         self.messages += 1
         pending = self._pending
+        if len(data) > self.settings.max_frame_bytes:
+            self.errors += 1
+            self._pending.append(
+                ParseError(
+                    "%s: frame of %d bytes is over max_frame_bytes (%d); not parsed"
+                    % (self.name, len(data), self.settings.max_frame_bytes),
+                    raw=data[:1024],
+                    venue=self.venue,
+                    feed=self.name,
+                )
+            )
+            self._frames_pending += 1
+            if not self._more_pending(attempt):
+                self._flush()
+            return
         try:
             with self._lock:
                 if self._record is not None:  # under the lock: params match the adapter's

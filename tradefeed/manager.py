@@ -121,6 +121,8 @@ class FeedManager:
         connection is declared dead and re-made; must be below ``ping_interval``.
     :param connect_timeout: seconds allowed for TCP connect, TLS and the HTTP upgrade.
     :param dedup_window: trade ids remembered per symbol to drop resent trades.
+    :param max_frame_bytes: a frame longer than this is reported as ParseError (with
+        its first KiB) and not parsed.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
     :param recorder: called with every raw frame received, before parsing (a
         :class:`tradefeed.recording.Recorder`; see ``ConnectionSettings.recorder``).
@@ -135,6 +137,7 @@ class FeedManager:
         ping_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         dedup_window: int = 4096,
+        max_frame_bytes: int = 16 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
         recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
     ) -> None:
@@ -153,6 +156,7 @@ class FeedManager:
             ping_timeout=float(ping_timeout),
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
+            max_frame_bytes=max_frame_bytes,
             ssl_context=ssl_context,
             recorder=recorder,
         )

@@ -109,3 +109,38 @@ def test_bearer_tokens_are_blanked_in_websocket_client_logs(caplog):
     with caplog.at_level(logging.DEBUG, logger="websocket"):
         logging.getLogger("websocket").error("Invalid subprotocol: %s", ["authorization#eyJ.secret.sig"])
     assert "eyJ.secret.sig" not in caplog.text and "authorization#***" in caplog.text
+
+
+def test_a_frame_over_max_frame_bytes_is_reported_not_parsed(make_sim, make_manager, collector):
+    """An oversized frame is a ParseError carrying only its first KiB; the feed goes on."""
+    from tradefeed import ParseError
+
+    sim = make_sim(rate=0)
+    manager = make_manager(max_frame_bytes=32_768)  # the snapshot (~9 KB) fits
+    collector.attach(manager)
+    manager.add_feed("dopp", url=sim.url("dopp"))
+    with manager:
+        assert collector.wait_trades(20)
+        sim.venue("dopp").inject("[" + " " * 100_000 + "]")
+        sim.venue("dopp").emit(3)
+        assert collector.wait_trades(23)
+        assert collector.wait_for(lambda c: c.errors)
+    (error,) = collector.errors
+    assert isinstance(error, ParseError) and "100002 bytes is over max_frame_bytes (32768)" in str(error)
+    assert len(error.raw) == 1024
+
+
+@pytest.mark.parametrize("code, prompt", [(1000, True), (1001, True), (1011, False)])
+def test_a_normal_close_of_a_working_connection_reconnects_at_once(make_sim, make_manager, collector, code, prompt):
+    """1000/1001 after data (a venue rotating servers) reconnect without delay; 1011 backs off."""
+    sim = make_sim(rate=0)
+    manager = make_manager(backoff=Backoff(initial=0.2, max_delay=1, jitter=0))
+    collector.attach(manager)
+    manager.add_feed("dopp", url=sim.url("dopp"))
+    with manager:
+        assert collector.wait_trades(20)
+        sim.drop_connections("dopp", code=code)
+        assert collector.wait_status(Status.RECONNECTING)
+        assert collector.wait_status(Status.CONNECTED, count=2)
+    (reconnect,) = [e for e in collector.statuses if e.status is Status.RECONNECTING]
+    assert (reconnect.detail["delay"] == 0) is prompt
