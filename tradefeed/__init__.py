@@ -29,7 +29,7 @@ from .exceptions import (
     VenueError,
 )
 from .manager import Feed, FeedManager
-from .models import FeedStats, Liquidity, Side, Status, StatusEvent, Trade
+from .models import FeedStats, Gap, Liquidity, Side, Status, StatusEvent, Trade
 
 __version__ = "0.1.0"
 
@@ -47,6 +47,7 @@ __all__ = [
     "Status",
     "StatusEvent",
     "FeedStats",
+    "Gap",
     "Backoff",
     "TradefeedError",
     "ConfigError",

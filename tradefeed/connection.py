@@ -45,7 +45,7 @@ from .exceptions import (
     TradefeedError,
     TransportError,
 )
-from .models import FeedStats, Status, StatusEvent
+from .models import FeedStats, Gap, Status, StatusEvent, Trade
 from .scheduler import Scheduler
 
 __all__ = ["Connection", "ConnectionSettings"]
@@ -181,6 +181,11 @@ class Connection:
         self.errors = 0
         self.reconnects = 0
         self.last_trade_ns: int | None = None
+        self.gaps = 0
+        # (stream, symbol) -> (timestamp_ms, sequence) of the newest trade delivered
+        self._last_seen: dict[tuple[Any, str], tuple[int, int | None]] = {}
+        # keys whose continuity across the last reconnect is not yet proven
+        self._seam: set[tuple[Any, str]] = set()
         #: the error that ended the feed, if one did
         self.fatal_error: TradefeedError | None = None
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name, daemon=True)
@@ -238,6 +243,7 @@ class Connection:
             duplicates=self._dedup.dropped,
             errors=self.errors,
             reconnects=self.reconnects,
+            gaps=self.gaps,
             last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
         )
 
@@ -346,6 +352,8 @@ class Connection:
         with self._lock:  # a subscription change sees either the old adapter or this one
             attempt = _Attempt(self._adapter_cls.from_params(**self._params))
             self._current = attempt
+        if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
+            self._seam = set(self._last_seen)
         try:
             return self._connect_and_stream(attempt)
         finally:
@@ -567,8 +575,12 @@ class Connection:
             pending.append(wrapped)
         else:
             if parsed.trades:
-                fresh = self._dedup.fresh(parsed.trades)
+                repeats: set[tuple[Any, str]] | None = set() if self._seam else None
+                fresh = self._dedup.fresh(parsed.trades, repeats)
+                if repeats is not None:
+                    self._check_seam(parsed.trades, fresh, repeats)
                 if fresh:
+                    self._check_gaps(fresh, attempt.adapter.sequenced)
                     self.trades += len(fresh)
                     self.last_trade_ns = received_ns
                     pending.extend(fresh)
@@ -585,6 +597,37 @@ class Connection:
         self._frames_pending += 1
         if pending and (self._frames_pending >= self.settings.batch_frames or not self._more_pending(attempt)):
             self._flush()
+
+    def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
+        """First trades of a symbol after a reconnect: a repeat of something seen proves
+        the back-fill reached back far enough; otherwise report the hole as a Gap."""
+        for key in {(t.raw.get("stream"), t.symbol) for t in trades} & self._seam:
+            self._seam.discard(key)
+            if key in repeats:
+                continue
+            first = next(t for t in fresh if (t.raw.get("stream"), t.symbol) == key)
+            self._gap(key, "reconnect", self._last_seen[key][0], first.timestamp_ms)
+
+    def _check_gaps(self, fresh: list[Trade], sequenced: bool) -> None:
+        """Remember the newest trade per symbol; on sequenced venues, report jumps."""
+        last_seen = self._last_seen
+        for trade in fresh:
+            key = (trade.raw.get("stream"), trade.symbol)
+            seq = trade.sequence
+            if sequenced and seq is not None:
+                previous = last_seen.get(key)
+                if previous is not None and previous[1] is not None:
+                    if seq > previous[1] + 1:
+                        self._gap(key, "sequence", previous[0], trade.timestamp_ms, previous[1], seq)
+                    elif seq <= previous[1]:
+                        continue  # late (reordered) trade: the newest stays the reference
+            last_seen[key] = (trade.timestamp_ms, seq)
+
+    def _gap(self, key: tuple[Any, str], reason: str, from_ms: int, to_ms: int, last: int | None = None, nxt: int | None = None) -> None:
+        self.gaps += 1
+        gap = Gap(self.name, self.venue, key[1], reason, from_ms, to_ms, last, nxt, key[0])
+        log.warning("%s: possible loss: %s", self.name, gap)
+        self._pending.append(gap)
 
     def _on_control_frame(self) -> None:
         """A ping or pong: proof of life, and the end of a burst (a data frame that saw

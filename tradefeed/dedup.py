@@ -41,8 +41,12 @@ class Deduplicator:
         #: trades dropped as repeats, for stats
         self.dropped = 0
 
-    def fresh(self, trades: Iterable[Trade]) -> list[Trade]:
-        """The trades not seen before, in their order; all of them are remembered."""
+    def fresh(self, trades: Iterable[Trade], repeats: set[tuple[object, str]] | None = None) -> list[Trade]:
+        """The trades not seen before, in their order; all of them are remembered.
+
+        :param repeats: if given, the ``(stream, symbol)`` key of every dropped trade is
+            added to it (a repeat proves the stream continued from what was seen).
+        """
         out: list[Trade] = []
         windows = self._windows
         for trade in trades:
@@ -53,6 +57,8 @@ class Deduplicator:
             tid = trade.trade_id
             if tid in win.ids:
                 self.dropped += 1
+                if repeats is not None:
+                    repeats.add(key)
                 continue
             if len(win.order) == self._size:
                 win.ids.discard(win.order[0])  # about to fall out of the deque

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from .exceptions import CallbackError, TradefeedError
-from .models import StatusEvent, Trade
+from .models import Gap, StatusEvent, Trade
 from .sinks import Sink, SinkRunner
 
 __all__ = ["Dispatcher"]
@@ -52,6 +52,7 @@ class Dispatcher:
         self._trade_cbs: tuple[tuple[TradeCallback, str | None, str | None], ...] = ()
         self._error_cbs: tuple[ErrorCallback, ...] = ()
         self._status_cbs: tuple[StatusCallback, ...] = ()
+        self._gap_cbs: tuple[Callable[[Gap], Any], ...] = ()
         self._register_lock = threading.Lock()
         self._sinks: tuple[SinkRunner, ...] = ()
         self._close_sinks_at_pump = False
@@ -76,6 +77,10 @@ class Dispatcher:
         with self._register_lock:
             self._status_cbs = self._status_cbs + (cb,)
 
+    def add_gap_callback(self, cb: Callable[[Gap], Any]) -> None:
+        with self._register_lock:
+            self._gap_cbs = self._gap_cbs + (cb,)
+
     def add_sink(self, sink: Sink) -> SinkRunner:
         """Feed *sink* every trade from now on, batched, after the callbacks."""
         runner = SinkRunner(sink, self._report)
@@ -89,11 +94,12 @@ class Dispatcher:
     def remove_callback(self, cb: Callable[..., Any]) -> bool:
         """Unregister *cb* from every list; True if it was registered."""
         with self._register_lock:
-            before = len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs)
+            before = len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs) + len(self._gap_cbs)
             self._trade_cbs = tuple(t for t in self._trade_cbs if t[0] is not cb)
             self._error_cbs = tuple(c for c in self._error_cbs if c is not cb)
             self._status_cbs = tuple(c for c in self._status_cbs if c is not cb)
-            return before != len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs)
+            self._gap_cbs = tuple(c for c in self._gap_cbs if c is not cb)
+            return before != len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs) + len(self._gap_cbs)
 
     # -- producer side --------------------------------------------------------------
 
@@ -253,6 +259,14 @@ class Dispatcher:
                         self._callback_failed(status_cb, item, err)
             elif isinstance(item, TradefeedError):
                 self._report(item)
+            elif type(item) is Gap:
+                if not self._gap_cbs:
+                    log.warning("possible loss: %s", item)  # never silent, even unobserved
+                for gap_cb in self._gap_cbs:
+                    try:
+                        gap_cb(item)
+                    except Exception as err:  # noqa: BLE001
+                        self._callback_failed(gap_cb, item, err)
             else:  # a bug in tradefeed, not in user code: say so loudly, keep going
                 log.error("dispatcher got an unexpected item %r", item)
         self.delivered += len(batch)

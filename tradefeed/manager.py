@@ -320,6 +320,14 @@ class FeedManager:
         """Per sink: trades written, pending (kept while it fails) and failures."""
         return {r.sink.name: r.stats() for r in self._dispatcher.sink_runners()}
 
+    def on_gap(self, cb: F) -> F:
+        """Call ``cb(gap: Gap)`` when trades of a symbol may be missing: the venue's
+        sequence jumped, or a reconnect's back-fill did not reach back to the last trade
+        seen.  Runs on the dispatcher thread.  Without any on_gap callback, gaps are
+        logged as warnings.  Returns *cb*."""
+        self._dispatcher.add_gap_callback(cb)
+        return cb
+
     def remove_callback(self, cb: Callable[..., Any]) -> bool:
         """Unregister *cb* wherever it is registered; True if it was."""
         return self._dispatcher.remove_callback(cb)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
 
-__all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats"]
+__all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
 
 
 class Side(str, enum.Enum):
@@ -179,5 +179,37 @@ class FeedStats:
     errors: int
     #: reconnect attempts scheduled
     reconnects: int
+    #: possible losses reported (Gap events)
+    gaps: int
     #: seconds since the last trade arrived, None before the first
     last_trade_age: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Trades of one symbol may be missing between two instants: loss is never silent.
+
+    ``reason`` is ``"sequence"`` (the venue's sequence jumped from ``last_sequence`` to
+    ``next_sequence``) or ``"reconnect"`` (after a reconnect the venue's back-fill did not
+    reach back to the last trade seen, so trades between ``from_ms`` and ``to_ms`` may
+    be lost).  ``on_gap`` callbacks get one of these.
+    """
+
+    #: the feed's name
+    feed: str
+    #: venue registry key
+    venue: str
+    #: the symbol with the hole
+    symbol: str
+    #: ``"sequence"`` or ``"reconnect"``
+    reason: str
+    #: venue time of the last trade before the hole, Unix ms
+    from_ms: int
+    #: venue time of the first trade after it, Unix ms
+    to_ms: int
+    #: the sequence before the jump (``reason="sequence"``)
+    last_sequence: int | None = None
+    #: the sequence after it
+    next_sequence: int | None = None
+    #: the stream, for venues with several (Rails ``trades`` vs ``publicTrades``)
+    stream: str | None = None

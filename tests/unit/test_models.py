@@ -80,7 +80,7 @@ def test_public_names_are_pinned():
     assert sorted(tradefeed.__all__) == sorted(
         [
             "__version__", "VENUES", "FeedManager", "Feed", "Trade", "Side", "Liquidity", "Status",
-            "StatusEvent", "FeedStats", "Backoff", "TradefeedError", "ConfigError", "AuthError",
+            "StatusEvent", "FeedStats", "Gap", "Backoff", "TradefeedError", "ConfigError", "AuthError",
             "CallbackError", "SinkError", "FeedError", "HandshakeError", "TransportError",
             "FeedClosedError", "StaleFeedError", "VenueError", "ParseError", "RetryExhaustedError",
         ]

@@ -111,6 +111,9 @@ class Adapter:
     tick_interval: float | None = None
     #: whether :meth:`handshake` needs a bearer token
     needs_token: ClassVar[bool] = False
+    #: whether ``Trade.sequence`` counts every trade of a symbol (a jump is a Gap); an
+    #: instance may set its own (Dopp: not with a wallet filter)
+    sequenced: bool = False
     #: the keyword parameters ``__init__`` takes (for validation and ``tradefeed venues``)
     params: ClassVar[tuple[str, ...]] = ()
     #: the parameter holding the list that :meth:`subscribe`/:meth:`unsubscribe` change

@@ -83,6 +83,9 @@ class DoppAdapter(Adapter):
         self.currency = _filter_value("currency", currency)
         self.wallet_address = _filter_value("wallet_address", wallet_address)
         self._snapshot_pending = True  # the first frame of a connection is the snapshot
+        # trade_seq counts every trade of an instrument (dopp.md row 11): a jump is a gap,
+        # unless a wallet filter shows only some of them
+        self.sequenced = self.wallet_address is None
         if self.instrument_name and self.currency:
             raise ConfigError(
                 "dopp: give instrument_name or currency, not both "
