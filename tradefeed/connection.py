@@ -42,6 +42,7 @@ from .exceptions import (
     HandshakeError,
     ParseError,
     RetryExhaustedError,
+    StaleFeedError,
     TradefeedError,
     TransportError,
 )
@@ -76,6 +77,10 @@ class ConnectionSettings:
     healthy_after: float = 60.0
     #: frames longer than this (bytes) are reported, not parsed
     max_frame_bytes: int = 16 * 1024 * 1024
+    #: a symbol (or the feed) without data for this long is reported stale (None: never)
+    stale_after: float | None = None
+    #: ...and the connection is re-made (off: a quiet market is not a dead connection)
+    reconnect_on_stale: bool = False
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
     #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
@@ -186,6 +191,11 @@ class Connection:
         self._last_seen: dict[tuple[Any, str], tuple[int, int | None]] = {}
         # keys whose continuity across the last reconnect is not yet proven
         self._seam: set[tuple[Any, str]] = set()
+        # (stream, symbol) -> local receive time (ns) of its newest trade; and the stale ones
+        # (None: the whole feed), shared with the scheduler's watchdog under _stale_lock
+        self._data_ns: dict[tuple[Any, str], int] = {}
+        self._stale: set[tuple[Any, str] | None] = set()
+        self._stale_lock = threading.Lock()
         #: the error that ended the feed, if one did
         self.fatal_error: TradefeedError | None = None
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name, daemon=True)
@@ -527,6 +537,9 @@ class Connection:
         interval = attempt.adapter.tick_interval
         if interval:
             attempt.jobs.append(self._scheduler.add(interval, self._tick_job(attempt, interval)))
+        stale_after = settings.stale_after
+        if stale_after:
+            attempt.jobs.append(self._scheduler.add(max(0.05, stale_after / 4), self._stale_job(attempt, stale_after)))
         refresh_at = attempt.token.refresh_at() if attempt.token is not None else None
         if refresh_at is not None:
             delay = max(0.0, refresh_at - time.time())
@@ -580,7 +593,7 @@ class Connection:
                 if repeats is not None:
                     self._check_seam(parsed.trades, fresh, repeats)
                 if fresh:
-                    self._check_gaps(fresh, attempt.adapter.sequenced)
+                    self._check_gaps(fresh, attempt.adapter.sequenced, received_ns)
                     self.trades += len(fresh)
                     self.last_trade_ns = received_ns
                     pending.extend(fresh)
@@ -608,11 +621,14 @@ class Connection:
             first = next(t for t in fresh if (t.raw.get("stream"), t.symbol) == key)
             self._gap(key, "reconnect", self._last_seen[key][0], first.timestamp_ms)
 
-    def _check_gaps(self, fresh: list[Trade], sequenced: bool) -> None:
+    def _check_gaps(self, fresh: list[Trade], sequenced: bool, received_ns: int) -> None:
         """Remember the newest trade per symbol; on sequenced venues, report jumps."""
-        last_seen = self._last_seen
+        last_seen, data_ns = self._last_seen, self._data_ns
+        if self._stale:
+            self._freshen(fresh)
         for trade in fresh:
             key = (trade.raw.get("stream"), trade.symbol)
+            data_ns[key] = received_ns
             seq = trade.sequence
             if sequenced and seq is not None:
                 previous = last_seen.get(key)
@@ -622,6 +638,52 @@ class Connection:
                     elif seq <= previous[1]:
                         continue  # late (reordered) trade: the newest stays the reference
             last_seen[key] = (trade.timestamp_ms, seq)
+
+    def _freshen(self, fresh: list[Trade]) -> None:
+        """Data for a stale symbol (or a stale feed): say it is fresh again."""
+        keys = {(t.raw.get("stream"), t.symbol) for t in fresh}
+        with self._stale_lock:
+            back = [k for k in self._stale if k is None or k in keys]
+            self._stale.difference_update(back)
+        for key in back:
+            self._pending.append(
+                StatusEvent(self.name, self.venue, Status.FRESH, time.time_ns(), {"symbol": None if key is None else key[1]})
+            )
+
+    def _stale_job(self, attempt: _Attempt, stale_after: float) -> Callable[[float], float | None]:
+        """Watchdog: report symbols (and the feed) without data for *stale_after* seconds."""
+        limit_ns = int(stale_after * 1e9)
+        opened_ns = time.time_ns()
+
+        def job(now: float) -> float | None:
+            if self._current is not attempt:
+                return None
+            now_ns = time.time_ns()
+            quiet = [key for key, seen in list(self._data_ns.items()) if now_ns - seen > limit_ns]
+            newest = max([opened_ns, *self._data_ns.values()])
+            events = []
+            with self._stale_lock:
+                for key in quiet + ([None] if now_ns - newest > limit_ns else []):
+                    if key not in self._stale:
+                        self._stale.add(key)
+                        age = (now_ns - (newest if key is None else self._data_ns[key])) / 1e9
+                        events.append(
+                            StatusEvent(
+                                self.name, self.venue, Status.STALE, now_ns,
+                                {"symbol": None if key is None else key[1], "age": age},
+                            )
+                        )
+            if events:
+                self._put(events)  # from this thread straight to the queue (thread-safe)
+            if self.settings.reconnect_on_stale and any(e.detail["symbol"] is None for e in events):
+                attempt.error = StaleFeedError(
+                    "%s: no data for %gs; reconnecting" % (self.name, stale_after), venue=self.venue, feed=self.name
+                )
+                shutdown(attempt.sock)
+                return None
+            return max(0.05, stale_after / 4)
+
+        return job
 
     def _gap(self, key: tuple[Any, str], reason: str, from_ms: int, to_ms: int, last: int | None = None, nxt: int | None = None) -> None:
         self.gaps += 1

@@ -123,6 +123,11 @@ class FeedManager:
     :param dedup_window: trade ids remembered per symbol to drop resent trades.
     :param max_frame_bytes: a frame longer than this is reported as ParseError (with
         its first KiB) and not parsed.
+    :param stale_after: seconds without trades after which a symbol (or a whole feed)
+        gets a ``stale`` status event, and ``fresh`` when trades return (None: off).
+        Heartbeats are not data.
+    :param reconnect_on_stale: also re-make a connection whose whole feed went stale
+        (off by default: a quiet market is not a dead connection; pings catch those).
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
     :param recorder: called with every raw frame received, before parsing (a
         :class:`tradefeed.recording.Recorder`; see ``ConnectionSettings.recorder``).
@@ -138,6 +143,8 @@ class FeedManager:
         connect_timeout: float = 10.0,
         dedup_window: int = 4096,
         max_frame_bytes: int = 16 * 1024 * 1024,
+        stale_after: float | None = None,
+        reconnect_on_stale: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
     ) -> None:
@@ -149,6 +156,8 @@ class FeedManager:
             raise ConfigError("ping_timeout (%g s) must be below ping_interval (%g s)" % (ping_timeout, ping_interval))
         if dedup_window < 1:
             raise ConfigError("dedup_window must be >= 1")
+        if stale_after is not None and stale_after <= 0:
+            raise ConfigError("stale_after must be > 0 seconds or None")
         self.dispatch = dispatch
         self._settings = ConnectionSettings(
             backoff=Backoff.from_value(backoff),
@@ -157,6 +166,8 @@ class FeedManager:
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
             max_frame_bytes=max_frame_bytes,
+            stale_after=None if stale_after is None else float(stale_after),
+            reconnect_on_stale=bool(reconnect_on_stale),
             ssl_context=ssl_context,
             recorder=recorder,
         )

@@ -133,6 +133,10 @@ class Status(str, enum.Enum):
     DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"
+    #: a symbol (``detail["symbol"]``; None: the whole feed) sent no data for ``stale_after``
+    STALE = "stale"
+    #: data came back for a stale symbol (or feed)
+    FRESH = "fresh"
 
     def __str__(self) -> str:
         return self.value
