@@ -155,7 +155,7 @@ class Connection:
         url: str | None,
         settings: ConnectionSettings,
         token_provider: TokenProvider | None = None,
-        put: Callable[[list[Any]], None],
+        put: Callable[[list[Any], str], None],
         scheduler: Scheduler,
         on_end: Callable[["Connection", TradefeedError | None], None],
     ) -> None:
@@ -187,6 +187,8 @@ class Connection:
         self.reconnects = 0
         self.last_trade_ns: int | None = None
         self.gaps = 0
+        #: how many of this feed's trades the queue dropped (set by the manager)
+        self.dropped: Callable[[str], int] = lambda name: 0
         # (stream, symbol) -> (timestamp_ms, sequence) of the newest trade delivered
         self._last_seen: dict[tuple[Any, str], tuple[int, int | None]] = {}
         # keys whose continuity across the last reconnect is not yet proven
@@ -254,6 +256,7 @@ class Connection:
             errors=self.errors,
             reconnects=self.reconnects,
             gaps=self.gaps,
+            dropped=self.dropped(self.name),
             last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
         )
 
@@ -674,7 +677,7 @@ class Connection:
                             )
                         )
             if events:
-                self._put(events)  # from this thread straight to the queue (thread-safe)
+                self._put(events, self.name)  # from this thread straight to the queue (thread-safe)
             if self.settings.reconnect_on_stale and any(e.detail["symbol"] is None for e in events):
                 attempt.error = StaleFeedError(
                     "%s: no data for %gs; reconnecting" % (self.name, stale_after), venue=self.venue, feed=self.name
@@ -735,7 +738,7 @@ class Connection:
         batch = self._pending
         self._pending = []
         self._frames_pending = 0
-        self._put(batch)
+        self._put(batch, self.name)
 
     def _emit(self, status: Status, **detail: Any) -> None:
         """Queue a status event behind whatever is pending, and hand both over."""

@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
 from .exceptions import CallbackError, TradefeedError
-from .models import Gap, StatusEvent, Trade
+from ._queue import BatchQueue
+from .models import Gap, Status, StatusEvent, Trade
 from .sinks import Sink, SinkRunner
 
 __all__ = ["Dispatcher"]
@@ -44,8 +46,8 @@ class Dispatcher:
     and delivery iterates the copy it started with.
     """
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+    def __init__(self, queue_limit: int | None = None, overflow: str = "drop_oldest", high_water: int = 100_000) -> None:
+        self._queue = BatchQueue(queue_limit, overflow, high_water, self._queue_signal)
         self._carry: deque[Any] = deque()  # pump(): the rest of a batch cut by max_items
         self._pump_lock = threading.Lock()
         self._pump_owner: int | None = None  # thread id of the pump() running now
@@ -103,13 +105,40 @@ class Dispatcher:
 
     # -- producer side --------------------------------------------------------------
 
-    def put(self, batch: list[Any]) -> None:
-        """Hand over one batch (the caller gives up the list).  Never blocks."""
-        self._queue.put(batch)
+    def put(self, batch: list[Any], feed: str | None = None) -> None:
+        """Hand over one batch (the caller gives up the list).  Never blocks.
+
+        :param feed: the feed it comes from (for drop counts in bounded modes).
+        """
+        self._queue.put(batch, feed)
 
     def backlog(self) -> int:
         """Batches waiting (approximate; for stats)."""
         return self._queue.qsize() + (1 if self._carry else 0)
+
+    def dropped(self) -> dict[str, int]:
+        """Trades dropped on overflow, per feed (bounded modes)."""
+        return dict(self._queue.dropped)
+
+    def _queue_signal(self, kind: str, queued: int) -> None:
+        """Lagging, dropping, caught up: a status event for everyone, and a log line."""
+        queue_ = self._queue
+        detail: dict[str, Any] = {"queued": queued, "dropped": sum(queue_.dropped.values())}
+        if queue_.limit is None:
+            detail["high_water"] = queue_.high_water
+        else:
+            detail["limit"] = queue_.limit
+        if kind == "caught_up":
+            log.info("dispatcher caught up (%d trades queued)", queued)
+            status = Status.CAUGHT_UP
+        else:
+            log.warning(
+                "callbacks are behind: %d trades queued%s",
+                queued,
+                "; dropping (%s)" % queue_.overflow if kind == "dropping" else "",
+            )
+            status = Status.LAGGING
+        self._queue.put([StatusEvent("", "", status, time.time_ns(), detail)])
 
     # -- dispatcher thread ----------------------------------------------------------
 
@@ -146,9 +175,8 @@ class Dispatcher:
         get = self._queue.get
         deliver = self._deliver
         while True:
-            wait = self._sink_wait()
             try:
-                batch = get() if wait is None else get(timeout=wait)
+                _, batch = get(self._sink_wait())
             except queue.Empty:  # a failed sink is due for a retry
                 self._retry_sinks()
                 continue
@@ -224,7 +252,7 @@ class Dispatcher:
                 self._carry.clear()
             else:
                 try:
-                    batch = self._queue.get_nowait() if wait == 0 else self._queue.get(timeout=wait)
+                    _, batch = self._queue.get(wait)
                 except queue.Empty:
                     break
                 if batch is _STOP:

@@ -24,6 +24,7 @@ from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
 from .backoff import Backoff
 from .connection import Connection, ConnectionSettings
+from ._queue import OVERFLOW_MODES
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
 from .models import FeedStats
@@ -128,6 +129,11 @@ class FeedManager:
         Heartbeats are not data.
     :param reconnect_on_stale: also re-make a connection whose whole feed went stale
         (off by default: a quiet market is not a dead connection; pings catch those).
+    :param queue_limit: most trades waiting for the callbacks (None: unbounded, with a
+        ``lagging`` status event and a warning past *high_water* trades).  When full,
+        *overflow* says which trades go: ``drop_oldest`` or ``drop_newest``; drops are
+        counted per feed (``stats()``) and announced by a ``lagging`` event.  Status
+        events, errors and gaps are never dropped.  The connection threads never wait.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
     :param recorder: called with every raw frame received, before parsing (a
         :class:`tradefeed.recording.Recorder`; see ``ConnectionSettings.recorder``).
@@ -145,6 +151,9 @@ class FeedManager:
         max_frame_bytes: int = 16 * 1024 * 1024,
         stale_after: float | None = None,
         reconnect_on_stale: bool = False,
+        queue_limit: int | None = None,
+        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
+        high_water: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
         recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
     ) -> None:
@@ -171,7 +180,13 @@ class FeedManager:
             ssl_context=ssl_context,
             recorder=recorder,
         )
-        self._dispatcher = Dispatcher()
+        if queue_limit is not None and (isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1):
+            raise ConfigError("queue_limit must be a whole number >= 1 or None")
+        if overflow not in OVERFLOW_MODES:
+            raise ConfigError("overflow must be one of %s, not %r" % (", ".join(OVERFLOW_MODES), overflow))
+        if high_water < 1:
+            raise ConfigError("high_water must be >= 1")
+        self._dispatcher = Dispatcher(queue_limit, overflow, high_water)
         self._scheduler = Scheduler()
         self._lock = threading.Lock()
         self._feeds: dict[str, Feed] = {}
@@ -251,6 +266,7 @@ class FeedManager:
                 scheduler=self._scheduler,
                 on_end=self._feed_ended,
             )
+            connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
             feed = Feed(name, venue, url, connection)
             self._feeds[name] = feed
             if self._state == "running":

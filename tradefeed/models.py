@@ -137,6 +137,11 @@ class Status(str, enum.Enum):
     STALE = "stale"
     #: data came back for a stale symbol (or feed)
     FRESH = "fresh"
+    #: the hand-off queue is behind (``detail``: ``queued``, and ``dropped`` in bounded
+    #: modes); ``feed`` and ``venue`` are "" because it concerns every feed
+    LAGGING = "lagging"
+    #: the queue is back under half its high-water mark / limit
+    CAUGHT_UP = "caught_up"
 
     def __str__(self) -> str:
         return self.value
@@ -185,6 +190,8 @@ class FeedStats:
     reconnects: int
     #: possible losses reported (Gap events)
     gaps: int
+    #: trades dropped because the queue was full (``queue_limit``)
+    dropped: int
     #: seconds since the last trade arrived, None before the first
     last_trade_age: float | None
 
