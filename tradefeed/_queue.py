@@ -138,6 +138,21 @@ class BatchQueue:
             self._signal(signal, queued)
         return item
 
+    def discard(self) -> None:
+        """Drop every queued trade (counted); status events, errors and gaps stay."""
+        batches = []
+        while True:
+            try:
+                batches.append(self.get(0))
+            except queue.Empty:
+                break
+        for feed, batch in batches:
+            kept = [item for item in batch if type(item) is not Trade]
+            with self._lock:
+                self._count_drop(feed, len(batch) - len(kept))
+            if kept:
+                self.put(kept, feed)
+
     def _drop_newest(self, batch: list[Any], feed: str | None, excess: int, count: int) -> tuple[list[Any], int]:
         """Drop the last *excess* trades of the incoming batch (never control items)."""
         kept: list[Any] = []

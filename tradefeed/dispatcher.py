@@ -116,6 +116,11 @@ class Dispatcher:
         """Batches waiting (approximate; for stats)."""
         return self._queue.qsize() + (1 if self._carry else 0)
 
+    def discard(self) -> None:
+        """Drop every queued trade now (stop(drain=False)); control items stay."""
+        self._queue.discard()
+        self._carry = deque(item for item in self._carry if type(item) is not Trade)
+
     def dropped(self) -> dict[str, int]:
         """Trades dropped on overflow, per feed (bounded modes)."""
         return dict(self._queue.dropped)

@@ -282,3 +282,48 @@ def test_a_slow_consumer_is_announced_and_a_bounded_queue_drops_counted(make_sim
         assert dropped > 0 and lagging[0].detail["limit"] == 50
     ids = [int(t.trade_id) for t in collector.trades]
     assert ids == sorted(ids) and stats.trades == total  # order kept; the reader never waited
+
+
+def test_remove_feed_from_a_callback_while_others_stream(make_sim, make_manager, collector):
+    """remove_feed() inside a callback stops that feed's thread; the other feed streams on."""
+    sim = make_sim(rate=0)
+    manager = make_manager()
+    collector.attach(manager)
+    doomed = manager.add_feed("dopp", url=sim.url("dopp"), currency="BTC")
+    keeper = manager.add_feed("dopp", url=sim.url("dopp"), currency="ETH")
+    removed = []
+
+    @manager.on_trade
+    def remove_once(trade):
+        if not removed and trade.raw["base_currency"] == "BTC":
+            removed.append(manager.remove_feed(doomed))
+
+    with manager:
+        assert collector.wait_for(lambda c: removed)
+        before = len(collector.trades)
+        sim.venue("dopp").emit(50)
+        assert collector.wait_for(lambda c: len(c.trades) > before)
+        assert removed == [True] and not doomed.is_alive() and keeper.is_alive()
+        assert [f.name for f in manager.feeds] == [keeper.name]
+        after = [t for t in collector.trades[before:] if t.raw["base_currency"] == "BTC"]
+    assert after == []
+    with pytest.raises(ConfigError, match="no feed named"):
+        manager.remove_feed("dopp-9")
+
+
+def test_stop_without_draining_is_prompt_behind_a_slow_callback(make_sim, make_manager, collector):
+    """stop(drain=False) drops what is queued (counted) instead of waiting for a slow callback."""
+    sim = make_sim(rate=0)
+    manager = make_manager()
+    release = threading.Event()
+    calls = []
+    manager.on_trade(lambda trade: (calls.append(trade), release.wait(0.05)))
+    manager.add_feed("dopp", url=sim.url("dopp"))
+    manager.start()
+    assert sim.wait_for_connections(1)
+    for _ in range(20):
+        sim.venue("dopp").emit(10)
+    assert wait_until(lambda: manager.stats()["dopp-1"].trades == 220)
+    assert manager.stop(timeout=10, drain=False) is True
+    stats = manager.stats()["dopp-1"]
+    assert stats.dropped > 0 and len(calls) + stats.dropped == 220
