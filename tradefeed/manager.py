@@ -135,6 +135,8 @@ class FeedManager:
         counted per feed (``stats()``) and announced by a ``lagging`` event.  Status
         events, errors and gaps are never dropped.  The connection threads never wait.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
+    :param ca_file: trust the CA certificates in this PEM file instead of the system's
+        (a private venue gateway, a test server); certificates are still verified.
     :param recorder: called with every raw frame received, before parsing (a
         :class:`tradefeed.recording.Recorder`; see ``ConnectionSettings.recorder``).
     """
@@ -155,6 +157,7 @@ class FeedManager:
         overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         high_water: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
         recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
     ) -> None:
         if dispatch not in ("thread", "manual"):
@@ -167,6 +170,13 @@ class FeedManager:
             raise ConfigError("dedup_window must be >= 1")
         if stale_after is not None and stale_after <= 0:
             raise ConfigError("stale_after must be > 0 seconds or None")
+        if ca_file is not None:
+            if ssl_context is not None:
+                raise ConfigError("give ssl_context or ca_file, not both")
+            try:
+                ssl_context = ssl.create_default_context(cafile=os.fspath(ca_file))
+            except (OSError, ssl.SSLError) as err:
+                raise ConfigError("cannot use ca_file %s: %s" % (ca_file, err)) from err
         self.dispatch = dispatch
         self._settings = ConnectionSettings(
             backoff=Backoff.from_value(backoff),

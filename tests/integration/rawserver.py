@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import ssl
 import threading
 from typing import Callable
 
@@ -43,11 +44,12 @@ class RawServer:
     """``with RawServer(respond) as server:`` serves ``server.url``; ``server.requests``
     holds every request received, ``server.connected`` is set at the first one."""
 
-    def __init__(self, respond: Callable[[bytes], bytes]) -> None:
+    def __init__(self, respond: Callable[[bytes], bytes], ssl_context: "ssl.SSLContext | None" = None) -> None:
         self._respond = respond
+        self._ssl = ssl_context
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self.url = "ws://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("wss" if ssl_context else "ws", self.port)
         self.requests: list[bytes] = []
         self.connected = threading.Event()
         self._clients: list[socket.socket] = []
@@ -85,6 +87,12 @@ class RawServer:
             thread.start()
 
     def _client(self, client: socket.socket) -> None:
+        if self._ssl is not None:
+            try:
+                client = self._ssl.wrap_socket(client, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused our certificate
+                client.close()
+                return
         with client:
             request = b""
             try:

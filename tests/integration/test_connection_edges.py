@@ -144,3 +144,53 @@ def test_a_normal_close_of_a_working_connection_reconnects_at_once(make_sim, mak
         assert collector.wait_status(Status.CONNECTED, count=2)
     (reconnect,) = [e for e in collector.statuses if e.status is Status.RECONNECTING]
     assert (reconnect.detail["delay"] == 0) is prompt
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A TLS loopback server with a fresh self-signed certificate for 127.0.0.1."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with RawServer(lambda req: upgrade_response(req) + text_frame(TRADE), ssl_context=context) as server:
+        yield server, cert
+
+
+def test_tls_certificates_are_verified_by_default(tls_server, make_manager, collector):
+    """A certificate no trusted CA signed is refused: no trade, a TransportError naming the
+    certificate, retries with backoff (never a silent fallback to unverified)."""
+    server, _ = tls_server
+    manager = make_manager(backoff=Backoff(initial=0.05, max_delay=0.1))
+    collector.attach(manager)
+    manager.add_feed("dopp", url=server.url)
+    with manager:
+        assert collector.wait_status(Status.RECONNECTING, count=2)
+    errors = [e.detail["error"] for e in collector.statuses if e.status is Status.DISCONNECTED]
+    assert errors and all("CERTIFICATE_VERIFY_FAILED" in str(e) for e in errors)
+    assert collector.trades == []
+
+
+def test_ca_file_trusts_a_private_certificate(tls_server, make_manager, collector):
+    """ca_file= makes the private CA trusted; the certificate is still checked."""
+    server, cert = tls_server
+    manager = make_manager(ca_file=cert)
+    collector.attach(manager)
+    manager.add_feed("dopp", url=server.url)
+    with manager:
+        assert collector.wait_trades(1)
+    assert collector.trades[0].trade_id == "1"
+
+
+def test_ca_file_must_be_readable(tmp_path, make_manager):
+    from tradefeed import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot use ca_file"):
+        make_manager(ca_file=tmp_path / "missing.pem")
