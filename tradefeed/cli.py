@@ -80,6 +80,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--rate", type=float, default=200.0, help="trades per second per venue (default 200)")
     _record_cli.add_sim_replay_arguments(sim)
+    from .simulator.admin import add_admin_arguments
+
+    add_admin_arguments(sim)
     return parser
 
 
@@ -295,9 +298,11 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     Simulator = _load_simulator()
     venues = args.venue or sorted(REGISTRY)
     ports = {venues[0]: args.port} if args.port else None
-    with Simulator(seed=args.seed, rate=args.rate, venues=venues, ports=ports) as sim:
+    with Simulator(seed=args.seed, rate=args.rate, venues=venues, ports=ports, admin_port=args.admin_port) as sim:
         for venue in venues:
             out.write("%-10s %s\n" % (venue, sim.url(venue)))
+        if args.admin_port is not None:
+            out.write("%-10s %s\n" % ("admin", sim.admin_url()))
         out.write("simulator running; Ctrl-C to stop\n")
         out.flush()
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

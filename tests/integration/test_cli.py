@@ -269,3 +269,34 @@ def test_query_prints_the_last_trades_per_symbol(tmp_path, capsys, make_sim, mak
         mine = [t.to_dict() for t in collector.trades if t.symbol == symbol][-3:]
         assert [r for r in rows if r["symbol"] == symbol] == mine
     assert main(["query", str(tmp_path / "missing.db")]) == 2
+
+
+def test_sim_admin_endpoint_injects_faults(make_manager, collector):
+    """`tradefeed sim --admin-port 0` prints its admin URL; POST /faults/drop drops the client."""
+    import requests
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradefeed", "sim", "--venue", "dopp", "--rate", "50", "--admin-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        venue, url = proc.stdout.readline().split()
+        label, admin = proc.stdout.readline().split()
+        assert label == "admin" and admin.startswith("http://127.0.0.1:")
+        manager = make_manager(backoff=0)  # no retries: a drop ends the feed visibly
+        collector.attach(manager)
+        manager.add_feed("dopp", url=url)
+        with manager:
+            assert collector.wait_trades(5)
+            answer = requests.post(admin + "/faults/drop", params={"venue": "dopp"}, timeout=10)
+            assert answer.status_code == 200 and answer.json()
+            assert collector.wait_status(Status.DISCONNECTED)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

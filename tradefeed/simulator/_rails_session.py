@@ -92,7 +92,7 @@ class Session:
         if kind in ("subscribe", "unsubscribe"):
             self._subscribe(content, request_id, kind == "subscribe")
         elif kind == "ping":
-            self.outbox.put(dumps({"resultType": "pong", "data": {**request_id, "statusCode": 200}}))
+            self.outbox.pong(dumps({"resultType": "pong", "data": {**request_id, "statusCode": 200}}))
         elif kind in self.names.snapshot_requests:
             self._snapshot(content, request_id)
         else:

@@ -39,6 +39,18 @@ How each row of the spec's "Unknown / assumed" table is served:
 
 The tape keeps the last :data:`TAPE_LIMIT` trades, so a long demo does not grow
 memory without bound; older trades leave snapshots and :meth:`DoppVenue.trades`.
+
+Trade faults (:meth:`~tradefeed.simulator.Venue.fault`), all three supported; a
+batch is the trades of one :meth:`DoppVenue.generate`, i.e. of one live frame:
+
+- ``duplicate``: the trade is sent again at the front of the next live frame
+  (to each connection whose filters match it), same ``trade_id`` and ``trade_seq``.
+- ``reorder``: it trades places with the trade before it in its frame.
+- ``skip_sequence``: its ``trade_seq`` is its instrument's previous + 2, on
+  the tape (``trade_id`` still counts +1: the gap shows in ``trade_seq`` only).
+
+Stall (``Simulator.stall``) drops the snapshot on connect as well as live
+frames: Dopp sends nothing but trades.
 """
 
 from __future__ import annotations
@@ -168,6 +180,7 @@ class DoppVenue(Venue):
 
     name = "dopp"
     paths = frozenset({BY_INSTRUMENT, BY_CURRENCY})
+    fault_knobs = frozenset({"duplicate", "reorder", "skip_sequence"})
 
     def __init__(self, *, seed: int = 1, rate: float = 200.0, history: int = 100, snapshot_size: int = 20) -> None:
         super().__init__(seed=seed, rate=rate, history=history, snapshot_size=snapshot_size)
@@ -200,14 +213,16 @@ class DoppVenue(Venue):
 
     def generate(self, count: int) -> list[dict[str, Any]]:
         """Create ``count`` trades, append them to the tape and broadcast them as one frame."""
+        marks = self._fault_marks(count)
         with self._lock, localcontext(_CONTEXT):
             timestamp = _now_ms()
-            entries = [self._next_entry(timestamp) for _ in range(count)]
+            entries = [self._next_entry(timestamp, skip=mark.skip) for mark in marks]
             self._tape.extend(entries)
+        sent = self._arrange(entries, marks)
         for outbox, selection in self._subscribers.items():
-            texts = [entry.text for entry in entries if selection.matches(entry.trade)]
+            texts = [entry.text for entry in sent if selection.matches(entry.trade)]
             if texts:
-                outbox.put(_frame(texts))
+                outbox.push(_frame(texts))
         return [dict(entry.trade) for entry in entries]
 
     async def handler(self, connection: ServerConnection) -> None:
@@ -222,7 +237,7 @@ class DoppVenue(Venue):
         # Snapshot and subscription happen in one step of the loop (no await in
         # between), so every later trade reaches this outbox exactly once, after
         # the snapshot.
-        outbox.put(_frame([entry.text for entry in self._recent(selection)]))
+        outbox.push(_frame([entry.text for entry in self._recent(selection)]))
         self._subscribers[outbox] = selection
         self.outboxes.add(outbox)
         try:
@@ -246,7 +261,9 @@ class DoppVenue(Venue):
     # Every draw comes from self._rng in a fixed order, so the content depends
     # only on the seed; timestamps are the one wall-clock input.
 
-    def _next_entry(self, timestamp: int) -> _Entry:
+    def _next_entry(self, timestamp: int, skip: bool = False) -> _Entry:
+        """Draw the next trade; with ``skip`` its ``trade_seq`` leaves one number out
+        (decided outside ``self._rng``, so the tape's other fields do not change)."""
         rng = self._rng
         spec = rng.choices(_SPECS, weights=_WEIGHTS)[0]
         book = self._books[spec.name]
@@ -265,7 +282,7 @@ class DoppVenue(Venue):
             fee = (price * amount * _PERP_FEE[liquidity]).quantize(_USDC_CENT)
         else:
             fee = (amount * _OPTION_FEE[liquidity]).quantize(_OPTION_FEE_QUANTUM)
-        book.seq += 1
+        book.seq += 2 if skip else 1
         trade_id, self._next_trade_id = self._next_trade_id, self._next_trade_id + 1
         # Wall clocks can step back; the tape's timestamps never do.
         self._last_timestamp = max(timestamp, self._last_timestamp)

@@ -59,6 +59,22 @@ numbers 12 and 13 twice; both pairs are listed):
 
 ``orders`` and ``publicOrderBook`` are valid subscriptions that carry nothing:
 only trades are simulated. A read-only key may not subscribe to ``trades``.
+
+Trade faults (:meth:`~tradefeed.simulator.Venue.fault`): ``duplicate`` and
+``reorder``; Rails has no sequence numbers (row 18), so no ``skip_sequence``.
+The unit faulted is a match (its public records and, if any, the account's
+fill) and a batch is the matches of one :meth:`RailsVenue.generate`:
+
+- ``duplicate``: the match's records (and fill) are sent again at the front
+  of the next batch's frames (a market's delta holds only the duplicates when
+  the batch has no new record of that market).
+- ``reorder``: the match trades places with the one before it in its batch,
+  within the delta (and fills) frames; ``updatedAt`` is the same for a whole
+  batch, so only ``matchId`` order shows it.
+
+Stall (``Simulator.stall``) drops the deltas and fill frames only: replies,
+snapshot replies included, still flow. Muted pings (``Simulator.mute_pings``)
+leave the ``ping`` message unanswered.
 """
 
 from __future__ import annotations
@@ -153,6 +169,7 @@ class RailsVenue(Venue):
     paths = frozenset({"/"})
     #: the Simulator's connection-rate limit does not apply (spec row 17)
     connect_limit = False
+    fault_knobs = frozenset({"duplicate", "reorder"})
     auth_path = TOKEN_PATH
 
     def demo_params(self) -> dict[str, Any]:
@@ -252,13 +269,15 @@ class RailsVenue(Venue):
 
     def generate(self, count: int) -> list[dict[str, Any]]:
         """Draw ``count`` matches, keep them and broadcast them; return their public records."""
+        marks = self._fault_marks(count)
         with self._lock:
             timestamp = _now_ms()
             added = [self._add(timestamp) for _ in range(count)]
         records = [entry for entry_records, _ in added for entry in entry_records]
-        fills = [fill for _, fill in added if fill is not None]
+        sent = self._arrange(added, marks)
+        fills = [fill for _, fill in sent if fill is not None]
         by_market: dict[str, list[Raw]] = {}
-        for entry in records:
+        for entry in (entry for entry_records, _ in sent for entry in entry_records):
             by_market.setdefault(entry.record["market"], []).append(Raw(entry.text))
         deltas = {
             market: dumps({"resultType": self.names.delta, "market": market, "data": orders_data(orders)})
@@ -268,9 +287,9 @@ class RailsVenue(Venue):
         for session in self._sessions.values():
             for market, frame in deltas.items():
                 if session.wants_public(market):
-                    session.outbox.put(frame)
+                    session.outbox.push(frame)
             if fills_frame is not None and "trades" in session.subscriptions:
-                session.outbox.put(fills_frame)
+                session.outbox.push(fills_frame)
         return [dict(entry.record) for entry in records]
 
     def _add(self, timestamp: int) -> tuple[list[_Entry], _Entry | None]:

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ._base import Venue
+from ._base import SimConnection, Venue
 
 __all__ = ["FORMAT", "VERSION", "RecordedFeed", "ReplayVenue", "load", "replay_venues"]
 
@@ -160,7 +160,9 @@ class ReplayVenue(Venue):
     holds the venue's answers (subscription acks, snapshots).  After the last frame
     the connection stays open, quiet, until the client or the simulator closes it.
     :meth:`emit` sends nothing (the tape is the recording) and :meth:`inject` reaches
-    no replay connection.
+    no replay connection. Faults: a stalled connection skips the frames due while it
+    is stalled; muted protocol pings, drops, closes and refused handshakes work as
+    for any venue; trade faults (:meth:`fault`) are not supported.
 
     :param feed: what to send (see :func:`load`).
     :param speed: 1.0: the recorded pace; 2.0: twice as fast; None: as fast as possible.
@@ -219,6 +221,9 @@ class ReplayVenue(Venue):
                 delay = start + (t_ns - first_ns) / 1e9 / self.speed - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if isinstance(connection, SimConnection) and connection.faults.stalled:
+                connection.faults.dropped += 1  # a stalled replay skips what it would have sent meanwhile
+                continue
             await connection.send(frame)
         logger.debug("replay %s: sent %d frames to %s", self.feed.name, len(frames), connection.remote_address)
 

@@ -18,6 +18,12 @@ without them need nothing:
   ``auth_path``, ``credentials``): served by an HTTP server on a port of its
   own, on the same loop, started and stopped with the WebSocket servers.
 
+Faults: the generic ones are methods of :class:`Simulator` (drop or close
+connections, refuse handshakes, stall data, mute pings, clear them all); the
+trade-level ones are :meth:`Venue.fault`, whose effect each venue module
+documents. ``Simulator(admin_port=...)`` serves them over HTTP for the CLI
+(:mod:`tradefeed.simulator.admin`), on the same loop as everything else.
+
 What must not go in here: a venue's paths, filters, messages or tape (those
 live in the venue's module, e.g. :mod:`tradefeed.simulator.dopp`). Nothing in
 the simulator imports from ``tradefeed`` outside ``tradefeed.simulator``: it is
@@ -37,17 +43,21 @@ import http
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Close
 from websockets.http11 import Request, Response
 
-from ._base import CALL_TIMEOUT, Outbox, SimulatorError, Venue, call_on_loop
+from ._base import CALL_TIMEOUT, Outbox, SimConnection, SimulatorError, Venue, call_on_loop
+from ._faults import Refusal, check_count
 from ._http import HttpServer, HttpVenue
 from ._ratelimit import ConnectLimiter
+from .admin import AdminApi
 
 __all__ = ["Outbox", "Simulator", "SimulatorError", "Venue"]
 
@@ -74,6 +84,11 @@ class _Slot:
     http: HttpServer | None = None
     #: its port; 0 until the OS has chosen one, then kept across restarts
     http_port: int = 0
+    #: how the next handshakes are refused (refuse_handshakes), oldest first; loop thread
+    refusals: deque[Refusal] = field(default_factory=deque)
+    #: connections opened from now on start stalled / with muted pings; loop thread
+    stall_new: bool = False
+    mute_new: bool = False
 
 
 class Simulator:
@@ -110,6 +125,9 @@ class Simulator:
         under their keys (which ``ports`` may name), e.g. the
         :class:`~tradefeed.simulator.replay.ReplayVenue` of each feed of a
         recording; ``venues=[]`` serves only them.
+    :param admin_port: serve the fault-injection admin endpoint
+        (:mod:`tradefeed.simulator.admin`, :meth:`admin_url`) on this port of
+        ``host``; 0 = OS-chosen (then kept across restarts); ``None`` = no endpoint.
     """
 
     def __init__(
@@ -126,7 +144,12 @@ class Simulator:
         snapshot_size: int = 20,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         custom_venues: Mapping[str, Venue] | None = None,
+        admin_port: int | None = None,
     ) -> None:
+        if admin_port is not None and (
+            isinstance(admin_port, bool) or not isinstance(admin_port, int) or admin_port < 0
+        ):
+            raise ValueError(f"admin_port must be a port number >= 0 or None, not {admin_port!r}")
         registry = _registry()
         names = list(registry) if venues is None else list(dict.fromkeys(venues))
         ports = dict(ports or {})
@@ -165,6 +188,8 @@ class Simulator:
         self._startup_error: SimulatorError | None = None
         self._grace = CLOSE_TIMEOUT
         self._tasks: set[asyncio.Task[None]] = set()
+        self._admin_port = admin_port  # None: no admin endpoint; 0 until the OS has chosen one
+        self._admin: HttpServer | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -192,6 +217,8 @@ class Simulator:
                 raise self._startup_error
             self._thread = thread
         logger.info("simulator serving %s", ", ".join(f"{name} on {self.url(name)}" for name in self._slots))
+        if self._admin_port is not None:
+            logger.info("simulator admin endpoint on %s/faults", self.admin_url())
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -326,11 +353,207 @@ class Simulator:
         frame, so the client sees an abnormal closure (1006).
 
         :return: the number of connections dropped.
+        :raises ValueError: for a code a close frame may not carry (e.g. 1005,
+            1006) or a reason longer than 123 bytes.
         """
-        slots = list(self._slots.values()) if venue is None else [self._slot(venue)]
+        slots = self._targets(venue)
+        if code is not None:
+            _check_close(code, reason)
         if self._loop is None:
             return 0
         return call_on_loop(self._loop, self._drop, slots, code, reason)
+
+    # -- faults -------------------------------------------------------------------
+    # drop_connections() above closes; Venue.inject() sends malformed frames;
+    # Venue.fault() duplicates, reorders and skips trades; RailsVenue.expire_tokens().
+
+    def refuse_handshakes(
+        self, n: int, status: int = 429, retry_after: int | None = 1, venue: str | None = None
+    ) -> int:
+        """Refuse the next ``n`` handshakes of ``venue`` (of each venue if ``None``) with HTTP ``status``.
+
+        A refused handshake gets ``status`` with a short text body and, for 429
+        and 503 when ``retry_after`` is not ``None``, ``Retry-After:
+        <retry_after>``; it is counted in :meth:`handshakes` but not by the
+        connection-rate limit, and is refused before the path is looked at.
+        Calls add up: refusals queue in call order. :meth:`clear_faults` cancels
+        the ones not used yet. Safe from any thread, also before :meth:`start`.
+
+        :param n: handshakes to refuse; 0 adds none.
+        :param status: an HTTP error status, 400-599.
+        :param retry_after: whole seconds for ``Retry-After``; ``None``: no header.
+        :return: the refusals now pending for ``venue`` (summed over all venues if ``None``).
+        :raises ValueError: for a negative ``n``, a status outside 400-599, or a
+            negative ``retry_after``.
+        """
+        check_count("n", n)
+        refusal = Refusal(status, retry_after)
+        slots = self._targets(venue)
+
+        def refuse() -> int:
+            for slot in slots:
+                slot.refusals.extend([refusal] * n)
+            return sum(len(slot.refusals) for slot in slots)
+
+        return call_on_loop(self._loop, refuse)
+
+    def stall(self, venue: str | None = None, *, new_connections: bool = False) -> int:
+        """Stop sending data on the open connections of ``venue`` (of all venues if ``None``).
+
+        A stalled connection stays open and keeps reading: it answers protocol
+        pings, application pings and requests, and closes normally. What it no
+        longer sends is data, the trades a venue sends unprompted (each venue
+        module says which frames those are: live frames, windows, pushes,
+        deltas, Dopp's snapshot on connect). Data generated while stalled is
+        **dropped** for that connection, never sent late: after :meth:`resume`
+        the connection gets only trades generated after it, and the client
+        recovers the rest only as the venue allows (a reconnect's snapshot, a
+        request). Frames queued before the stall are still sent; injected
+        frames (:meth:`Venue.inject`) are always sent.
+
+        Safe from any thread.
+
+        :param new_connections: also stall every connection opened from now on
+            (a stalled venue: reconnecting does not help) until :meth:`resume`.
+            Without it a reconnect gets a healthy connection.
+        :return: the number of open connections now stalled.
+        """
+        slots = self._targets(venue)
+
+        def stall() -> int:
+            for slot in slots:
+                slot.stall_new = slot.stall_new or new_connections
+            return self._switch(slots, stalled=True)
+
+        return call_on_loop(self._loop, stall)
+
+    def resume(self, venue: str | None = None) -> int:
+        """Undo :meth:`stall`: data flows again on every connection of ``venue`` (all if
+        ``None``), and new connections start healthy. Safe from any thread.
+
+        :return: the number of open connections of ``venue`` (all if ``None``).
+        """
+        slots = self._targets(venue)
+
+        def resume() -> int:
+            for slot in slots:
+                slot.stall_new = False
+            return self._switch(slots, stalled=False)
+
+        return call_on_loop(self._loop, resume)
+
+    def mute_pings(self, venue: str | None = None, *, new_connections: bool = False) -> int:
+        """Stop answering pings on the open connections of ``venue`` (of all venues if ``None``).
+
+        Protocol pings (PING frames) get no PONG, so a client's ping timeout
+        fires; application-level pings (SynFutures' text ``ping``, Synthetix'
+        ``{"type": "ping"}`` and ``{"method": "ping"}``, Rails' ``ping``
+        message) get no answer either. Everything else goes on: data still flows,
+        requests are answered, the close handshake works (a client that gives
+        up closes promptly). Pings received while muted are never answered later.
+
+        Safe from any thread.
+
+        :param new_connections: also mute every connection opened from now on,
+            until :meth:`unmute_pings`.
+        :return: the number of open connections now muted.
+        """
+        slots = self._targets(venue)
+
+        def mute() -> int:
+            for slot in slots:
+                slot.mute_new = slot.mute_new or new_connections
+            return self._switch(slots, pings_muted=True)
+
+        return call_on_loop(self._loop, mute)
+
+    def unmute_pings(self, venue: str | None = None) -> int:
+        """Undo :meth:`mute_pings` for every connection of ``venue`` (all if ``None``) and
+        for new ones. Safe from any thread.
+
+        :return: the number of open connections of ``venue`` (all if ``None``).
+        """
+        slots = self._targets(venue)
+
+        def unmute() -> int:
+            for slot in slots:
+                slot.mute_new = False
+            return self._switch(slots, pings_muted=False)
+
+        return call_on_loop(self._loop, unmute)
+
+    def clear_faults(self, venue: str | None = None) -> None:
+        """Undo every fault of ``venue`` (all venues if ``None``): :meth:`resume`,
+        :meth:`unmute_pings`, cancel pending :meth:`refuse_handshakes` and turn
+        :meth:`Venue.fault` off. Dropped connections stay dropped and revoked
+        tokens revoked. Safe from any thread.
+        """
+        slots = self._targets(venue)
+
+        def clear() -> None:
+            for slot in slots:
+                slot.refusals.clear()
+                slot.stall_new = slot.mute_new = False
+                slot.venue.fault()
+            self._switch(slots, stalled=False, pings_muted=False)
+
+        call_on_loop(self._loop, clear)
+
+    def fault_status(self, venue: str) -> dict[str, Any]:
+        """The faults in force on ``venue``, as plain data (what the admin endpoint reports).
+
+        Keys: ``connections``; ``stalled`` and ``pings_muted`` (open connections
+        in that state); ``dropped`` (data frames dropped while stalled) and
+        ``unanswered`` (pings left unanswered), summed over the open connections;
+        ``refusals`` (pending); ``stall_new`` and ``mute_new`` (whether new
+        connections start so); ``trade_faults`` (:meth:`Venue.fault_settings`).
+        Safe from any thread.
+        """
+        slot = self._slot(venue)
+
+        def status() -> dict[str, Any]:
+            faults = [c.faults for c in list(slot.connections) if isinstance(c, SimConnection)]
+            return {
+                "connections": len(slot.connections),
+                "stalled": sum(f.stalled for f in faults),
+                "pings_muted": sum(f.pings_muted for f in faults),
+                "dropped": sum(f.dropped for f in faults),
+                "unanswered": sum(f.unanswered for f in faults),
+                "refusals": len(slot.refusals),
+                "stall_new": slot.stall_new,
+                "mute_new": slot.mute_new,
+                "trade_faults": slot.venue.fault_settings(),
+            }
+
+        return call_on_loop(self._loop, status)
+
+    def admin_url(self) -> str:
+        """Return ``http://host:port`` of the admin endpoint (``POST /faults/<name>``).
+
+        :raises SimulatorError: without ``admin_port``, or before the first :meth:`start`.
+        """
+        if self._admin_port is None:
+            raise SimulatorError("the simulator has no admin endpoint; pass admin_port=0 (or a port)")
+        if self._admin_port == 0:
+            raise SimulatorError("the admin endpoint has no port yet; call start() first")
+        return f"http://{self.host}:{self._admin_port}"
+
+    @property
+    def venue_names(self) -> list[str]:
+        """The names of the venues served, in serving order."""
+        return list(self._slots)
+
+    def _targets(self, venue: str | None) -> list[_Slot]:
+        return list(self._slots.values()) if venue is None else [self._slot(venue)]
+
+    def _switch(self, slots: list[_Slot], **switches: bool) -> int:
+        """Set ``switches`` on the open connections of ``slots``; return how many. Loop thread."""
+        with self._cond:
+            connections = [c for slot in slots for c in slot.connections if isinstance(c, SimConnection)]
+        for connection in connections:
+            for name, value in switches.items():
+                setattr(connection.faults, name, value)
+        return len(connections)
 
     def _slot(self, name: str) -> _Slot:
         try:
@@ -390,6 +613,7 @@ class Simulator:
                     select_subprotocol=select_subprotocol,
                     ping_interval=None,  # the simulator never drops a client for not answering pings
                     close_timeout=CLOSE_TIMEOUT,
+                    create_connection=SimConnection,  # its pongs can be muted
                 )
             except OSError as err:
                 raise SimulatorError(f"cannot listen for venue {name!r} on {self.host}:{slot.port}: {err}") from err
@@ -404,9 +628,21 @@ class Simulator:
                     raise SimulatorError(
                         f"cannot listen for venue {name!r}'s HTTP on {self.host}:{slot.http_port}: {err}"
                     ) from err
+        if self._admin_port is not None:
+            self._admin = HttpServer(AdminApi(self).handle, "admin")
+            try:
+                self._admin_port = await self._admin.start(self.host, self._admin_port)
+            except OSError as err:
+                self._admin = None
+                raise SimulatorError(
+                    f"cannot listen for the admin endpoint on {self.host}:{self._admin_port}: {err}"
+                ) from err
 
     async def _close_servers(self) -> None:
         # HTTP first: its requests are short, and a token must not be issued after stop().
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.close()
         await asyncio.gather(*(slot.http.close() for slot in self._slots.values() if slot.http is not None))
         for slot in self._slots.values():
             slot.http = None
@@ -425,7 +661,18 @@ class Simulator:
     def _process_request(self, slot: _Slot, connection: ServerConnection, request: Request) -> Response | None:
         with self._cond:
             slot.handshakes += 1
-        # The limit comes first and counts every admitted attempt, whatever its
+        # Injected refusals come first and do not count for the limit (they are
+        # the simulator's doing, not the client's).
+        if slot.refusals:
+            refusal = slot.refusals.popleft()
+            logger.info("%s: injected %d for %s", slot.venue.name, refusal.status, connection.remote_address)
+            response = connection.respond(refusal.status, f"{_phrase(refusal.status)} (injected fault).\n")
+            for name, value in refusal.headers.items():
+                response.headers[name] = value
+            return response
+        if isinstance(connection, SimConnection):
+            connection.faults.stalled, connection.faults.pings_muted = slot.stall_new, slot.mute_new
+        # The limit comes next and counts every admitted attempt, whatever its
         # path: the venue limits connection attempts at its edge.
         if slot.limiter is not None:
             retry_after = slot.limiter.admit(connection.remote_address[0], time.monotonic())
@@ -463,6 +710,25 @@ class Simulator:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return len(victims)
+
+
+def _check_close(code: int, reason: str) -> None:
+    """Raise ValueError unless a close frame may carry ``code`` and ``reason``."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ValueError(f"close code must be an int, not {code!r}")
+    try:
+        Close(code, reason).check()
+    except Exception as err:  # websockets' ProtocolError
+        raise ValueError(f"{code} is not a close code a close frame may carry") from err
+    if len(reason.encode()) > 123:
+        raise ValueError("a close reason may be at most 123 bytes of UTF-8")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"Error {status}"
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -47,6 +47,21 @@ else ``"trade"``. ``timestamp`` is wall-clock Unix seconds, never decreasing
 (the only non-seeded field). UNSUBSCRIBE is validated like SUBSCRIBE
 (``tradesLimit`` ignored); unsubscribing a listed, unsubscribed pair succeeds.
 The tape keeps the last :data:`TAPE_LIMIT` trades.
+
+Trade faults (:meth:`~tradefeed.simulator.Venue.fault`): ``duplicate`` and
+``reorder``; there are no sequence numbers, so no ``skip_sequence``. The unit
+faulted is a trade's push (to each subscriber, the window, or in object form
+the single-trade frame, sent because of that trade) and a batch is the pushes
+of one :meth:`SynfuturesVenue.generate`:
+
+- ``duplicate``: the push is sent again, unchanged, before the next batch's:
+  a stale window (or trade) after newer ones.
+- ``reorder``: it goes out before the push of the trade before it: windows (or
+  single trades) out of order. Trades within a window are never reordered.
+
+Stall (``Simulator.stall``) drops pushes only: a SUBSCRIBE is still acked and
+answered with its window. Muted pings (``Simulator.mute_pings``) leave the text
+``ping`` unanswered (it still counts as client activity for the idle timeout).
 """
 
 from __future__ import annotations
@@ -217,6 +232,7 @@ class SynfuturesVenue(Venue):
 
     name = "synfutures"
     paths = frozenset({PATH})
+    fault_knobs = frozenset({"duplicate", "reorder"})
 
     def demo_params(self) -> dict[str, Any]:
         """Every simulated pair."""
@@ -279,12 +295,18 @@ class SynfuturesVenue(Venue):
 
     def generate(self, count: int) -> list[dict[str, Any]]:
         """Create ``count`` trades; after each, push its pair's window to the subscribers."""
+        marks = self._fault_marks(count)
         with self._lock, localcontext(_CONTEXT):
             now = time.time_ns() // 1_000_000_000
             entries = [self._next_entry(now) for _ in range(count)]
+            pushes: list[list[tuple[Outbox, str]]] = []
             for entry in entries:
                 self._append(entry)
-                self._broadcast(entry)
+                pushes.append(self._pushes(entry))  # the window as of this trade
+        for push in self._arrange(pushes, marks):
+            for outbox, frame in push:
+                if outbox in self._sessions:  # a duplicate may outlive its connection
+                    outbox.push(frame)
         return [_decode(entry, False) for entry in entries]
 
     async def handler(self, connection: ServerConnection) -> None:
@@ -327,7 +349,7 @@ class SynfuturesVenue(Venue):
     def _on_message(self, session: _Session, message: str | bytes) -> None:
         outbox = session.outbox
         if message == "ping":
-            outbox.put("pong")
+            outbox.pong("pong")
             return
         if isinstance(message, bytes):
             return
@@ -355,8 +377,10 @@ class SynfuturesVenue(Venue):
 
     # -- frames ------------------------------------------------------------------
 
-    def _broadcast(self, entry: _Entry) -> None:
+    def _pushes(self, entry: _Entry) -> list[tuple[Outbox, str]]:
+        """The frames that ``entry``, just appended, sends to each subscriber of its pair, in order."""
         frames: dict[int, list[str]] = {}  # by window size, shared by subscribers
+        pushes: list[tuple[Outbox, str]] = []
         for session in self._sessions.values():
             limit = session.subscriptions.get(entry.pair)
             if limit is None:
@@ -365,8 +389,8 @@ class SynfuturesVenue(Venue):
                 limit = 1
             if limit not in frames:
                 frames[limit] = self._frames(entry.pair, self._window(entry.pair, limit))
-            for frame in frames[limit]:
-                session.outbox.put(frame)
+            pushes.extend((session.outbox, frame) for frame in frames[limit])
+        return pushes
 
     def _window(self, pair: str, limit: int) -> list[_Entry]:
         """The up to ``limit`` newest trades of ``pair``, newest first."""

@@ -33,6 +33,21 @@ and an unknown method or action gets a 400 reply. Unsubscribing what the
 connection has not subscribed (``type`` compared as sent) gets 400 ``"Not
 subscribed"``. A connection gets each trade once, even when two of its
 subscriptions match it. Client frames are never answered by a close.
+
+Trade faults (:meth:`~tradefeed.simulator.Venue.fault`), all three supported;
+each trade is one notification, so the unit faulted is the notification frame
+and a batch is the notifications of one :meth:`SynthetixVenue.generate`:
+
+- ``duplicate``: the notification is sent again (same ``meseq``) before the
+  next batch's.
+- ``reorder``: it goes out before the notification that precedes it, so
+  ``meseq`` arrives out of order.
+- ``skip_sequence``: its ``meseq`` is the symbol's previous + 2 (``prevMeseq``
+  stays ``meseq - 1``, naming the number never sent), on the tape too.
+
+Stall (``Simulator.stall``) drops notifications only: replies (acks, both
+pings, ``getLastTrades``) still flow, so a client can back-fill by request.
+Muted pings (``Simulator.mute_pings``) leave both application pings unanswered.
 """
 
 from __future__ import annotations
@@ -158,6 +173,7 @@ class SynthetixVenue(Venue):
 
     name = "synthetix"
     paths = frozenset({INFO_PATH})
+    fault_knobs = frozenset({"duplicate", "reorder", "skip_sequence"})
 
     def demo_params(self) -> dict[str, Any]:
         """Every simulated market."""
@@ -246,19 +262,20 @@ class SynthetixVenue(Venue):
 
     def generate(self, count: int) -> list[dict[str, Any]]:
         """Create ``count`` trades, add them to the tape and push one notification per trade."""
+        marks = self._fault_marks(count)
         with self._lock:
             timestamp = _now_ms()
-            entries = [self._next_entry(timestamp) for _ in range(count)]
+            entries = [self._next_entry(timestamp, skip=mark.skip) for mark in marks]
             self._tape.extend(entries)
         sent = max(_now_ms(), self._last_timestamp)  # the envelope's send time
-        for entry in entries:
+        for entry in self._arrange(entries, marks):
             frame = dumps(
                 {"channel": "trade", "data": Raw(entry.push), "timestamp": sent, "meseq": entry.meseq,
                  "prevMeseq": entry.meseq - 1}
             )  # fmt: skip
             for outbox, session in self._sessions.items():
                 if session.wants(entry.trade["symbol"]):
-                    outbox.put(frame)
+                    outbox.push(frame)
         return [dict(entry.trade) for entry in entries]
 
     async def handler(self, connection: ServerConnection) -> None:
@@ -328,7 +345,7 @@ class SynthetixVenue(Venue):
             return
         method = request.get("method")
         if method is None and request.get("type") == "ping":
-            session.outbox.put(dumps({"type": "pong", "timestamp": request.get("timestamp", _now_ms())}))
+            session.outbox.pong(dumps({"type": "pong", "timestamp": request.get("timestamp", _now_ms())}))
             return
         request_id = request.get("id")
         if request_id is None:
@@ -351,7 +368,10 @@ class SynthetixVenue(Venue):
                 raise _RequestError("Unsupported method")
         except _RequestError as err:
             reply.update(status=err.status, result=None, error={"code": err.status, "message": str(err)})
-        session.outbox.put(dumps(reply))
+        if method == "ping":
+            session.outbox.pong(dumps(reply))
+        else:
+            session.outbox.put(dumps(reply))
 
     def _pay(self, session: _Session, action: str) -> bool:
         """Take the action's tokens from the client IP's bucket; whether it could pay."""
@@ -416,18 +436,18 @@ class SynthetixVenue(Venue):
     # Every draw comes from self._rng in a fixed order, so the content depends
     # only on the seed; timestamps are the one wall-clock input.
 
-    def _next_entry(self, timestamp: int) -> _Entry:
+    def _next_entry(self, timestamp: int, skip: bool = False) -> _Entry:
         with localcontext(_CONTEXT):
-            return self._draw(timestamp)
+            return self._draw(timestamp, skip)
 
-    def _draw(self, timestamp: int) -> _Entry:
+    def _draw(self, timestamp: int, skip: bool) -> _Entry:
         rng = self._rng
         market = rng.choices(_MARKETS, weights=_WEIGHTS)[0]
         ticks = self._ticks[market.symbol] + rng.randint(-market.walk, market.walk)
         self._ticks[market.symbol] = ticks = min(max(ticks, market.start_ticks // 2), market.start_ticks * 3 // 2)
         quantity = rng.randint(1, market.max_steps) * market.step
         side = rng.choice(("buy", "sell"))
-        self._meseq[market.symbol] += 1
+        self._meseq[market.symbol] += 2 if skip else 1  # skip: decided outside self._rng
         trade_id, self._next_trade_id = self._next_trade_id, self._next_trade_id + 1
         # Wall clocks can step back; the tape's timestamps never do.
         self._last_timestamp = max(timestamp, self._last_timestamp)
