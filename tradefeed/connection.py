@@ -323,9 +323,13 @@ class Connection:
                 elif outcome.action is CloseAction.STOP:
                     fatal = error
                     break
-                elif outcome.healthy and isinstance(error, FeedClosedError) and error.code in (1000, 1001):
-                    immediate = True  # the venue closed a working connection (rotation, restart): back at once
                 delay = 0.0
+                if outcome.healthy and isinstance(error, FeedClosedError) and error.code in (1000, 1001):
+                    # the venue closed a working connection (rotation, restart): back promptly,
+                    # but spread over up to a second, or every feed of a restarted server
+                    # would reconnect in the same instant
+                    immediate = True
+                    delay = random.random() * min(1.0, backoff.initial)
                 if not immediate:
                     if backoff.exhausted:
                         fatal = RetryExhaustedError(

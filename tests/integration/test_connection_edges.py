@@ -132,7 +132,7 @@ def test_a_frame_over_max_frame_bytes_is_reported_not_parsed(make_sim, make_mana
 
 @pytest.mark.parametrize("code, prompt", [(1000, True), (1001, True), (1011, False)])
 def test_a_normal_close_of_a_working_connection_reconnects_at_once(make_sim, make_manager, collector, code, prompt):
-    """1000/1001 after data (a venue rotating servers) reconnect without delay; 1011 backs off."""
+    """1000/1001 after data (a venue rotating servers) reconnect promptly; 1011 backs off."""
     sim = make_sim(rate=0)
     manager = make_manager(backoff=Backoff(initial=0.2, max_delay=1, jitter=0))
     collector.attach(manager)
@@ -143,7 +143,8 @@ def test_a_normal_close_of_a_working_connection_reconnects_at_once(make_sim, mak
         assert collector.wait_status(Status.RECONNECTING)
         assert collector.wait_status(Status.CONNECTED, count=2)
     (reconnect,) = [e for e in collector.statuses if e.status is Status.RECONNECTING]
-    assert (reconnect.detail["delay"] == 0) is prompt
+    # prompt: within min(1 s, initial) = 0.2 s, spread by chance; else the 0.2 s backoff step
+    assert (reconnect.detail["delay"] < 0.2) is prompt
 
 
 @pytest.fixture

@@ -134,3 +134,28 @@ def test_duplicated_trades_are_delivered_once(make_sim, make_manager, collector)
     ids = [t.trade_id for t in collector.trades]
     assert len(ids) == len(set(ids)) == 220
     assert manager.stats()["dopp-1"].duplicates > 20
+
+
+def test_two_hundred_feeds_survive_a_restart_spread_out_and_clean_up(make_sim, make_manager, collector):
+    """200 feeds; the server restarts; every feed reconnects, the reconnects are spread by
+    jitter (no thundering herd), and after stop() the thread count is back to its baseline."""
+    import threading
+
+    sim = make_sim(rate=0, history=5, max_connects=None)
+    baseline = threading.active_count()  # the simulator's thread included
+    manager = make_manager(backoff=Backoff(initial=0.5, max_delay=2, jitter=0.25), ping_interval=0)
+    collector.attach(manager)
+    for _ in range(200):
+        manager.add_feed("dopp", url=sim.url("dopp"))
+    with manager:
+        assert collector.wait_status(Status.CONNECTED, count=200, timeout=60)
+        assert threading.active_count() <= baseline + 200 + 2 + 1  # a thread per feed, scheduler, dispatcher (+ sim)
+        sim.stop()
+        sim.start()
+        assert collector.wait_status(Status.CONNECTED, count=400, timeout=60)
+    delays = sorted(e.detail["delay"] for e in collector.statuses if e.status is Status.RECONNECTING)
+    assert len(delays) >= 200
+    first = delays[:200]
+    assert first[-1] - first[0] > 0.1  # spread over the jitter band, not one instant
+    assert len({round(d, 3) for d in first}) > 100
+    assert threading.active_count() == baseline
