@@ -33,7 +33,7 @@ from .adapters.base import Adapter, CloseAction
 from ._transport import RedirectRefused, end_handshake, open_socket, shutdown, writable
 from .auth import Token, TokenProvider
 from .backoff import Backoff
-from .dedup import Deduplicator
+from .feedstate import FeedState
 from .exceptions import (
     AuthError,
     ConfigError,
@@ -155,6 +155,8 @@ class Connection:
         url: str | None,
         settings: ConnectionSettings,
         token_provider: TokenProvider | None = None,
+        state: FeedState | None = None,
+        index: int = 1,
         put: Callable[[list[Any], str], None],
         scheduler: Scheduler,
         on_end: Callable[["Connection", TradefeedError | None], None],
@@ -171,7 +173,11 @@ class Connection:
         self._on_end = on_end
         self._stop = threading.Event()
         self._lock = threading.Lock()  # serializes calls into the adapter
-        self._dedup = Deduplicator(settings.dedup_window)
+        self.state = state if state is not None else FeedState(settings.dedup_window)
+        #: 1-based number of this connection within its feed (redundancy)
+        self.index = index
+        #: the feed has several connections (status events then name theirs)
+        self.redundant = False
         self._record = settings.recorder
         self._pending: list[Any] = []
         self._frames_pending = 0
@@ -182,25 +188,16 @@ class Connection:
         self._rx_frames = 0  # every frame, pongs included: the liveness counter
         self.status = Status.STOPPED
         self.messages = 0
-        self.trades = 0
         self.errors = 0
         self.reconnects = 0
-        self.last_trade_ns: int | None = None
-        self.gaps = 0
         #: how many of this feed's trades the queue dropped (set by the manager)
         self.dropped: Callable[[str], int] = lambda name: 0
-        # (stream, symbol) -> (timestamp_ms, sequence) of the newest trade delivered
-        self._last_seen: dict[tuple[Any, str], tuple[int, int | None]] = {}
         # keys whose continuity across the last reconnect is not yet proven
         self._seam: set[tuple[Any, str]] = set()
-        # (stream, symbol) -> local receive time (ns) of its newest trade; and the stale ones
-        # (None: the whole feed), shared with the scheduler's watchdog under _stale_lock
-        self._data_ns: dict[tuple[Any, str], int] = {}
-        self._stale: set[tuple[Any, str] | None] = set()
-        self._stale_lock = threading.Lock()
         #: the error that ended the feed, if one did
         self.fatal_error: TradefeedError | None = None
-        self._thread = threading.Thread(target=self._run, name="tradefeed-" + name, daemon=True)
+        suffix = "" if index == 1 else "#%d" % index
+        self._thread = threading.Thread(target=self._run, name="tradefeed-" + name + suffix, daemon=True)
 
     # -- control (any thread) ---------------------------------------------------------
 
@@ -245,17 +242,19 @@ class Connection:
         return self._thread.is_alive()
 
     def stats(self) -> FeedStats:
-        last = self.last_trade_ns
+        """This connection's counters with its feed's shared ones (trades, gaps...)."""
+        state = self.state
+        last = state.last_trade_ns
         return FeedStats(
             feed=self.name,
             venue=self.venue,
             status=self.status,
             messages=self.messages,
-            trades=self.trades,
-            duplicates=self._dedup.dropped,
+            trades=state.trades,
+            duplicates=state.dedup.dropped,
             errors=self.errors,
             reconnects=self.reconnects,
-            gaps=self.gaps,
+            gaps=state.gaps,
             dropped=self.dropped(self.name),
             last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
         )
@@ -370,7 +369,8 @@ class Connection:
             attempt = _Attempt(self._adapter_cls.from_params(**self._params))
             self._current = attempt
         if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
-            self._seam = set(self._last_seen)
+            with self.state.lock:
+                self._seam = set(self.state.last_seen)
         try:
             return self._connect_and_stream(attempt)
         finally:
@@ -595,14 +595,23 @@ class Connection:
             pending.append(wrapped)
         else:
             if parsed.trades:
-                repeats: set[tuple[Any, str]] | None = set() if self._seam else None
-                fresh = self._dedup.fresh(parsed.trades, repeats)
-                if repeats is not None:
-                    self._check_seam(parsed.trades, fresh, repeats)
+                state = self.state
+                with state.lock:  # shared with the feed's other connections (redundancy)
+                    repeats: set[tuple[Any, str]] | None = set() if self._seam else None
+                    fresh = state.dedup.fresh(parsed.trades, repeats)
+                    if repeats is not None:
+                        self._check_seam(parsed.trades, fresh, repeats)
+                    if fresh:
+                        self._check_gaps(fresh, attempt.adapter.sequenced, received_ns)
+                        state.trades += len(fresh)
+                        state.last_trade_ns = received_ns
+                        if self.redundant:
+                            # hand over in the order the shared de-duplication decided, or
+                            # another connection's later trades could overtake these
+                            pending.extend(fresh)
+                            self._flush()
+                            fresh = []
                 if fresh:
-                    self._check_gaps(fresh, attempt.adapter.sequenced, received_ns)
-                    self.trades += len(fresh)
-                    self.last_trade_ns = received_ns
                     pending.extend(fresh)
             if parsed.errors:
                 for error in parsed.errors:
@@ -626,12 +635,12 @@ class Connection:
             if key in repeats:
                 continue
             first = next(t for t in fresh if (t.raw.get("stream"), t.symbol) == key)
-            self._gap(key, "reconnect", self._last_seen[key][0], first.timestamp_ms)
+            self._gap(key, "reconnect", self.state.last_seen[key][0], first.timestamp_ms)
 
     def _check_gaps(self, fresh: list[Trade], sequenced: bool, received_ns: int) -> None:
         """Remember the newest trade per symbol; on sequenced venues, report jumps."""
-        last_seen, data_ns = self._last_seen, self._data_ns
-        if self._stale:
+        last_seen, data_ns = self.state.last_seen, self.state.data_ns
+        if self.state.stale:
             self._freshen(fresh)
         for trade in fresh:
             key = (trade.raw.get("stream"), trade.symbol)
@@ -649,9 +658,9 @@ class Connection:
     def _freshen(self, fresh: list[Trade]) -> None:
         """Data for a stale symbol (or a stale feed): say it is fresh again."""
         keys = {(t.raw.get("stream"), t.symbol) for t in fresh}
-        with self._stale_lock:
-            back = [k for k in self._stale if k is None or k in keys]
-            self._stale.difference_update(back)
+        stale = self.state.stale  # the caller holds state.lock
+        back = [k for k in stale if k is None or k in keys]
+        stale.difference_update(back)
         for key in back:
             self._pending.append(
                 StatusEvent(self.name, self.venue, Status.FRESH, time.time_ns(), {"symbol": None if key is None else key[1]})
@@ -666,14 +675,15 @@ class Connection:
             if self._current is not attempt:
                 return None
             now_ns = time.time_ns()
-            quiet = [key for key, seen in list(self._data_ns.items()) if now_ns - seen > limit_ns]
-            newest = max([opened_ns, *self._data_ns.values()])
+            state = self.state
             events = []
-            with self._stale_lock:
+            with state.lock:
+                quiet = [key for key, seen in state.data_ns.items() if now_ns - seen > limit_ns]
+                newest = max([opened_ns, *state.data_ns.values()])
                 for key in quiet + ([None] if now_ns - newest > limit_ns else []):
-                    if key not in self._stale:
-                        self._stale.add(key)
-                        age = (now_ns - (newest if key is None else self._data_ns[key])) / 1e9
+                    if key not in state.stale:
+                        state.stale.add(key)
+                        age = (now_ns - (newest if key is None else state.data_ns[key])) / 1e9
                         events.append(
                             StatusEvent(
                                 self.name, self.venue, Status.STALE, now_ns,
@@ -693,7 +703,7 @@ class Connection:
         return job
 
     def _gap(self, key: tuple[Any, str], reason: str, from_ms: int, to_ms: int, last: int | None = None, nxt: int | None = None) -> None:
-        self.gaps += 1
+        self.state.gaps += 1  # the caller holds state.lock
         gap = Gap(self.name, self.venue, key[1], reason, from_ms, to_ms, last, nxt, key[0])
         log.warning("%s: possible loss: %s", self.name, gap)
         self._pending.append(gap)
@@ -747,6 +757,8 @@ class Connection:
     def _emit(self, status: Status, **detail: Any) -> None:
         """Queue a status event behind whatever is pending, and hand both over."""
         self.status = status
+        if self.redundant:
+            detail["connection"] = self.index
         self._pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
         self._flush()
 

@@ -12,6 +12,7 @@ Who runs what:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -24,10 +25,11 @@ from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
 from .backoff import Backoff
 from .connection import Connection, ConnectionSettings
+from .feedstate import FeedState
 from ._queue import OVERFLOW_MODES
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats
+from .models import FeedStats, Status
 from .scheduler import Scheduler
 from .sinks import Sink, SinkStats
 
@@ -52,14 +54,23 @@ class Feed:
     ``repr`` never shows credentials (any parameter named like a key, secret or token).
     """
 
-    def __init__(self, name: str, venue: str, url: str | None, connection: Connection):
+    def __init__(self, name: str, venue: str, url: str | None, connections: list[Connection]):
         #: unique name within the manager, e.g. ``"dopp-1"``
         self.name = name
         #: venue registry key
         self.venue = venue
         #: base URL override, or None for the venue's production URL
         self.url = url
-        self._connection = connection
+        self._connections = connections
+
+    @property
+    def _connection(self) -> Connection:
+        return self._connections[0]
+
+    @property
+    def redundancy(self) -> int:
+        """How many identical connections the feed runs."""
+        return len(self._connections)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -70,7 +81,7 @@ class Feed:
     @property
     def error(self) -> TradefeedError | None:
         """The error that ended this feed, if it ended on one."""
-        return self._connection.fatal_error
+        return next((c.fatal_error for c in self._connections if c.fatal_error is not None), None)
 
     def subscribe(self, *items: str) -> None:
         """Add subscription items at run time: SynFutures pairs, Synthetix symbols,
@@ -80,7 +91,8 @@ class Feed:
         :raises ConfigError: an invalid item, or a venue whose subscriptions are fixed
             at connect time (Dopp: add another feed).
         """
-        self._connection.change_subscription(True, list(items))
+        for connection in self._connections:
+            connection.change_subscription(True, list(items))
 
     def unsubscribe(self, *items: str) -> None:
         """Remove subscription items at run time; their trades stop arriving (ones
@@ -88,18 +100,31 @@ class Feed:
 
         :raises ConfigError: as :meth:`subscribe`, or when nothing would be left.
         """
-        self._connection.change_subscription(False, list(items))
+        for connection in self._connections:
+            connection.change_subscription(False, list(items))
 
     def is_alive(self) -> bool:
-        """True while the feed's thread runs."""
-        return self._connection.is_alive()
+        """True while any of the feed's threads runs."""
+        return any(c.is_alive() for c in self._connections)
 
     def stats(self) -> FeedStats:
-        """This feed's counters."""
-        return self._connection.stats()
+        """This feed's counters (summed over its connections)."""
+        parts = [c.stats() for c in self._connections]
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        order = [Status.CONNECTED, Status.CONNECTING, Status.RECONNECTING, Status.DISCONNECTED, Status.STOPPED]
+        best = min((p.status for p in parts), key=lambda s: order.index(s) if s in order else len(order))
+        return dataclasses.replace(
+            first,
+            status=best,
+            messages=sum(p.messages for p in parts),
+            errors=sum(p.errors for p in parts),
+            reconnects=sum(p.reconnects for p in parts),
+        )
 
     def __repr__(self) -> str:
-        return "<Feed %s %s url=%r params=%r>" % (self.name, self._connection.status.value, self.url, self.params)
+        return "<Feed %s %s url=%r params=%r>" % (self.name, self.stats().status.value, self.url, self.params)
 
 
 class FeedManager:
@@ -233,6 +258,7 @@ class FeedManager:
         *,
         name: str | None = None,
         backoff: Backoff | int | None = None,
+        redundancy: int = 1,
         **params: Any,
     ) -> Feed:
         """Declare a feed; it connects at :meth:`start` (at once if already running).
@@ -242,10 +268,14 @@ class FeedManager:
             venue's production URL.
         :param name: the feed's name (default ``<venue>-<n>``).
         :param backoff: this feed's reconnect policy (default: the manager's).
+        :param redundancy: run this many identical connections and merge them (each
+            trade delivered once): one connection dropping loses nothing.
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
         adapter_cls = get_adapter_class(venue)
+        if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 8:
+            raise ConfigError("redundancy must be a whole number within 1..8, not %r" % (redundancy,))
         credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
         adapter_cls.from_params(**params)  # validate now, synchronously
         provider = self._token_provider(adapter_cls, credentials) if adapter_cls.needs_token else None
@@ -264,24 +294,32 @@ class FeedManager:
                     name = "%s-%d" % (venue, next(counter))
             elif name in self._feeds:
                 raise ConfigError("a feed named %r exists already" % name)
-            connection = Connection(
-                name=name,
-                venue=venue,
-                adapter_cls=adapter_cls,
-                params=params,
-                url=url,
-                settings=settings,
-                token_provider=provider,
-                put=self._dispatcher.put,
-                scheduler=self._scheduler,
-                on_end=self._feed_ended,
-            )
-            connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
-            feed = Feed(name, venue, url, connection)
+            state = FeedState(settings.dedup_window)
+            connections = []
+            for index in range(1, redundancy + 1):
+                connection = Connection(
+                    name=name,
+                    venue=venue,
+                    adapter_cls=adapter_cls,
+                    params=params,
+                    url=url,
+                    settings=settings,
+                    token_provider=provider,
+                    put=self._dispatcher.put,
+                    scheduler=self._scheduler,
+                    on_end=self._feed_ended,
+                    state=state,
+                    index=index,
+                )
+                connection.redundant = redundancy > 1
+                connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
+                connections.append(connection)
+            feed = Feed(name, venue, url, connections)
             self._feeds[name] = feed
             if self._state == "running":
-                # started under the lock, so a concurrent stop() sees a running thread
-                self._start_connection(connection)
+                # started under the lock, so a concurrent stop() sees running threads
+                for connection in connections:
+                    self._start_connection(connection)
         log.debug("added feed %r", feed)
         return feed
 
@@ -313,11 +351,14 @@ class FeedManager:
             removed = self._feeds.pop(name, None)
         if removed is None:
             raise ConfigError("no feed named %r" % (name,))
-        connection = removed._connection
-        connection.stop()
-        if not connection.join(min(2.0, timeout / 2)):
-            connection.abort()
-        return connection.join(timeout / 2)
+        for connection in removed._connections:
+            connection.stop()
+        clean = True
+        for connection in removed._connections:
+            if not connection.join(min(2.0, timeout / 2)):
+                connection.abort()
+            clean &= connection.join(timeout / 2)
+        return clean
 
     @property
     def feeds(self) -> list[Feed]:
@@ -405,7 +446,8 @@ class FeedManager:
             self._scheduler.start()
             self._state = "running"
             for feed in self._feeds.values():
-                self._start_connection(feed._connection)
+                for connection in feed._connections:
+                    self._start_connection(connection)
             count = len(self._feeds)
         log.info("started %d feed(s)", count)
         return self
@@ -435,7 +477,7 @@ class FeedManager:
                 first = True
                 was_running = self._state == "running"
                 self._state = "stopping"
-            connections = [f._connection for f in self._feeds.values()]
+            connections = [c for f in self._feeds.values() for c in f._connections]
         if not first:
             if not on_dispatcher:
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
