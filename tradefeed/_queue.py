@@ -186,6 +186,11 @@ class BatchQueue:
                 excess -= dropped
             index += 1
 
+    def count_drop(self, feed: str | None, dropped: int) -> None:
+        """Count trades dropped outside the queue (an abandoned delivery)."""
+        with self._lock:
+            self._count_drop(feed, dropped)
+
     def _count_drop(self, feed: str | None, dropped: int) -> None:
         if dropped:
             key = feed or ""

@@ -176,7 +176,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
     @manager.on_status
     def status(event: StatusEvent) -> None:
         log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
-        if event.status is Status.STOPPED:
+        if event.status is Status.STOPPED and event.detail.get("reason") != "rotated":
             ended.add(event.feed)
             if len(ended) == feeds:  # every feed ended on its own: nothing more will come
                 done.set()

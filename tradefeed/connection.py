@@ -178,6 +178,10 @@ class Connection:
         self.index = index
         #: the feed has several connections (status events then name theirs)
         self.redundant = False
+        #: set once this connection delivered data (a rotation's replacement is then ready)
+        self.data_seen = threading.Event()
+        #: set when the manager retires this connection (rotation): its end is not the feed's
+        self.retiring = False
         self._record = settings.recorder
         self._pending: list[Any] = []
         self._frames_pending = 0
@@ -357,7 +361,10 @@ class Connection:
             self.fatal_error = fatal
             if fatal is not None:
                 self._pending.append(fatal)
-            self._emit(Status.STOPPED, **({"error": fatal} if fatal is not None else {}))
+            final: dict[str, Any] = {"error": fatal} if fatal is not None else {}
+            if self.retiring:
+                final["reason"] = "rotated"
+            self._emit(Status.STOPPED, **final)
             for end in (self._wake_r, self._wake_w):
                 end.close()
             self._wake_r = self._wake_w = None
@@ -623,6 +630,8 @@ class Connection:
                 self._send(attempt, parsed.replies)
             if not parsed.heartbeat:
                 attempt.healthy = True
+                if not self.data_seen.is_set():
+                    self.data_seen.set()
         self._frames_pending += 1
         if pending and (self._frames_pending >= self.settings.batch_frames or not self._more_pending(attempt)):
             self._flush()

@@ -57,6 +57,7 @@ class Dispatcher:
         self._gap_cbs: tuple[Callable[[Gap], Any], ...] = ()
         self._register_lock = threading.Lock()
         self._sinks: tuple[SinkRunner, ...] = ()
+        self._abandon = False  # set by discard(): skip the trades still to be delivered
         self._close_sinks_at_pump = False
         self._last_pump_thread: int | None = None
         self._thread: threading.Thread | None = None
@@ -117,7 +118,9 @@ class Dispatcher:
         return self._queue.qsize() + (1 if self._carry else 0)
 
     def discard(self) -> None:
-        """Drop every queued trade now (stop(drain=False)); control items stay."""
+        """Drop every queued trade now, and the rest of the batch being delivered
+        (stop(drain=False)); control items stay."""
+        self._abandon = True
         self._queue.discard()
         self._carry = deque(item for item in self._carry if type(item) is not Trade)
 
@@ -181,7 +184,7 @@ class Dispatcher:
         deliver = self._deliver
         while True:
             try:
-                _, batch = get(self._sink_wait())
+                feed, batch = get(self._sink_wait())
             except queue.Empty:  # a failed sink is due for a retry
                 self._retry_sinks()
                 continue
@@ -189,7 +192,7 @@ class Dispatcher:
                 self.close_sinks()
                 return
             self.batches += 1
-            deliver(batch)
+            deliver(batch, feed)
 
     # -- sinks ---------------------------------------------------------------------
 
@@ -252,12 +255,13 @@ class Dispatcher:
     def _pump(self, limit: int, wait: float | None) -> int:
         delivered = 0
         while limit < 0 or delivered < limit:
+            feed: str | None = None
             if self._carry:
                 batch = list(self._carry)
                 self._carry.clear()
             else:
                 try:
-                    _, batch = self._queue.get(wait)
+                    feed, batch = self._queue.get(wait)
                 except queue.Empty:
                     break
                 if batch is _STOP:
@@ -268,16 +272,19 @@ class Dispatcher:
                 cut = limit - delivered
                 self._carry.extend(batch[cut:])
                 batch = batch[:cut]
-            self._deliver(batch)
+            self._deliver(batch, feed)
             delivered += len(batch)
         return delivered
 
     # -- delivery -------------------------------------------------------------------
 
-    def _deliver(self, batch: Sequence[Any]) -> None:
+    def _deliver(self, batch: Sequence[Any], feed: str | None = None) -> None:
         trade_cbs = self._trade_cbs
         for item in batch:
             if type(item) is Trade:
+                if self._abandon:  # stop(drain=False) while this batch was being delivered
+                    self._queue.count_drop(feed, 1)
+                    continue
                 for cb, venue, symbol in trade_cbs:
                     if (venue is None or venue == item.venue) and (symbol is None or symbol == item.symbol):
                         try:

@@ -62,6 +62,8 @@ class Feed:
         #: base URL override, or None for the venue's production URL
         self.url = url
         self._connections = connections
+        self._make_connection: Callable[[int, dict[str, Any]], Connection] = lambda index, params: connections[0]
+        self._rotate_after: float | None = None
 
     @property
     def _connection(self) -> Connection:
@@ -259,6 +261,7 @@ class FeedManager:
         name: str | None = None,
         backoff: Backoff | int | None = None,
         redundancy: int = 1,
+        rotate_after: float | None = None,
         **params: Any,
     ) -> Feed:
         """Declare a feed; it connects at :meth:`start` (at once if already running).
@@ -270,12 +273,19 @@ class FeedManager:
         :param backoff: this feed's reconnect policy (default: the manager's).
         :param redundancy: run this many identical connections and merge them (each
             trade delivered once): one connection dropping loses nothing.
+        :param rotate_after: replace the connection every this many seconds (before a
+            venue's own connection age limit, e.g. Synthetix 24 h), make-before-break:
+            the new one opens, and the old one closes once the new one delivered data.
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
         adapter_cls = get_adapter_class(venue)
         if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 8:
             raise ConfigError("redundancy must be a whole number within 1..8, not %r" % (redundancy,))
+        if rotate_after is not None and (isinstance(rotate_after, bool) or not isinstance(rotate_after, (int, float)) or rotate_after <= 0):
+            raise ConfigError("rotate_after must be a positive number of seconds or None, not %r" % (rotate_after,))
+        if rotate_after is not None and redundancy != 1:
+            raise ConfigError("rotate_after works on single-connection feeds (redundancy=1)")
         credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
         adapter_cls.from_params(**params)  # validate now, synchronously
         provider = self._token_provider(adapter_cls, credentials) if adapter_cls.needs_token else None
@@ -295,13 +305,13 @@ class FeedManager:
             elif name in self._feeds:
                 raise ConfigError("a feed named %r exists already" % name)
             state = FeedState(settings.dedup_window)
-            connections = []
-            for index in range(1, redundancy + 1):
+
+            def make(index: int, current_params: dict[str, Any]) -> Connection:
                 connection = Connection(
                     name=name,
                     venue=venue,
                     adapter_cls=adapter_cls,
-                    params=params,
+                    params=current_params,
                     url=url,
                     settings=settings,
                     token_provider=provider,
@@ -313,13 +323,18 @@ class FeedManager:
                 )
                 connection.redundant = redundancy > 1
                 connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
-                connections.append(connection)
+                return connection
+
+            connections = [make(index, params) for index in range(1, redundancy + 1)]
             feed = Feed(name, venue, url, connections)
+            feed._make_connection = make
+            feed._rotate_after = rotate_after
             self._feeds[name] = feed
             if self._state == "running":
                 # started under the lock, so a concurrent stop() sees running threads
                 for connection in connections:
                     self._start_connection(connection)
+                self._schedule_rotation(feed)
         log.debug("added feed %r", feed)
         return feed
 
@@ -448,6 +463,7 @@ class FeedManager:
             for feed in self._feeds.values():
                 for connection in feed._connections:
                     self._start_connection(connection)
+                self._schedule_rotation(feed)
             count = len(self._feeds)
         log.info("started %d feed(s)", count)
         return self
@@ -584,6 +600,45 @@ class FeedManager:
         self._live += 1
         self._finished.clear()
         connection.start()
+
+    def _schedule_rotation(self, feed: Feed) -> None:
+        """Make-before-break replacement of the feed's connection every rotate_after s."""
+        every = feed._rotate_after
+        if not every:
+            return
+        replacement: list[Connection] = []
+
+        def job(now: float) -> float | None:
+            with self._lock:
+                if self._state != "running" or self._feeds.get(feed.name) is not feed:
+                    return None
+                if not replacement:  # open the new connection next to the old one
+                    old = feed._connections[0]
+                    if not old.is_alive():
+                        return None
+                    new = feed._make_connection(old.index + 1, old.params)
+                    old.redundant = new.redundant = True  # both deliver: keep one order
+                    feed._connections = [old, new]
+                    replacement.append(new)
+                    self._start_connection(new)
+                    return 0.02
+                new = replacement[0]
+                old = feed._connections[0]
+                if new.data_seen.is_set():  # the new one works: retire the old one
+                    old.retiring = True
+                    feed._connections = [new]
+                elif new.is_alive():
+                    return 0.02  # not ready yet; the old one keeps streaming
+                else:  # the replacement failed: keep the old one, try again later
+                    feed._connections = [old]
+                    old.redundant = False
+                    replacement.clear()
+                    return every
+            old.stop()
+            replacement.clear()
+            return every
+
+        self._scheduler.add(every, job)
 
     def _feed_ended(self, connection: Connection, fatal: TradefeedError | None) -> None:
         """Called on a connection thread as it ends."""

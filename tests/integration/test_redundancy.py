@@ -49,3 +49,30 @@ def test_redundancy_is_validated(make_manager):
 
     with pytest.raises(ConfigError, match="redundancy"):
         make_manager().add_feed("dopp", redundancy=0)
+
+
+def test_rotation_replaces_the_connection_without_a_gap(make_sim, make_manager, collector):
+    """rotate_after: every 0.4 s a new connection opens, delivers, and only then the old
+    one closes; across several rotations every trade arrives once, in order, no Gap."""
+    import threading
+
+    sim = make_sim(rate=300, history=30)
+    manager = make_manager()
+    collector.attach(manager)
+    gaps = []
+    manager.on_gap(gaps.append)
+    feed = manager.add_feed("dopp", url=sim.url("dopp"), rotate_after=0.4)
+    baseline = threading.active_count()
+    with manager:
+        assert collector.wait_for(
+            lambda c: sum(e.status is Status.STOPPED and e.detail.get("reason") == "rotated" for e in c.statuses) >= 4,
+            timeout=30,
+        )
+        last_id = collector.trades[-1].trade_id
+    tape = [t["trade_id"] for t in sim.venue("dopp").trades()]
+    ids = [t.trade_id for t in collector.trades]
+    assert ids == tape[tape.index(ids[0]) : tape.index(ids[-1]) + 1], "missing, repeated or reordered"
+    assert int(ids[-1]) >= int(last_id) and gaps == []
+    connected = [e for e in collector.statuses if e.status is Status.CONNECTED]
+    assert len(connected) >= 5 and feed.stats().reconnects == 0  # replaced, never reconnected
+    assert threading.active_count() <= baseline  # retired connections' threads ended
