@@ -282,3 +282,25 @@ def test_error_frames_and_malformed_frames_reach_on_error(make_sim, make_manager
     assert isinstance(collector.errors[0], VenueError) and "unknown message type" in str(collector.errors[0])
     assert isinstance(collector.errors[1], ParseError)
     assert manager.stats()["rails-1"].reconnects == 0
+
+
+def test_sqlite_keeps_a_fill_and_the_public_trade_of_the_same_match(tmp_path, make_sim, make_manager, collector):
+    """Rails delivers a match on publicTrades and among the account's fills (same matchId):
+    the SQLite sink stores both rows, as the callbacks received them."""
+    from tradefeed.sinks.sqlite import read_trades, SQLiteSink
+
+    sim = make_sim(venues=["rails"], seed=3, rate=0, history=10)
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_sink(SQLiteSink(tmp_path / "t.db"))
+    rails_feed(manager, sim, subscriptions=["publicTrades", "trades"])
+    with manager:
+        assert collector.wait_trades(1)
+        for _ in range(10):
+            sim.venue("rails").emit(20)
+        last_fill = sim.venue("rails").fills()[-1]["matchId"]
+        assert collector.wait_for(lambda c: any(t.trade_id == last_fill and t.raw["stream"] == "trades" for t in c.trades))
+        assert wait_for_last_match(collector, sim.venue("rails"))
+    stored = read_trades(tmp_path / "t.db")
+    assert len(stored) == len(collector.trades)
+    assert sorted((t.trade_id, t.raw["stream"]) for t in stored) == sorted((t.trade_id, t.raw["stream"]) for t in collector.trades)

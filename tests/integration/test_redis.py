@@ -134,6 +134,18 @@ def test_one_stream_deduplicates_by_venue_symbol_and_id(server):
     assert stream_trades(server, "trades") == trades
 
 
+def test_a_public_trade_and_an_own_fill_of_one_match_are_both_kept(server):
+    """Rails: the same matchId on publicTrades and among the account's fills (raw['stream'])
+    are two records; only a true repeat is dropped."""
+    public = make_trade(7, venue="rails", symbol="BTC-USDT", raw={"stream": "publicTrades"})
+    own = make_trade(7, venue="rails", symbol="BTC-USDT", raw={"stream": "trades"})
+    sink = RedisSink(server.url, stream="trades")
+    sink.open()
+    sink.write([public, own, public, own])
+    sink.close()
+    assert stream_trades(server, "trades") == [public, own]
+
+
 def test_maxlen_trims_the_stream_to_about_maxlen(server):
     """2,000 trades into a stream capped at 100 leave the newest ones, at most one
     radix-tree node (stream-node-max-entries, 100 by default) beyond the cap."""

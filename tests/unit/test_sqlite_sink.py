@@ -190,7 +190,7 @@ def test_another_constraint_failing_is_an_error_not_a_silently_dropped_row(db):
     columns = ", ".join(COLUMNS)
     with connect(db) as conn:
         conn.execute(
-            "CREATE TABLE trades (%s, CHECK (symbol <> 'BAD'), PRIMARY KEY (venue, symbol, trade_id))" % columns
+            "CREATE TABLE trades (%s, CHECK (symbol <> 'BAD'), PRIMARY KEY (venue, stream, symbol, trade_id))" % columns
         )
     sink = SQLiteSink(db)
     sink.open()
@@ -215,7 +215,7 @@ def test_a_table_of_another_layout_is_refused_at_open(db):
     with connect(db) as conn:
         conn.execute("CREATE TABLE trades (id INTEGER PRIMARY KEY, price REAL)")
     sink = SQLiteSink(db)
-    with pytest.raises(SinkError, match="another layout.*missing columns: venue, symbol, trade_id, amount"):
+    with pytest.raises(SinkError, match="another layout.*missing columns: venue, stream, symbol, trade_id, amount"):
         sink.open()
     sink.close()  # nothing open: does nothing
 

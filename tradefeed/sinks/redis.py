@@ -147,7 +147,8 @@ class RedisSink(Sink):
     Entries (see :func:`encode_trade`) go to the stream named by *stream*, one per
     venue and symbol by default.  A trade whose ``(venue, symbol, trade_id)`` is already
     in that stream is skipped, so the runner's retries and a restarted process add
-    nothing twice; the marker key ``<stream>:seen:["venue","symbol","id"]`` lives
+    nothing twice; the marker key ``<stream>:seen:["venue","stream","symbol","id"]`` (the trade's ``raw["stream"]``, so a
+    Rails match on the public tape and among the account's fills are both kept) lives
     *dedup_ttl* seconds.  The connection is made in :meth:`open`, on the delivery thread;
     any Redis failure raises from :meth:`write`, and the runner keeps and retries the batch.
 
@@ -233,7 +234,14 @@ class RedisSink(Sink):
         pipe = self._client.pipeline(transaction=False)
         for trade in trades:
             stream = self.stream_for(trade)
-            key = "%s:seen:%s" % (stream, json.dumps([trade.venue, trade.symbol, trade.trade_id], separators=(",", ":"), ensure_ascii=False))
+            key = "%s:seen:%s" % (
+                stream,
+                json.dumps(
+                    [trade.venue, trade.raw.get("stream") or "", trade.symbol, trade.trade_id],
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                ),
+            )
             args = [ttl_ms, maxlen]
             for item in encode_trade(trade).items():
                 args.extend(item)

@@ -37,9 +37,12 @@ __all__ = ["SQLiteSink", "read_trades", "last_trades", "add_query_command", "cmd
 
 log = logging.getLogger(__name__)
 
-#: the table's columns, in order; the primary key is the first three
+#: the table's columns, in order; the primary key is (venue, stream, symbol, trade_id):
+#: ``stream`` is ``raw["stream"]`` ("" for venues with one stream), so a Rails match on
+#: the public tape and the same match among the account's own fills are both kept
 COLUMNS = (
     "venue",
+    "stream",
     "symbol",
     "trade_id",
     "price",
@@ -53,7 +56,7 @@ COLUMNS = (
     "liquidity",
     "raw",
 )
-_KEY = ("venue", "symbol", "trade_id")
+_KEY = ("venue", "stream", "symbol", "trade_id")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 #: seconds a statement waits for another connection's write lock before failing
@@ -62,6 +65,7 @@ BUSY_TIMEOUT = 5.0
 _TABLE = """
 CREATE TABLE IF NOT EXISTS "{t}" (
     venue        TEXT    NOT NULL,
+    stream       TEXT    NOT NULL,
     symbol       TEXT    NOT NULL,
     trade_id     TEXT    NOT NULL,
     price        TEXT    NOT NULL,
@@ -74,7 +78,7 @@ CREATE TABLE IF NOT EXISTS "{t}" (
     fee_currency TEXT,
     liquidity    TEXT,
     raw          TEXT    NOT NULL,
-    PRIMARY KEY (venue, symbol, trade_id)
+    PRIMARY KEY (venue, stream, symbol, trade_id)
 )"""
 # time ranges; and the latest trades of one symbol (``last_trades``, ``tradefeed query``)
 _INDEXES = (
@@ -242,12 +246,13 @@ def _row(trade: Trade) -> tuple[Any, ...]:
     values = trade.to_dict()
     # default=str: one odd value in raw must not make the batch fail on every retry
     values["raw"] = json.dumps(values["raw"], separators=(",", ":"), ensure_ascii=False, default=str)
+    values["stream"] = trade.raw.get("stream") or ""
     return tuple(values[column] for column in COLUMNS)
 
 
 def _trade(row: Sequence[Any]) -> Trade:
     """A :class:`Trade` from a row of :data:`COLUMNS`."""
-    venue, symbol, trade_id, price, amount, side, ts, received, seq, fee, fee_ccy, liquidity, raw = row
+    venue, _stream, symbol, trade_id, price, amount, side, ts, received, seq, fee, fee_ccy, liquidity, raw = row
     return Trade(
         venue=venue,
         symbol=symbol,
