@@ -9,6 +9,7 @@ return copies.  Nothing here sleeps or reads a clock; the connection waits with
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .exceptions import ConfigError
@@ -43,6 +44,8 @@ class Backoff:
     retries: int = 0
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.initial, self.max_delay, self.multiplier, self.jitter)):
+            raise ConfigError("backoff values must be finite numbers")
         if self.initial < 0 or self.max_delay < 0:
             raise ConfigError("backoff delays must be >= 0 seconds")
         if self.multiplier < 1:

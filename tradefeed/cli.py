@@ -222,7 +222,8 @@ def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = _record_cli.apply_shard(config_module.load(args.config), args)
     _apply_log_level(args, config)
-    manager = config.create_manager(sinks=not (args.output or args.format))
+    # the command line has no GUI loop to pump: callbacks always get a dispatcher thread
+    manager = config.create_manager(sinks=not (args.output or args.format), dispatch="thread")
     with _writers(args, config.outputs, out) as writers:
         return _stream(manager, writers, args)
 
@@ -267,7 +268,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             for venue in venues:
                 manager.add_feed(venue, **sim.feed_params(venue))
         else:
-            manager = _against(config, sim).create_manager()
+            manager = _against(config, sim).create_manager(dispatch="thread")
         with _writers(args, config.outputs if config else (), out) as writers:
             return _stream(manager, writers, args)
 

@@ -39,6 +39,7 @@ import dataclasses
 import difflib
 import hashlib
 import inspect
+import math
 import json
 import os
 import re
@@ -119,6 +120,10 @@ class OutputConfig:
     path: str | None = None
     #: the remaining keys of the output (``fsync``, ``table``, ``url``, ``stream``, ``maxlen``)
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # a redis url may carry a password
+        options = {k: ("***" if k == "url" else v) for k, v in self.options.items()}
+        return "OutputConfig(type=%r, format=%r, path=%r, options=%r)" % (self.type, self.format, self.path, options)
 
     def create_sink(self) -> "Sink":
         """The sink for this output (not for ``stdout``, which the command line writes)."""
@@ -225,6 +230,9 @@ def _kind(value: Any) -> str:
 def _number(check: _Checker, value: Any, path: str, *, minimum: float, strict: bool = False) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         check.add(path, "must be a number, not %s" % _kind(value))
+        return None
+    if not math.isfinite(value) or value > 1e9:
+        check.add(path, "must be a finite number of reasonable size, not %r" % (value,))
         return None
     if value < minimum or (strict and value == minimum):
         check.add(path, "must be %s %g, not %r" % (">" if strict else ">=", minimum, value))
@@ -376,8 +384,8 @@ def _settings(check: _Checker, value: Any) -> dict[str, Any]:
             out[key] = _number(check, value[key], "settings." + key, minimum=minimum, strict=strict)
     if "dedup_window" in value:
         window = value["dedup_window"]
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            check.add("settings.dedup_window", "must be a whole number >= 1, not %r" % (window,))
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 10_000_000:
+            check.add("settings.dedup_window", "must be a whole number within 1..10000000, not %r" % (window,))
         out["dedup_window"] = window
     interval, timeout = out.get("ping_interval", 20.0), out.get("ping_timeout", 10.0)
     if interval and timeout and timeout >= interval:

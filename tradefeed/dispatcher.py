@@ -220,6 +220,7 @@ class Dispatcher:
             self.close_sinks()
         else:
             self._close_sinks_at_pump = True
+            self._queue.put(_STOP)  # wakes a pump(timeout=None) waiting on another thread
 
     # -- pump mode ------------------------------------------------------------------
 
@@ -264,8 +265,8 @@ class Dispatcher:
                     feed, batch = self._queue.get(wait)
                 except queue.Empty:
                     break
-                if batch is _STOP:
-                    continue
+                if batch is _STOP:  # stop() from another thread: do not wait any longer
+                    break
                 self.batches += 1
             wait = 0  # only the first item is waited for
             if 0 <= limit < delivered + len(batch):

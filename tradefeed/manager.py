@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import logging
 import os
 import ssl
@@ -189,6 +190,8 @@ class FeedManager:
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
+        if not all(math.isfinite(v) for v in (ping_interval, ping_timeout, connect_timeout)):
+            raise ConfigError("ping_interval, ping_timeout and connect_timeout must be finite")
         if ping_interval < 0 or ping_timeout <= 0 or connect_timeout <= 0:
             raise ConfigError("ping_interval must be >= 0; ping_timeout and connect_timeout > 0")
         if ping_interval and ping_timeout >= ping_interval:

@@ -137,3 +137,25 @@ def test_numbers_stay_numbers_and_env_defaults_apply():
     )
     assert config.feeds[0].params == {"symbols": ["BTC-USDT"], "limit": 7}
     assert type(config.feeds[0].params["limit"]) is int
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"connect_timeout": float("nan")}, "settings.connect_timeout: must be a finite number"),
+        ({"ping_interval": float("inf")}, "settings.ping_interval: must be a finite number"),
+        ({"backoff": {"initial": float("nan")}}, "settings.backoff.initial: must be a finite number"),
+        ({"dedup_window": 10**30}, "settings.dedup_window: must be a whole number within 1..10000000"),
+    ],
+)
+def test_values_that_would_fail_at_run_time_are_refused(settings, message):
+    """NaN, infinity and absurd sizes pass no check (they would break timers and memory later)."""
+    with pytest.raises(ConfigError, match=message):
+        cfg.from_dict({"feeds": [{"venue": "dopp"}], "settings": settings})
+
+
+def test_output_repr_hides_a_redis_password():
+    config = cfg.from_dict(
+        {"feeds": [{"venue": "dopp"}], "outputs": [{"type": "redis", "url": "redis://:hunter2@cache:6379/0"}]}
+    )
+    assert "hunter2" not in repr(config)

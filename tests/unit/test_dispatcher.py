@@ -186,3 +186,21 @@ def test_pump_with_timeout_zero_does_not_wait_for_another_pumping_thread():
     finally:
         release.set()
         worker.join(10)
+
+
+def test_pump_waiting_forever_wakes_when_the_manager_stops():
+    """pump(timeout=None) on one thread returns when stop() comes from another thread."""
+    d = Dispatcher()
+    done = threading.Event()
+
+    def pumping():
+        d.pump(timeout=None)
+        done.set()
+
+    worker = threading.Thread(target=pumping)
+    worker.start()
+    try:
+        d.stop_manual()
+        assert done.wait(10)
+    finally:
+        worker.join(10)

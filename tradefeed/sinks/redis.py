@@ -93,8 +93,12 @@ def _check_url(url: str) -> str:
 def _safe_url(url: str) -> str:
     """*url* without its password, for names and messages."""
     parts = urlsplit(url)
+    query = "&".join(
+        "password=***" if item.split("=", 1)[0].lower() == "password" else item for item in parts.query.split("&")
+    ) if parts.query else parts.query
+    parts = parts._replace(query=query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts)
     netloc = "%s:***@%s" % (parts.username or "", parts.hostname or "")
     if parts.port:
         netloc += ":%d" % parts.port
