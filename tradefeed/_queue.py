@@ -57,7 +57,8 @@ class BatchQueue:
         #: trades dropped on overflow, per feed name
         self.dropped: dict[str, int] = {}
         if limit is None:
-            self._simple: queue.SimpleQueue[tuple[str | None, list[Any]]] | None = queue.SimpleQueue()
+            # (feed, batch, trades in it): the count travels along, counted once
+            self._simple: queue.SimpleQueue[tuple[str | None, list[Any], int]] | None = queue.SimpleQueue()
         else:
             self._simple = None
             self._items: deque[tuple[str | None, list[Any]]] = deque()
@@ -85,7 +86,7 @@ class BatchQueue:
                 if not self._lagging and self._queued > self.high_water:
                     self._lagging, signal = True, "lagging"
                 queued = self._queued
-            self._simple.put((feed, batch))
+            self._simple.put((feed, batch, count))
         else:
             with self._cond:
                 overflow = self._queued + count - self.limit  # type: ignore[operator]
@@ -112,8 +113,7 @@ class BatchQueue:
         :raises queue.Empty: nothing came in time.
         """
         if self._simple is not None:
-            item = self._simple.get_nowait() if timeout == 0 else self._simple.get(timeout=timeout)
-            count = _trades(item[1])
+            feed, batch, count = self._simple.get_nowait() if timeout == 0 else self._simple.get(timeout=timeout)
             signal = None
             with self._lock:
                 self._queued -= count
@@ -122,7 +122,7 @@ class BatchQueue:
                 queued = self._queued
             if signal is not None:
                 self._signal(signal, queued)
-            return item
+            return feed, batch
         signal = None
         with self._cond:
             if timeout != 0:

@@ -89,7 +89,8 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
 
 
-def _redact(params: Mapping[str, Any]) -> dict[str, Any]:
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """*params* with every value named like a key, secret or token replaced by ``***``."""
     return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
 
 
@@ -104,7 +105,7 @@ class FeedConfig:
     backoff: Backoff | None = None
 
     def __repr__(self) -> str:
-        return "FeedConfig(venue=%r, name=%r, url=%r, params=%r)" % (self.venue, self.name, self.url, _redact(self.params))
+        return "FeedConfig(venue=%r, name=%r, url=%r, params=%r)" % (self.venue, self.name, self.url, redact(self.params))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal, Mapping, TypeVar, overload
 from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
 from .backoff import Backoff
+from .config import redact
 from .connection import Connection, ConnectionSettings
 from .feedstate import FeedState
 from ._queue import OVERFLOW_MODES
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound=Sink)
 
-#: parameter names whose values are never shown in a repr or log line
-_SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
-
-
-def _redacted(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
 
 
 class Feed:
@@ -79,7 +74,7 @@ class Feed:
     def params(self) -> dict[str, Any]:
         """The venue parameters now (run-time subscription changes included).
         Credentials are never among them: they live in the token provider."""
-        return _redacted(self._connection.params)
+        return redact(self._connection.params)
 
     @property
     def error(self) -> TradefeedError | None:

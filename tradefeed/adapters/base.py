@@ -19,6 +19,7 @@ import datetime
 import enum
 import json
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Mapping, Sequence
@@ -76,6 +77,9 @@ class Parsed:
     errors: Sequence[TradefeedError] = ()
     heartbeat: bool = False
 
+
+#: the User-Agent sent to venues that ask for a descriptive one
+DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
 
 #: a frame that carried nothing of interest
 EMPTY = Parsed()
@@ -141,6 +145,12 @@ class Adapter:
         :param token: a bearer token, for venues with ``needs_token``.
         """
         raise NotImplementedError
+
+    def endpoint(self, base_url: str | None, path: str) -> str:
+        """*base_url* (default: the production URL) plus the venue's *path*, unless the
+        URL already names a path (a proxy or gateway): then it is the whole endpoint."""
+        base = (base_url or self.default_url).rstrip("/")
+        return base if urlsplit(base).path not in ("", "/") else base + path
 
     def on_open(self) -> list[str]:
         """Frames to send once the socket is open (subscriptions); none by default."""

@@ -10,7 +10,7 @@ which ends the feed (retrying the same URL cannot succeed).
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import Liquidity, Side, Trade
@@ -96,7 +96,6 @@ class DoppAdapter(Adapter):
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         """The endpoint URL with its filters; a *base_url* that already has a path is
         used as the full endpoint (only the query is added)."""
-        base = (base_url or self.default_url).rstrip("/")
         query: dict[str, str] = {}
         if self.wallet_address:
             query["wallet_address"] = self.wallet_address
@@ -107,9 +106,7 @@ class DoppAdapter(Adapter):
             path = BY_INSTRUMENT
             if self.instrument_name:
                 query["instrument_name"] = self.instrument_name
-        if urlsplit(base).path not in ("", "/"):
-            path = ""
-        url = base + path
+        url = self.endpoint(base_url, path)
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
         return Handshake(url=url)

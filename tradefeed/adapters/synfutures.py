@@ -15,11 +15,11 @@ import itertools
 import re
 from decimal import Decimal, localcontext
 from typing import Any, ClassVar, Sequence
-from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import Liquidity, Side, Trade
 from .base import (
+    DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
     dumps,
@@ -41,7 +41,6 @@ PERPETUAL_EXPIRY = 4294967295
 DEFAULT_CHAIN_ID = 143
 #: the simulator and the venue accept at most this many pairs per SUBSCRIBE
 MAX_PAIRS_PER_REQUEST = 100
-DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
 DEFAULT_ORIGIN = "https://api.monday.trade"
 
 _PAIR = re.compile(r"0x[0-9a-f]{40}_[0-9]+\Z")
@@ -112,8 +111,7 @@ class SynfuturesAdapter(Adapter):
         self._pending: dict[int, tuple[str, list[str]]] = {}  # request id -> (method, pairs)
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
-        base = (base_url or self.default_url).rstrip("/")
-        url = base if urlsplit(base).path not in ("", "/") else base + PATH
+        url = self.endpoint(base_url, PATH)
         headers = {"User-Agent": self.user_agent}
         if self.origin:
             headers["Origin"] = self.origin

@@ -15,11 +15,11 @@ from __future__ import annotations
 import itertools
 import logging
 from typing import Any, ClassVar, Sequence
-from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import Liquidity, Side, Trade
 from .base import (
+    DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
     dumps,
@@ -38,7 +38,6 @@ __all__ = ["SynthetixAdapter"]
 log = logging.getLogger(__name__)
 
 PATH = "/v1/ws/info"
-DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
 PING_INTERVAL = 30.0  # seconds
 MAX_SYMBOL_LENGTH = 20
 #: live trades held per symbol while its back-fill is awaited; past this they are released
@@ -115,8 +114,7 @@ class SynthetixAdapter(Adapter):
         self._last_ping_ns: int | None = None
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
-        base = (base_url or self.default_url).rstrip("/")
-        url = base if urlsplit(base).path not in ("", "/") else base + PATH
+        url = self.endpoint(base_url, PATH)
         return Handshake(url=url, headers={"User-Agent": self.user_agent})
 
     def on_open(self) -> list[str]:
