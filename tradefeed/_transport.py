@@ -9,7 +9,13 @@ Owned here, because websocket-client cannot be told to do it:
   whatever host ``Location`` names.  It closes our socket just before it does, so a
   socket whose ``close()`` raises while the handshake is running stops the redirect;
 - a filter on the ``websocket`` logger that blanks bearer tokens, which websocket-client
-  would otherwise log (it logs a refused subprotocol list verbatim).
+  would otherwise log (it logs a refused subprotocol list verbatim);
+- buffered reads: websocket-client asks the socket for each frame's header, length and
+  payload separately (three or more ``recv`` system calls per frame, and about 10 µs
+  of Python per frame).  :class:`BufferedSocket` serves those from one large read, and
+  :class:`FrameLoop` (a websocket-client custom dispatcher) takes complete, unfragmented
+  data frames straight from that buffer; everything else (control frames, fragments,
+  a frame split across reads, any protocol error) goes through websocket-client.
 
 Nothing here knows about venues, threads or trades.
 """
@@ -25,9 +31,9 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["open_socket", "writable", "shutdown", "RedirectRefused", "end_handshake"]
+__all__ = ["open_socket", "writable", "shutdown", "RedirectRefused", "end_handshake", "BufferedSocket", "FrameLoop"]
 
 _POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
@@ -161,6 +167,135 @@ def _quiet_close(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass  # closing is best effort here
+
+
+#: bytes asked of the kernel per read: 64 frames of 4 KiB, or 500 one-trade Dopp frames
+READ_SIZE = 256 * 1024
+
+
+class BufferedSocket:
+    """*sock* with ``recv`` served from one large read; every other attribute is the
+    socket's own (``send``, ``shutdown``, ``close``, ``settimeout``...).
+
+    Only the connection thread calls ``recv``; other threads may send or shut down.
+    """
+
+    __slots__ = ("sock", "_buf", "_pos", "_secure")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = b""
+        self._pos = 0
+        self._secure = isinstance(sock, ssl.SSLSocket)
+
+    def recv(self, size: int) -> bytes:
+        """Up to *size* bytes: from the buffer, or one read of :data:`READ_SIZE` when it is
+        empty (which blocks, honours the socket's timeout, and returns ``b""`` at EOF)."""
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            buf = self.sock.recv(READ_SIZE)
+            if not buf:
+                return buf
+            self._buf, pos = buf, 0
+        end = pos + size
+        self._pos = end
+        if pos == 0 and end >= len(buf):
+            return buf  # all of it: no copy
+        return buf[pos:end]
+
+    def data_frame(self) -> bytes | None:
+        """The payload of the next frame if the buffer holds all of it and it is a plain
+        data frame (FIN, no RSV bits, text or binary, unmasked as a server's must be);
+        else None, and nothing is consumed: websocket-client reads that frame."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        first, length = buf[pos], buf[pos + 1]
+        if first != 0x81 and first != 0x82 or length & 0x80:
+            return None
+        start = pos + 2
+        if length == 126:
+            if avail < 4:
+                return None
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+            start = pos + 4
+        elif length == 127:
+            if avail < 10:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            start = pos + 10
+        end = start + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return buf[start:end]
+
+    def buffered(self) -> bool:
+        """Are bytes ready to read without a system call (here, or inside TLS)?"""
+        return self._pos < len(self._buf) or (self._secure and self.sock.pending() > 0)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class FrameLoop:
+    """websocket-client's custom-dispatcher hook (the one ``rel`` plugs into), driving
+    ``WebSocketApp.run_forever`` on the calling thread.
+
+    The stock dispatcher polls the kernel socket before every frame; this one reads
+    frames back to back while :class:`BufferedSocket` holds bytes, and polls only when
+    it is empty.  It never installs signal handlers.  Sends are written in full here.
+
+    :param reader: the buffered socket given to the ``WebSocketApp``.
+    :param running: true while the app should keep reading (``app.keep_running``).
+    :param on_data: called with each data frame's payload (bytes) that this loop reads
+        itself; the app's ``on_message`` gets the frames websocket-client reads.
+    """
+
+    def __init__(self, reader: BufferedSocket, running: Callable[[], bool], on_data: Callable[[bytes], None]) -> None:
+        self._reader = reader
+        self._running = running
+        self._on_data = on_data
+        self._poll = select.poll()
+        self._poll.register(reader.sock, select.POLLIN)
+
+    def pending(self) -> bool:
+        """More frames can be read at once: bytes buffered, or waiting in the kernel."""
+        return self._reader.buffered() or bool(self._poll.poll(0))
+
+    def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
+        reader, running, poll, on_data = self._reader, self._running, self._poll, self._on_data
+        data_frame = reader.data_frame
+        while running():
+            payload = data_frame()
+            if payload is not None:
+                on_data(payload)
+                continue
+            # a stop() shuts the socket down, which ends the wait at once; the timeout
+            # only bounds how long a closed app (keep_running false) goes unnoticed
+            if not reader.buffered() and not poll.poll(1000):
+                continue
+            if not read_callback():
+                break
+
+    def buffwrite(self, sock: Any, data: bytes | str, send: Any, handle_disconnect: Any) -> None:
+        view = memoryview(data.encode() if isinstance(data, str) else data)
+        while view:
+            view = view[send(sock, view) :]
+
+    def signal(self, signum: int, handler: Any) -> None:
+        """Not ours to touch: the application owns its signal handlers."""
+
+    def abort(self) -> None:
+        """Nothing to abort: ``read`` ends when the app stops running."""
+
+    def timeout(self, seconds: float, callback: Any, *args: Any) -> None:
+        """Used by websocket-client only for its own ping checks and reconnects, which
+        tradefeed turns off; honoured anyway, on the calling thread."""
+        if seconds:
+            time.sleep(seconds)
+        callback(*args)
 
 
 class _RedactTokens(logging.Filter):

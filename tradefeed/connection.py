@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import select
 import socket
 import ssl
 import threading
@@ -30,7 +29,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
-from ._transport import RedirectRefused, end_handshake, open_socket, shutdown, writable
+from ._transport import BufferedSocket, FrameLoop, RedirectRefused, end_handshake, open_socket, shutdown, writable
 from .auth import Token, TokenProvider
 from .backoff import Backoff
 from .feedstate import FeedState
@@ -98,7 +97,7 @@ class _Attempt:
 
     __slots__ = (
         "app", "adapter", "sock", "token", "error", "close_code", "close_reason",
-        "opened", "opened_at", "healthy", "rotating", "jobs", "poll",
+        "opened", "opened_at", "healthy", "rotating", "jobs", "loop",
     )  # fmt: skip
 
     def __init__(self, adapter: Adapter) -> None:
@@ -114,7 +113,7 @@ class _Attempt:
         self.healthy = False  # data (not just heartbeats) arrived
         self.rotating = False  # we closed it on purpose, to reconnect at once
         self.jobs: list[int] = []
-        self.poll: Any = None
+        self.loop: FrameLoop | None = None
 
 
 @dataclass
@@ -423,6 +422,7 @@ class Connection:
         if sock is None or self._stop.is_set():  # stopped while connecting
             return _Outcome(None, CloseAction.STOP)
         attempt.sock = sock
+        reader = BufferedSocket(sock)
         headers = dict(handshake.headers)
         # websocket-client writes an Origin header of its own: hand ours to it instead
         origin = next((headers.pop(k) for k in list(headers) if k.lower() == "origin"), None)
@@ -436,11 +436,12 @@ class Connection:
             on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
             on_ping=lambda app, data: self._on_control_frame(),
             on_pong=lambda app, data: self._on_control_frame(),
-            socket=sock,
+            socket=reader,
         )
         attempt.app = app
+        attempt.loop = FrameLoop(reader, lambda: app.keep_running, lambda data: self._on_message(attempt, data))
         # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
-        app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin)
+        app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
         return self._outcome(attempt)
 
     def _fetch_token(self, attempt: _Attempt) -> _Outcome | None:
@@ -537,9 +538,6 @@ class Connection:
         ws = attempt.app.sock if attempt.app is not None else None
         if ws is None or ws.sock is None:
             return
-        poller = select.poll()
-        poller.register(ws.sock, select.POLLIN)
-        attempt.poll = poller
         self._emit(Status.CONNECTED)
         with self._lock:
             attempt.opened = True
@@ -752,10 +750,7 @@ class Connection:
 
     def _more_pending(self, attempt: _Attempt) -> bool:
         """Are more bytes waiting on the socket (so more frames will follow at once)?"""
-        sock = attempt.sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        return bool(attempt.poll is not None and attempt.poll.poll(0))
+        return attempt.loop is not None and attempt.loop.pending()
 
     def _flush(self) -> None:
         batch = self._pending
