@@ -26,7 +26,7 @@ OVERFLOW_MODES = ("drop_oldest", "drop_newest")
 
 
 def _trades(batch: list[Any]) -> int:
-    return sum(1 for item in batch if type(item) is Trade)
+    return list(map(type, batch)).count(Trade)  # at C speed: this runs for every batch
 
 
 class BatchQueue:

@@ -52,6 +52,8 @@ class Dispatcher:
         self._pump_lock = threading.Lock()
         self._pump_owner: int | None = None  # thread id of the pump() running now
         self._trade_cbs: tuple[tuple[TradeCallback, str | None, str | None], ...] = ()
+        #: the trade callbacks when none has a filter (None when some do)
+        self._unfiltered: tuple[TradeCallback, ...] | None = ()
         self._error_cbs: tuple[ErrorCallback, ...] = ()
         self._status_cbs: tuple[StatusCallback, ...] = ()
         self._gap_cbs: tuple[Callable[[Gap], Any], ...] = ()
@@ -70,7 +72,11 @@ class Dispatcher:
 
     def add_trade_callback(self, cb: TradeCallback, venue: str | None, symbol: str | None) -> None:
         with self._register_lock:
-            self._trade_cbs = self._trade_cbs + ((cb, venue, symbol),)
+            self._set_trade_cbs(self._trade_cbs + ((cb, venue, symbol),))
+
+    def _set_trade_cbs(self, cbs: tuple[tuple[TradeCallback, str | None, str | None], ...]) -> None:
+        filtered = any(venue is not None or symbol is not None for _, venue, symbol in cbs)
+        self._trade_cbs, self._unfiltered = cbs, None if filtered else tuple(cb for cb, _, _ in cbs)
 
     def add_error_callback(self, cb: ErrorCallback) -> None:
         with self._register_lock:
@@ -98,7 +104,7 @@ class Dispatcher:
         """Unregister *cb* from every list; True if it was registered."""
         with self._register_lock:
             before = len(self._trade_cbs) + len(self._error_cbs) + len(self._status_cbs) + len(self._gap_cbs)
-            self._trade_cbs = tuple(t for t in self._trade_cbs if t[0] is not cb)
+            self._set_trade_cbs(tuple(t for t in self._trade_cbs if t[0] is not cb))
             self._error_cbs = tuple(c for c in self._error_cbs if c is not cb)
             self._status_cbs = tuple(c for c in self._status_cbs if c is not cb)
             self._gap_cbs = tuple(c for c in self._gap_cbs if c is not cb)
@@ -281,10 +287,18 @@ class Dispatcher:
 
     def _deliver(self, batch: Sequence[Any], feed: str | None = None) -> None:
         trade_cbs = self._trade_cbs
+        unfiltered = self._unfiltered
         for item in batch:
             if type(item) is Trade:
                 if self._abandon:  # stop(drain=False) while this batch was being delivered
                     self._queue.count_drop(feed, 1)
+                    continue
+                if unfiltered is not None:  # no venue/symbol filters: the common case
+                    for cb in unfiltered:
+                        try:
+                            cb(item)
+                        except Exception as err:  # noqa: BLE001 - user code may raise anything
+                            self._callback_failed(cb, item, err)
                     continue
                 for cb, venue, symbol in trade_cbs:
                     if (venue is None or venue == item.venue) and (symbol is None or symbol == item.symbol):

@@ -9,12 +9,24 @@ which ends the feed (retrying the same URL cannot succeed).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
-from ..models import Liquidity, Side, Trade
-from .base import RECORD_ERRORS, Adapter, Handshake, Parsed, loads, record_error, require_str, to_decimal, to_ms
+from ..models import Liquidity, Side, Trade, new_trade
+from .base import (
+    RECORD_ERRORS,
+    SECONDS_BELOW,
+    Adapter,
+    Handshake,
+    Parsed,
+    loads,
+    record_error,
+    require_str,
+    to_decimal,
+    to_ms,
+)
 
 __all__ = ["DoppAdapter"]
 
@@ -30,19 +42,17 @@ _LIQUIDITY = {
     "taker": Liquidity.TAKER,
 }
 #: fields mapped onto Trade; every other field of a record goes to ``raw`` unchanged
-_MAPPED = frozenset(
-    (
-        "instrument_name",
-        "trade_id",
-        "price",
-        "amount",
-        "direction",
-        "timestamp",
-        "trade_seq",
-        "fee",
-        "fee_currency",
-        "liquidity",
-    )
+_MAPPED = (
+    "instrument_name",
+    "trade_id",
+    "price",
+    "amount",
+    "direction",
+    "timestamp",
+    "trade_seq",
+    "fee",
+    "fee_currency",
+    "liquidity",
 )
 
 
@@ -149,14 +159,21 @@ class DoppAdapter(Adapter):
         return Parsed(trades=trades, errors=errors)
 
     def _trade(self, record: dict[str, Any], received_ns: int) -> Trade:
+        # The hot path: the common, well-typed case is checked inline; the helpers
+        # (to_decimal, require_str, to_ms) take anything else and explain a bad value.
         side = _SIDES.get(record["direction"])
         if side is None:
             raise ValueError("unknown direction %r" % (record["direction"],))
-        amount = to_decimal(record["amount"], "amount")
-        if amount < 0:
+        amount = record["amount"]
+        if type(amount) is not Decimal:  # our JSON decoding makes every float a finite Decimal
+            amount = to_decimal(amount, "amount")
+        if amount <= 0:
+            if not amount:
+                raise ValueError("amount is zero")
             amount = -amount  # the contract: amounts are positive; the side says which way
-        if not amount:
-            raise ValueError("amount is zero")
+        price = record["price"]
+        if type(price) is not Decimal:
+            price = to_decimal(price, "price")
         liquidity = record.get("liquidity")
         if liquidity is not None:
             liquidity = _LIQUIDITY.get(liquidity)
@@ -166,24 +183,27 @@ class DoppAdapter(Adapter):
         if seq is not None and type(seq) is not int:
             raise ValueError("trade_seq must be an integer, not %r" % (seq,))
         fee = record.get("fee")
+        if fee is not None and type(fee) is not Decimal:
+            fee = to_decimal(fee, "fee")
         fee_currency = record.get("fee_currency")
         if fee_currency is not None and type(fee_currency) is not str:
             raise ValueError("fee_currency must be a string, not %r" % (fee_currency,))
-        return Trade(
-            venue="dopp",
-            symbol=require_str(record, "instrument_name"),
-            trade_id=require_str(record, "trade_id"),
-            price=to_decimal(record["price"], "price"),
-            amount=amount,
-            side=side,
-            timestamp_ms=to_ms(record["timestamp"]),
-            received_ns=received_ns,
-            sequence=seq,
-            fee=None if fee is None else to_decimal(fee, "fee"),
-            fee_currency=fee_currency,
-            liquidity=liquidity,
-            raw={k: v for k, v in record.items() if k not in _MAPPED},
-        )
+        symbol = record["instrument_name"]
+        if type(symbol) is not str or not symbol:
+            symbol = require_str(record, "instrument_name")
+        trade_id = record["trade_id"]
+        if type(trade_id) is not str or not trade_id:
+            trade_id = require_str(record, "trade_id")
+        timestamp = record["timestamp"]
+        if type(timestamp) is not int or timestamp < SECONDS_BELOW:
+            timestamp = to_ms(timestamp)
+        raw = record.copy()
+        for key in _MAPPED:
+            raw.pop(key, None)
+        return new_trade(
+            "dopp", symbol, trade_id, price, amount, side, timestamp, received_ns,
+            seq, fee, fee_currency, liquidity, raw,
+        )  # fmt: skip
 
 
 def _newest_first(trades: list[Trade], snapshot: bool) -> bool:
