@@ -1,0 +1,145 @@
+"""The fast path gives exactly what the reference path gives.
+
+msgspec (the ``fast`` extra) and the standard library must decode every document to the
+same values, Decimals included digit for digit; every venue's fixtures must parse to
+identical Trades with either; and ``new_trade`` must build the same Trade as the
+dataclass constructor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradefeed import Liquidity, ParseError, Side, Trade
+from tradefeed.adapters import REGISTRY, base
+from tradefeed.models import _TradeBuilder, new_trade
+
+from .test_adapters_property import PARAMS
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def exact(value):
+    """*value* with every Decimal replaced by its repr (digits and exponent), recursively."""
+    if isinstance(value, Decimal):
+        return ("D", repr(value))
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [exact(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def decode_both(text: bytes):
+    results = []
+    for loads in (base.stdlib_loads, base.fast_loads):
+        try:
+            results.append(("ok", exact(loads(text))))
+        except ValueError as err:
+            results.append(("error", type(err).__name__ if isinstance(err, UnicodeDecodeError) else "ValueError"))
+    return results
+
+
+def test_the_fast_decoder_is_installed_for_the_tests():
+    assert base.JSON_BACKEND == "msgspec"  # else the comparisons below compare nothing
+
+
+numbers = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: format(d, "f")),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),  # exponents: 1E+400, 1E-9
+    st.sampled_from(["1.50", "0.10000000000000000001", "-0.0", "1e-9", "1E400", "0.1e1", "90125.50", "5e-324"]),
+)
+json_values = st.recursive(
+    st.one_of(numbers, st.sampled_from(["true", "false", "null"]), st.text(max_size=10).map(json.dumps)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
+        st.dictionaries(st.text(max_size=5), inner, max_size=4).map(
+            lambda d: "{" + ",".join("%s:%s" % (json.dumps(k), v) for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=json_values)
+def test_both_decoders_agree_on_json(text):
+    first, second = decode_both(text.encode())
+    assert first == second
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=60))
+def test_both_decoders_agree_on_arbitrary_bytes(data):
+    first, second = decode_both(data)
+    assert first[0] == second[0]
+    if first[0] == "ok":
+        assert first == second
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[NaN]", b"[Infinity]", b'"\\ud800"', b"\xff[1]", b"[1] x", b"", b"{\"a\":1,\"a\":2}", "[\"\u00e9\"]".encode()],
+)
+def test_both_decoders_agree_on_edge_cases(text):
+    first, second = decode_both(text)
+    assert first == second
+
+
+def fixture_frames():
+    for venue in sorted(REGISTRY):
+        for path in sorted((FIXTURES / venue).glob("*")):
+            yield pytest.param(venue, path, id="%s/%s" % (venue, path.name))
+
+
+def parse_all(venue: str, frame: bytes):
+    """Parse *frame* as a venue adapter would after the venue's usual opening."""
+    adapter = REGISTRY[venue].from_params(**PARAMS[venue])
+    adapter.on_open()
+    try:
+        parsed = adapter.parse(frame, 123)
+    except ParseError as err:
+        return ("error", str(err))
+    return (
+        [(exact(t.to_dict()), t) for t in parsed.trades],
+        [str(e) for e in parsed.errors],
+        parsed.replies,
+    )
+
+
+@pytest.mark.parametrize("venue,path", list(fixture_frames()))
+def test_every_fixture_parses_identically_with_either_decoder(venue, path, monkeypatch):
+    frame = path.read_bytes()
+    monkeypatch.setattr(base, "_loads", base.stdlib_loads)
+    reference = parse_all(venue, frame)
+    monkeypatch.setattr(base, "_loads", base.fast_loads)
+    fast = parse_all(venue, frame)
+    assert fast == reference
+    if reference[0] != "error":
+        assert [type(t) for _, t in fast[0]] == [Trade] * len(fast[0])
+
+
+def test_new_trade_equals_the_dataclass_constructor():
+    fields = dict(
+        venue="dopp", symbol="BTC-PERPETUAL", trade_id="7", price=Decimal("90125.50"), amount=Decimal("0.25"),
+        side=Side.SELL, timestamp_ms=1767225600123, received_ns=5, sequence=9, fee=Decimal("-0.01"),
+        fee_currency="USDC", liquidity=Liquidity.MAKER, raw={"order_id": 1},
+    )  # fmt: skip
+    built = new_trade(*fields.values())
+    assert type(built) is Trade
+    assert built == Trade(**fields) and hash(built) == hash(Trade(**fields))
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Trade)} == fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.price = Decimal(1)  # type: ignore[misc]
+
+
+def test_the_builder_has_the_dataclass_fields_in_order():
+    assert _TradeBuilder.__slots__ == tuple(f.name for f in dataclasses.fields(Trade)) == Trade.__slots__
