@@ -436,7 +436,7 @@ class Connection:
             on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
             on_ping=lambda app, data: self._on_control_frame(),
             on_pong=lambda app, data: self._on_control_frame(),
-            socket=reader,
+            socket=reader,  # type: ignore[arg-type]  # a socket in all but class
         )
         attempt.app = app
         attempt.loop = FrameLoop(reader, lambda: app.keep_running, lambda data: self._on_message(attempt, data))

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Sequence
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade
+from ..models import Liquidity, Side, Trade, new_trade
 from .base import (
     RECORD_ERRORS,
     Adapter,
@@ -232,18 +232,21 @@ class RailsAdapter(Adapter):
             raise ValueError("no market on the message (connected with market=ALL)")
         raw = {k: v for k, v in record.items() if k not in _PUBLIC_MAPPED}
         raw["stream"] = "publicTrades"
-        return Trade(
-            venue="rails",
-            symbol=symbol,
-            trade_id=require_str(record, "matchId"),
-            price=to_decimal(record["price"], "price"),
-            amount=_positive(record["quantity"]),
+        return new_trade(
+            "rails",
+            symbol,
+            require_str(record, "matchId"),
+            to_decimal(record["price"], "price"),
+            _positive(record["quantity"]),
             # the aggressor's side: a maker record's orderType is the resting side
-            side=own_side if role is Liquidity.TAKER else _OPPOSITE[own_side],
-            timestamp_ms=to_ms(record["updatedAt"], "updatedAt"),
-            received_ns=received_ns,
-            liquidity=Liquidity.TAKER,  # the public tape reports the aggressor
-            raw=raw,
+            own_side if role is Liquidity.TAKER else _OPPOSITE[own_side],
+            to_ms(record["updatedAt"], "updatedAt"),
+            received_ns,
+            None,  # no sequence
+            None,  # no fee on the public tape
+            None,
+            Liquidity.TAKER,  # the public tape reports the aggressor
+            raw,
         )
 
     def _private(self, record: dict[str, Any], received_ns: int) -> Trade:
@@ -257,19 +260,20 @@ class RailsAdapter(Adapter):
         fees = record.get("fees")
         raw = {k: v for k, v in record.items() if k not in _PRIVATE_MAPPED}
         raw["stream"] = "trades"
-        return Trade(
-            venue="rails",
-            symbol=symbol,
-            trade_id=require_str(record, "matchId"),
-            price=to_decimal(record["price"], "price"),
-            amount=_positive(record["quantity"]),
-            side=side,
-            timestamp_ms=to_ms(record["orderFilledAt"], "orderFilledAt"),
-            received_ns=received_ns,
-            fee=None if fees is None else to_decimal(fees, "fees"),
-            fee_currency=symbol.rsplit("-", 1)[-1] if "-" in symbol else None,  # quote currency (row 15)
-            liquidity=liquidity,
-            raw=raw,
+        return new_trade(
+            "rails",
+            symbol,
+            require_str(record, "matchId"),
+            to_decimal(record["price"], "price"),
+            _positive(record["quantity"]),
+            side,
+            to_ms(record["orderFilledAt"], "orderFilledAt"),
+            received_ns,
+            None,  # no sequence
+            None if fees is None else to_decimal(fees, "fees"),
+            symbol.rsplit("-", 1)[-1] if "-" in symbol else None,  # quote currency (row 15)
+            liquidity,
+            raw,
         )
 
 

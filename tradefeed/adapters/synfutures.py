@@ -17,7 +17,7 @@ from decimal import Decimal, localcontext
 from typing import Any, ClassVar, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade
+from ..models import Liquidity, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -230,19 +230,20 @@ class SynfuturesAdapter(Adapter):
             raise ValueError("instrumentAddress is missing")
         raw["pair"] = "%s_%s" % (instrument.lower(), raw.get("expiry"))
         quote = item.get("quoteToken")
-        return Trade(
-            venue="synfutures",
-            symbol=require_str(item, "symbol"),
-            trade_id=require_str(item, "id"),
-            price=wad_to_decimal(item["price"], "price"),
-            amount=amount,
-            side=side,
-            timestamp_ms=to_ms(item["timestamp"]),
-            received_ns=received_ns,
-            fee=_fee(item),
-            fee_currency=quote.get("symbol") if type(quote) is dict else None,
-            liquidity=liquidity,
-            raw=raw,
+        return new_trade(
+            "synfutures",
+            require_str(item, "symbol"),
+            require_str(item, "id"),
+            wad_to_decimal(item["price"], "price"),
+            amount,
+            side,
+            to_ms(item["timestamp"]),
+            received_ns,
+            None,  # no sequence
+            _fee(item),
+            quote.get("symbol") if type(quote) is dict else None,
+            liquidity,
+            raw,
         )
 
 
