@@ -49,20 +49,26 @@ class Deduplicator:
         """
         out: list[Trade] = []
         windows = self._windows
+        size = self._size
+        last_key: tuple[object, str] | None = None
+        ids: set[str] = set()
+        order: deque[str] = deque()
         for trade in trades:
             key = (trade.raw.get("stream"), trade.symbol)
-            win = windows.get(key)
-            if win is None:
-                win = windows[key] = _Window(self._size)
+            if key != last_key:  # a frame's trades are mostly of one symbol
+                win = windows.get(key)
+                if win is None:
+                    win = windows[key] = _Window(size)
+                ids, order, last_key = win.ids, win.order, key
             tid = trade.trade_id
-            if tid in win.ids:
+            if tid in ids:
                 self.dropped += 1
                 if repeats is not None:
                     repeats.add(key)
                 continue
-            if len(win.order) == self._size:
-                win.ids.discard(win.order[0])  # about to fall out of the deque
-            win.order.append(tid)
-            win.ids.add(tid)
+            if len(order) == size:
+                ids.discard(order[0])  # about to fall out of the deque
+            order.append(tid)
+            ids.add(tid)
             out.append(trade)
         return out

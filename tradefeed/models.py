@@ -11,7 +11,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 __all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
 
@@ -169,27 +169,28 @@ class _TradeBuilder:
         self.__class__ = Trade  # type: ignore[assignment]
 
 
-def new_trade(
-    venue: str,
-    symbol: str,
-    trade_id: str,
-    price: Decimal,
-    amount: Decimal,
-    side: Side,
-    timestamp_ms: int,
-    received_ns: int,
-    sequence: int | None,
-    fee: Decimal | None,
-    fee_currency: str | None,
-    liquidity: Liquidity | None,
-    raw: Mapping[str, Any],
-) -> Trade:
-    """``Trade(...)`` with every field given positionally, for the adapters' hot path:
-    the same value, built without the frozen dataclass's per-field cost."""
-    return _TradeBuilder(  # type: ignore[return-value]
-        venue, symbol, trade_id, price, amount, side, timestamp_ms, received_ns,
-        sequence, fee, fee_currency, liquidity, raw,
-    )  # fmt: skip
+if TYPE_CHECKING:
+
+    def new_trade(
+        venue: str,
+        symbol: str,
+        trade_id: str,
+        price: Decimal,
+        amount: Decimal,
+        side: Side,
+        timestamp_ms: int,
+        received_ns: int,
+        sequence: int | None,
+        fee: Decimal | None,
+        fee_currency: str | None,
+        liquidity: Liquidity | None,
+        raw: Mapping[str, Any],
+    ) -> Trade:
+        """``Trade(...)`` with every field given positionally, for the adapters' hot
+        path: the same value, built without the frozen dataclass's per-field cost."""
+
+else:
+    new_trade = _TradeBuilder  # no wrapper call: this runs once per trade
 
 
 class Status(str, enum.Enum):

@@ -143,3 +143,67 @@ def test_new_trade_equals_the_dataclass_constructor():
 
 def test_the_builder_has_the_dataclass_fields_in_order():
     assert _TradeBuilder.__slots__ == tuple(f.name for f in dataclasses.fields(Trade)) == Trade.__slots__
+
+
+# -- Dopp's typed path against its generic path ---------------------------------------
+
+DOPP_RECORD = {
+    "wallet_address": '"0x9b1e4f0c2a7d3e8b5f6a1c2d3e4f5a6b7c8d9e0f"', "amount": "0.25", "base_currency": '"BTC"',
+    "direction": '"buy"', "fee": "11.27", "fee_currency": '"USDC"', "index_price": "90110.42",
+    "instrument_name": '"BTC-PERPETUAL"', "iv": "0", "liquidity": '"T"', "mark_price": "90118.65",
+    "order_id": "1048576", "order_type": '"limit"', "price": "90125.50", "tick_direction": "0",
+    "timestamp": "1767225600123", "trade_direction": '"buy"', "trade_id": '"771204"', "trade_seq": "771204",
+}  # fmt: skip
+odd_values = st.one_of(
+    numbers, st.sampled_from(['"sell"', '"M"', '"maker"', '"x"', "null", '""', '"90125.5"', "true", "[]", "{}", '" 1 "', "-0.0"]),
+)
+
+
+@st.composite
+def dopp_frames(draw):
+    """Frames of spec-shaped Dopp records, some fields changed, dropped, duplicated or added."""
+    records = []
+    for _ in range(draw(st.integers(1, 3))):
+        fields = list(DOPP_RECORD.items())
+        for _ in range(draw(st.integers(0, 2))):
+            action = draw(st.sampled_from(["change", "drop", "add", "duplicate"]))
+            index = draw(st.integers(0, len(fields) - 1))
+            if action == "change":
+                fields[index] = (fields[index][0], draw(odd_values))
+            elif action == "drop":
+                del fields[index]
+            elif action == "add":
+                fields.append((draw(st.sampled_from(["extra", "stream", "price"])), draw(odd_values)))
+            else:
+                fields.append((fields[index][0], draw(odd_values)))
+        records.append("{" + ",".join('"%s":%s' % kv for kv in fields) + "}")
+    return ('[{"last_trades":[%s]}]' % ",".join(records)).encode()
+
+
+def dopp_trades(trades):
+    # raw's key order is not compared: the typed path gives dopp.md's order (a JSON
+    # object's keys have no order; the values and the Trades are equal)
+    return [exact(t.to_dict()) for t in trades]
+
+
+@settings(max_examples=400, deadline=None)
+@given(frame=dopp_frames())
+def test_dopp_typed_path_gives_the_generic_result_or_none(frame):
+    """Where the typed path answers, it gives exactly the generic path's trades; where
+    it does not, the generic path runs."""
+    from tradefeed.adapters import dopp
+
+    typed = dopp._parse_typed(frame, 7)
+    generic = REGISTRY["dopp"]()._parse_generic(frame, 7)  # a first frame: a snapshot
+    if typed is not None:
+        assert generic.errors == []
+        assert dopp_trades(REGISTRY["dopp"]()._in_time_order(typed)) == dopp_trades(generic.trades)
+
+
+def test_dopp_typed_path_takes_spec_shaped_frames():
+    from tradefeed.adapters import dopp
+
+    frame = ('[{"last_trades":[{%s}]}]' % ",".join('"%s":%s' % kv for kv in DOPP_RECORD.items())).encode()
+    typed = dopp._parse_typed(frame, 7)
+    assert typed is not None and len(typed) == 1  # else the property above compares nothing
+    assert str(typed[0].price) == "90125.50"

@@ -28,6 +28,11 @@ from .base import (
     to_ms,
 )
 
+try:  # the "fast" extra
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None  # type: ignore[assignment]
+
 __all__ = ["DoppAdapter"]
 
 BY_INSTRUMENT = "/v1/public/ws/get_user_trades_by_instrument"
@@ -136,6 +141,13 @@ class DoppAdapter(Adapter):
 
         :raises ParseError: the frame is not JSON or not an array of objects.
         """
+        trades = _parse_typed(frame, received_ns)
+        if trades is None:
+            return self._parse_generic(frame, received_ns)
+        return Parsed(trades=self._in_time_order(trades), errors=[])
+
+    def _parse_generic(self, frame: str | bytes, received_ns: int) -> Parsed:
+        """Any frame: records as dicts, each bad one reported on its own."""
         doc = loads(frame, self.venue)
         if type(doc) is dict:  # a bare object instead of a one-element array
             doc = [doc]
@@ -153,57 +165,155 @@ class DoppAdapter(Adapter):
                     trades.append(self._trade(record, received_ns))
                 except RECORD_ERRORS as err:
                     errors.append(record_error(self.venue, err, record))
+        return Parsed(trades=self._in_time_order(trades), errors=errors)
+
+    def _in_time_order(self, trades: list[Trade]) -> list[Trade]:
         snapshot, self._snapshot_pending = self._snapshot_pending, False
         if len(trades) > 1 and _newest_first(trades, snapshot):
             trades.reverse()
-        return Parsed(trades=trades, errors=errors)
+        return trades
 
     def _trade(self, record: dict[str, Any], received_ns: int) -> Trade:
-        # The hot path: the common, well-typed case is checked inline; the helpers
-        # (to_decimal, require_str, to_ms) take anything else and explain a bad value.
-        side = _SIDES.get(record["direction"])
-        if side is None:
-            raise ValueError("unknown direction %r" % (record["direction"],))
-        amount = record["amount"]
-        if type(amount) is not Decimal:  # our JSON decoding makes every float a finite Decimal
-            amount = to_decimal(amount, "amount")
-        if amount <= 0:
-            if not amount:
-                raise ValueError("amount is zero")
-            amount = -amount  # the contract: amounts are positive; the side says which way
-        price = record["price"]
-        if type(price) is not Decimal:
-            price = to_decimal(price, "price")
-        liquidity = record.get("liquidity")
-        if liquidity is not None:
-            liquidity = _LIQUIDITY.get(liquidity)
-            if liquidity is None:
-                raise ValueError("unknown liquidity %r" % (record["liquidity"],))
-        seq = record.get("trade_seq")
-        if seq is not None and type(seq) is not int:
-            raise ValueError("trade_seq must be an integer, not %r" % (seq,))
-        fee = record.get("fee")
-        if fee is not None and type(fee) is not Decimal:
-            fee = to_decimal(fee, "fee")
-        fee_currency = record.get("fee_currency")
-        if fee_currency is not None and type(fee_currency) is not str:
-            raise ValueError("fee_currency must be a string, not %r" % (fee_currency,))
-        symbol = record["instrument_name"]
-        if type(symbol) is not str or not symbol:
-            symbol = require_str(record, "instrument_name")
-        trade_id = record["trade_id"]
-        if type(trade_id) is not str or not trade_id:
-            trade_id = require_str(record, "trade_id")
-        timestamp = record["timestamp"]
-        if type(timestamp) is not int or timestamp < SECONDS_BELOW:
-            timestamp = to_ms(timestamp)
         raw = record.copy()
         for key in _MAPPED:
             raw.pop(key, None)
-        return new_trade(
-            "dopp", symbol, trade_id, price, amount, side, timestamp, received_ns,
-            seq, fee, fee_currency, liquidity, raw,
+        return _build(
+            record["direction"], record["amount"], record["price"], record.get("liquidity"),
+            record.get("trade_seq"), record.get("fee"), record.get("fee_currency"),
+            record["instrument_name"], record["trade_id"], record["timestamp"], raw, received_ns,
         )  # fmt: skip
+
+
+def _build(
+    direction: Any,
+    amount: Any,
+    price: Any,
+    liquidity: Any,
+    seq: Any,
+    fee: Any,
+    fee_currency: Any,
+    symbol: Any,
+    trade_id: Any,
+    timestamp: Any,
+    raw: dict[str, Any],
+    received_ns: int,
+) -> Trade:
+    """One record's values (None: absent) as a Trade; both parse paths end here.
+
+    The hot path: the common, well-typed case is checked inline; the helpers
+    (to_decimal, require_str, to_ms) take anything else and explain a bad value.
+
+    :raises ValueError: a value that cannot be mapped.
+    """
+    side = _SIDES.get(direction)
+    if side is None:
+        raise ValueError("unknown direction %r" % (direction,))
+    if type(amount) is not Decimal:  # our JSON decoding makes every float a finite Decimal
+        amount = to_decimal(amount, "amount")
+    if amount.is_signed() or not amount:  # -0 too
+        if not amount:
+            raise ValueError("amount is zero")
+        amount = -amount  # the contract: amounts are positive; the side says which way
+    if type(price) is not Decimal:
+        price = to_decimal(price, "price")
+    if liquidity is not None:
+        mapped = _LIQUIDITY.get(liquidity)
+        if mapped is None:
+            raise ValueError("unknown liquidity %r" % (liquidity,))
+        liquidity = mapped
+    if seq is not None and type(seq) is not int:
+        raise ValueError("trade_seq must be an integer, not %r" % (seq,))
+    if fee is not None and type(fee) is not Decimal:
+        fee = to_decimal(fee, "fee")
+    if fee_currency is not None and type(fee_currency) is not str:
+        raise ValueError("fee_currency must be a string, not %r" % (fee_currency,))
+    if type(symbol) is not str or not symbol:
+        symbol = require_str({"instrument_name": symbol}, "instrument_name")
+    if type(trade_id) is not str or not trade_id:
+        trade_id = require_str({"trade_id": trade_id}, "trade_id")
+    if type(timestamp) is not int or timestamp < SECONDS_BELOW:
+        timestamp = to_ms(timestamp)
+    return new_trade(
+        "dopp", symbol, trade_id, price, amount, side, timestamp, received_ns,
+        seq, fee, fee_currency, liquidity, raw,
+    )  # fmt: skip
+
+
+# -- the typed fast path (the ``fast`` extra) ---------------------------------------------
+
+if msgspec is not None:
+
+    class _Record(msgspec.Struct, forbid_unknown_fields=True):
+        """A trade record with every field dopp.md shows and no other (its optional
+        mapped fields may be absent).  A record with a field missing or an unknown one
+        fails to decode, and its frame takes the generic path, so ``raw`` is always
+        exactly what the generic path would give."""
+
+        wallet_address: Any
+        amount: Any
+        base_currency: Any
+        direction: Any
+        index_price: Any
+        instrument_name: Any
+        iv: Any
+        mark_price: Any
+        order_id: Any
+        order_type: Any
+        price: Any
+        tick_direction: Any
+        timestamp: Any
+        trade_direction: Any
+        trade_id: Any
+        fee: Any = msgspec.UNSET
+        fee_currency: Any = msgspec.UNSET
+        liquidity: Any = msgspec.UNSET
+        trade_seq: Any = msgspec.UNSET
+
+    class _Element(msgspec.Struct, forbid_unknown_fields=True):
+        last_trades: list[_Record]
+
+    _UNSET: Any = msgspec.UNSET
+    _TYPED = msgspec.json.Decoder(list[_Element], float_hook=Decimal)  # exact, as loads()
+    _TYPED_ERRORS = (msgspec.DecodeError, *RECORD_ERRORS)
+
+
+def _parse_typed(frame: str | bytes, received_ns: int) -> list[Trade] | None:
+    """The frame's trades, decoded straight into records (no dict per record, no key
+    strings), about a third faster.  None for anything but a clean frame of records
+    with dopp.md's fields: a bad value, a missing or unknown field, another shape; the
+    generic path then parses it, reporting each problem as it always does."""
+    if msgspec is None:
+        return None
+    unset = _UNSET
+    try:
+        trades = []
+        for element in _TYPED.decode(frame):
+            for r in element.last_trades:
+                raw = {  # the unmapped fields, in dopp.md's order
+                    "wallet_address": r.wallet_address,
+                    "base_currency": r.base_currency,
+                    "index_price": r.index_price,
+                    "iv": r.iv,
+                    "mark_price": r.mark_price,
+                    "order_id": r.order_id,
+                    "order_type": r.order_type,
+                    "tick_direction": r.tick_direction,
+                    "trade_direction": r.trade_direction,
+                }
+                liquidity, seq, fee, fee_currency = r.liquidity, r.trade_seq, r.fee, r.fee_currency
+                trades.append(
+                    _build(
+                        r.direction, r.amount, r.price,
+                        None if liquidity is unset else liquidity,
+                        None if seq is unset else seq,
+                        None if fee is unset else fee,
+                        None if fee_currency is unset else fee_currency,
+                        r.instrument_name, r.trade_id, r.timestamp, raw, received_ns,
+                    )  # fmt: skip
+                )
+    except _TYPED_ERRORS:
+        return None
+    return trades
 
 
 def _newest_first(trades: list[Trade], snapshot: bool) -> bool:
