@@ -44,11 +44,16 @@ class Deduplicator:
     def fresh(self, trades: Iterable[Trade], repeats: set[tuple[object, str]] | None = None) -> list[Trade]:
         """The trades not seen before, in their order; all of them are remembered.
 
-        :param repeats: if given, the ``(stream, symbol)`` key of every dropped trade is
-            added to it (a repeat proves the stream continued from what was seen).
+        :param repeats: if given, the ``(stream, symbol)`` key of every trade dropped
+            *before the first fresh trade of its key* is added to it: the key's trades
+            then start with one seen before this call, which proves the stream continued
+            from what was seen.  A drop after the key's first fresh trade proves nothing:
+            it may repeat a trade of this very batch (a back-fill followed by the live
+            trades it overlaps).
         """
         out: list[Trade] = []
         windows = self._windows
+        started: set[tuple[object, str]] = set()  # keys with a fresh trade (kept only for repeats)
         for trade in trades:
             key = (trade.raw.get("stream"), trade.symbol)
             win = windows.get(key)
@@ -57,7 +62,7 @@ class Deduplicator:
             tid = trade.trade_id
             if tid in win.ids:
                 self.dropped += 1
-                if repeats is not None:
+                if repeats is not None and key not in started:
                     repeats.add(key)
                 continue
             if len(win.order) == self._size:
@@ -65,4 +70,6 @@ class Deduplicator:
             win.order.append(tid)
             win.ids.add(tid)
             out.append(trade)
+            if repeats is not None:
+                started.add(key)
         return out
