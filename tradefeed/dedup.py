@@ -44,8 +44,12 @@ class Deduplicator:
     def fresh(self, trades: Iterable[Trade], repeats: set[tuple[object, str]] | None = None) -> list[Trade]:
         """The trades not seen before, in their order; all of them are remembered.
 
-        :param repeats: if given, the ``(stream, symbol)`` key of every dropped trade is
-            added to it (a repeat proves the stream continued from what was seen).
+        :param repeats: if given, the ``(stream, symbol)`` key of every trade dropped
+            *before the first fresh trade of its key* is added to it: the key's trades
+            then start with one seen before this call, which proves the stream continued
+            from what was seen.  A drop after the key's first fresh trade proves nothing:
+            it may repeat a trade of this very batch (a back-fill followed by the live
+            trades it overlaps).
         """
         out: list[Trade] = []
         windows = self._windows
@@ -53,6 +57,7 @@ class Deduplicator:
         last_key: tuple[object, str] | None = None
         ids: set[str] = set()
         order: deque[str] = deque()
+        started: set[tuple[object, str]] = set()  # keys with a fresh trade (kept only for repeats)
         for trade in trades:
             key = (trade.raw.get("stream"), trade.symbol)
             if key != last_key:  # a frame's trades are mostly of one symbol
@@ -63,7 +68,7 @@ class Deduplicator:
             tid = trade.trade_id
             if tid in ids:
                 self.dropped += 1
-                if repeats is not None:
+                if repeats is not None and key not in started:
                     repeats.add(key)
                 continue
             if len(order) == size:
@@ -71,4 +76,6 @@ class Deduplicator:
             order.append(tid)
             ids.add(tid)
             out.append(trade)
+            if repeats is not None:
+                started.add(key)
         return out

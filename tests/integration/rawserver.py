@@ -1,5 +1,6 @@
 """A scripted loopback server for byte-level behaviour the simulator does not produce:
-an HTTP redirect on upgrade, or a control frame glued to a data frame in one write.
+an HTTP redirect on upgrade, a control frame glued to a data frame in one write, or
+replies in an exact order relative to pushed data.
 
 It is a real TCP server on an OS-chosen port; each accepted connection gets the
 script's ``respond(request) -> bytes`` written in one ``sendall`` and is closed when the
@@ -32,8 +33,14 @@ def upgrade_response(request: bytes) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    assert len(payload) < 126
-    return bytes((0x81, len(payload))) + payload
+    assert len(payload) < 1 << 16
+    if len(payload) < 126:
+        return bytes((0x81, len(payload))) + payload
+    return bytes((0x81, 126)) + len(payload).to_bytes(2, "big") + payload
+
+
+def close_frame(code: int) -> bytes:
+    return bytes((0x88, 2)) + code.to_bytes(2, "big")
 
 
 def ping_frame(payload: bytes = b"") -> bytes:

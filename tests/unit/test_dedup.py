@@ -34,3 +34,21 @@ def test_memory_is_bounded_per_symbol():
     assert [x.trade_id for x in d.fresh([t("4"), t("1")])] == ["1"]
     (win,) = d._windows.values()
     assert len(win.ids) == 3 and len(win.order) == 3
+
+
+def test_a_repeat_is_reported_only_before_any_fresh_trade_of_its_key():
+    """`repeats` is the reconnect seam's proof of continuity, so only a trade seen before
+    this call counts, and only ahead of the key's first fresh trade: a duplicate *within*
+    the batch (a Synthetix back-fill followed by the held live trades it overlaps) proves
+    nothing about what was missed before it."""
+    d = Deduplicator()
+    d.fresh([t("1"), t("2"), t("3")])
+    repeats: set = set()
+    # back-fill 8..10 (does not reach back to 3), then held live 9..11
+    out = d.fresh([t("8"), t("9"), t("10"), t("9"), t("10"), t("11")], repeats)
+    assert [x.trade_id for x in out] == ["8", "9", "10", "11"]
+    assert repeats == set()
+    # a back-fill that starts with a trade seen before does prove it
+    out = d.fresh([t("11"), t("12"), t("13"), t("12"), t("5", symbol="ETH-PERPETUAL")], repeats)
+    assert [x.trade_id for x in out] == ["12", "13", "5"]
+    assert repeats == {(None, "BTC-PERPETUAL")}

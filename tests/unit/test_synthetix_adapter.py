@@ -81,6 +81,40 @@ def test_backfill_is_delivered_oldest_first_then_held_live_trades():
     assert [t.trade_id for t in a.parse(frame("live_trade_tsms.json"), 0).trades] == ["1950384715"]
 
 
+def _record(n: int) -> dict:
+    return {"tradeId": str(1950384800 + n), "symbol": "BTC-USDT", "side": "buy", "price": "90000.5",
+            "quantity": "0.010", "timestamp": 1767225600000 + n, "isMaker": False}  # fmt: skip
+
+
+def _live(n: int) -> str:
+    return json.dumps({"channel": "trade", "data": _record(n), "meseq": n, "prevMeseq": n - 1})
+
+
+def _backfill(first: int, last: int) -> str:
+    trades = [_record(n) for n in range(last, first - 1, -1)]  # newest first, as on the wire
+    return json.dumps({"id": "trades-2", "status": 200, "result": {"response": {"trades": trades}, "status": "ok"}})
+
+
+@pytest.mark.parametrize(
+    "backfill, order",
+    [
+        ((8, 12), [8, 9, 10, 11, 12, 13, 14]),  # overlaps the live trades: each comes once
+        ((12, 14), [10, 11, 12, 13, 14]),  # more than `limit` trades between the requests
+        ((5, 9), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),  # ends just before the live stream
+    ],
+)
+def test_backfill_and_held_live_trades_come_out_in_venue_order(backfill, order):
+    """The held live trades are everything since the subscription, so the back-fill
+    contributes only the trades older than them, whichever of the two reaches back
+    further: never a live trade behind a newer back-filled one, never one twice."""
+    a = opened()
+    for n in range(10, 15):
+        assert not a.parse(_live(n), 0).trades
+    trades = a.parse(_backfill(*backfill), 0).trades
+    assert [t.trade_id for t in trades] == [str(1950384800 + n) for n in order]
+    assert all(t.sequence == int(t.trade_id) - 1950384800 for t in trades if int(t.trade_id) >= 1950384810)
+
+
 def test_go_sdk_form_tsms_and_istaker():
     """tsMs (ms) and isTaker are accepted in place of the RFC 3339 timestamp and isMaker."""
     a = opened()

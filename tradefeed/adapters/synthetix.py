@@ -4,8 +4,9 @@ Two patterns on one socket: ``getLastTrades`` request/response (``method: "post"
 the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``).
 On connect the adapter subscribes each symbol and then asks ``getLastTrades`` for it,
 as the spec says ("getLastTrades right after subscribing to back-fill"): live trades
-of a symbol are held back until its back-fill reply is in, so the symbol's trades come
-out oldest first with no gap; the overlap is de-duplicated by ``tradeId`` downstream.
+of a symbol are held back until its back-fill reply is in, then follow the back-fill
+trades older than them (those the live stream also brought are left out), so the
+symbol's trades come out oldest first with no gap.
 With ``live=False`` there is no subscription: ``getLastTrades`` is repeated every
 ``poll_interval`` seconds.  Heartbeat: ``{"id", "method": "ping"}`` every 30 seconds.
 """
@@ -243,7 +244,16 @@ class SynthetixAdapter(Adapter):
             except RECORD_ERRORS as err:
                 errors.append(record_error(self.venue, err, record))
         if symbol in self.symbols:
-            trades.extend(self._held.pop(symbol, ()))
+            held = self._held.pop(symbol, ())
+            if held:
+                # The subscription came first, so every trade since then is in `held`, in
+                # order: the back-fill's others are exactly the older ones.  Appending the
+                # held trades after the whole back-fill would misorder them whenever more
+                # than `limit` trades happened between the two requests (the live stream
+                # then starts before the back-fill's oldest trade).
+                live = {trade.trade_id for trade in held}
+                trades = [trade for trade in trades if trade.trade_id not in live]
+                trades.extend(held)
         else:
             trades = []  # the symbol was removed meanwhile
         return Parsed(trades=trades, errors=errors)
