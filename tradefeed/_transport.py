@@ -272,10 +272,10 @@ class FrameLoop:
             if payload is not None:
                 on_data(payload)
                 continue
-            # a stop() shuts the socket down, which ends the wait at once; the timeout
-            # only bounds how long a closed app (keep_running false) goes unnoticed
-            if not reader.buffered() and not poll.poll(1000):
-                continue
+            # no timeout: an idle connection costs no wake-ups.  stop() and the liveness
+            # checks shut the socket down, which ends the wait at once
+            if not reader.buffered():
+                poll.poll()
             if not read_callback():
                 break
 

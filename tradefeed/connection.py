@@ -645,22 +645,35 @@ class Connection:
             self._gap(key, "reconnect", self.state.last_seen[key][0], first.timestamp_ms)
 
     def _check_gaps(self, fresh: list[Trade], sequenced: bool, received_ns: int) -> None:
-        """Remember the newest trade per symbol; on sequenced venues, report jumps."""
-        last_seen, data_ns = self.state.last_seen, self.state.data_ns
-        if self.state.stale:
+        """Remember the newest trade per symbol; on sequenced venues, report jumps.
+
+        Runs once per trade: a run of trades of one key (most frames have one symbol)
+        reads and writes the shared dicts once, at its ends."""
+        state = self.state
+        last_seen, data_ns = state.last_seen, state.data_ns
+        if state.stale:
             self._freshen(fresh)
+        key: tuple[Any, str] | None = None
+        newest: tuple[int, int | None] | None = None  # (timestamp_ms, sequence) of the key's newest
         for trade in fresh:
-            key = (trade.raw.get("stream"), trade.symbol)
-            data_ns[key] = received_ns
+            k = (trade.raw.get("stream"), trade.symbol)
+            if k != key:
+                if newest is not None:
+                    last_seen[key] = newest  # type: ignore[index]
+                key = k
+                data_ns[k] = received_ns
+                newest = last_seen.get(k)
             seq = trade.sequence
-            if sequenced and seq is not None:
-                previous = last_seen.get(key)
-                if previous is not None and previous[1] is not None:
-                    if seq > previous[1] + 1:
-                        self._gap(key, "sequence", previous[0], trade.timestamp_ms, previous[1], seq)
-                    elif seq <= previous[1]:
+            if sequenced and seq is not None and newest is not None:
+                last = newest[1]
+                if last is not None:
+                    if seq > last + 1:
+                        self._gap(k, "sequence", newest[0], trade.timestamp_ms, last, seq)
+                    elif seq <= last:
                         continue  # late (reordered) trade: the newest stays the reference
-            last_seen[key] = (trade.timestamp_ms, seq)
+            newest = (trade.timestamp_ms, seq)
+        if newest is not None:
+            last_seen[key] = newest  # type: ignore[index]
 
     def _freshen(self, fresh: list[Trade]) -> None:
         """Data for a stale symbol (or a stale feed): say it is fresh again."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
@@ -191,6 +192,10 @@ if TYPE_CHECKING:
 
 else:
     new_trade = _TradeBuilder  # no wrapper call: this runs once per trade
+
+#: ``blank_trade()``: an empty builder, for a parser that sets all 13 fields itself and
+#: then assigns ``__class__ = Trade`` (no ``__init__`` call at all: the cheapest build)
+blank_trade = functools.partial(object.__new__, _TradeBuilder)
 
 
 class Status(str, enum.Enum):

@@ -18,7 +18,7 @@ import logging
 from typing import Any, ClassVar, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade
+from ..models import Liquidity, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -298,18 +298,20 @@ class SynthetixAdapter(Adapter):
                 if type(sequence) is not int:
                     raise ValueError("meseq must be an integer, not %r" % (sequence,))
                 self._check_sequence(record.get("symbol"), envelope.get("prevMeseq"), sequence)
-        return Trade(
-            venue="synthetix",
-            symbol=require_str(record, "symbol"),
-            trade_id=require_str(record, "tradeId"),
-            price=to_decimal(record["price"], "price"),
-            amount=amount,
-            side=side,
-            timestamp_ms=timestamp_ms,
-            received_ns=received_ns,
-            sequence=sequence,
-            liquidity=liquidity,
-            raw=raw,
+        return new_trade(
+            "synthetix",
+            require_str(record, "symbol"),
+            require_str(record, "tradeId"),
+            to_decimal(record["price"], "price"),
+            amount,
+            side,
+            timestamp_ms,
+            received_ns,
+            sequence,
+            None,  # no fee on the public tape
+            None,
+            liquidity,
+            raw,
         )
 
     def _check_sequence(self, symbol: Any, previous: Any, sequence: int) -> None:
