@@ -1,0 +1,245 @@
+"""The clients measured.  Each run is its own process, so the CPU time and peak RSS it
+reports are that client's alone::
+
+    echo '{"consumer": "floor", "url": "ws://127.0.0.1:8765", "trades": 1000}' | python -m benchmarks.consumers
+
+A job (JSON on stdin, :class:`benchmarks.job.Job`) names a consumer; the result (JSON, the last line on
+stdout) says how many trades it counted, the wall and CPU seconds from just before
+connecting to the moment the last trade was counted, and peak RSS.  With
+``stamps_file`` the consumer also records ``time.time_ns()`` as each trade reaches it,
+by trade id, and reports trade ids received twice or never.
+
+Every consumer reads the same Dopp frames and does the least its design allows:
+
+- ``discard``: a raw socket that reads and drops bytes after the upgrade (proves the
+  server is not the bottleneck: it must be far faster than everything else);
+- ``floor``: websocket-client ``create_connection(skip_utf8_validation=True)`` +
+  ``recv()`` + ``json.loads``, counting records: the loop tradefeed is built on;
+- ``tradefeed-<dispatch>``: a FeedManager (``ping_interval=0``) with one Dopp feed and a
+  counting ``on_trade`` callback; ``manual`` is driven by ``pump()`` on the main thread;
+- ``websockets-json``, ``websockets-orjson``: the ``websockets`` asyncio client;
+- ``cryptofeed``: cryptofeed's connection layer (``WSAsyncConn``, uvloop as its
+  FeedHandler sets it up) and the work its Deribit trade handler does per record:
+  ``yapic.json`` with Decimal floats, a ``Trade`` object, an awaited ``TradeCallback``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+import threading
+import time
+import typing
+from typing import Any
+from urllib.parse import urlsplit
+
+from .frames import client_upgrade_request
+from .job import Consumer, Job, Run, Stamps
+from .procstat import peak_rss_kib, raise_fd_limit
+
+__all__ = ["LABELS", "STAMPLESS", "available", "consumer", "label", "main", "run_job", "tradefeed_dispatch_modes"]
+
+#: display names of the consumers that are not tradefeed
+LABELS = {
+    "discard": "discard bytes (server check)",
+    "floor": "websocket-client bare (floor)",
+    "websockets-json": "websockets asyncio + json",
+    "websockets-orjson": "websockets asyncio + orjson",
+    "cryptofeed": "cryptofeed (uvloop)",
+}
+#: consumers that cannot record per-trade receive times (they never parse a trade)
+STAMPLESS = frozenset({"discard"})
+
+
+def discard(run: Run) -> None:
+    """Read and drop every byte the server streams; no WebSocket parsing at all."""
+    url = urlsplit(run.job.url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    buffer = bytearray(1 << 20)
+    run.watch.start()
+    with socket.create_connection((host, port), timeout=run.job.timeout) as sock:
+        sock.sendall(client_upgrade_request(host, port, url.path or "/"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed during the upgrade")
+            head += chunk
+        remaining = run.job.stream_bytes - len(head.split(b"\r\n\r\n", 1)[1])
+        while remaining > 0:
+            received = sock.recv_into(buffer)
+            if not received:
+                raise ConnectionError("server closed with %d bytes unsent" % remaining)
+            remaining -= received
+        run.watch.stop()
+        run.count = run.job.trades
+
+
+def floor(run: Run) -> None:
+    """websocket-client's blocking loop with nothing else: the floor."""
+    import websocket
+
+    n, stamps, loads = run.job.trades, run.stamps, json.loads
+    count = 0
+    run.watch.start()
+    ws = websocket.create_connection(run.job.url, skip_utf8_validation=True)  # a hang: the parent kills it
+    try:
+        while count < n:
+            for element in loads(ws.recv()):
+                records = element["last_trades"]
+                count += len(records)
+                if stamps is not None:
+                    stamps.record_all(records)
+        run.watch.stop()
+    finally:
+        run.count = count
+        ws.close(timeout=2)
+
+
+def tradefeed_consumer(dispatch: str) -> Consumer:
+    """A FeedManager in *dispatch* mode: ``manual`` is pumped on this thread; any other
+    mode runs the callbacks on the manager's own threads."""
+
+    def consume(run: Run) -> None:
+        from tradefeed import FeedManager
+
+        n, stamps = run.job.trades, run.stamps
+        done = threading.Event()
+        count = 0
+
+        def on_trade(trade: Any) -> None:
+            nonlocal count
+            count += 1
+            if count == n:
+                done.set()
+
+        def on_trade_stamped(trade: Any) -> None:
+            assert stamps is not None
+            stamps.record(trade.trade_id, time.time_ns())
+            on_trade(trade)
+
+        manager = FeedManager(dispatch=dispatch, ping_interval=0)  # type: ignore[arg-type]
+        manager.on_trade(on_trade if stamps is None else on_trade_stamped)
+        manager.on_error(lambda error: run.error("on_error: %r" % (error,)))
+        manager.add_feed("dopp", url=run.job.url)
+        run.watch.start()
+        manager.start()
+        try:
+            if dispatch == "manual":
+                deadline = time.monotonic() + run.job.timeout
+                while count < n and (left := deadline - time.monotonic()) > 0:
+                    manager.pump(timeout=left)
+            else:
+                done.wait(run.job.timeout)
+            if count >= n:
+                run.watch.stop()
+        finally:
+            run.count = count
+            if not manager.stop(timeout=10):
+                run.error("stop() left threads running after 10 s")
+
+    return consume
+
+
+def consumer(name: str) -> Consumer:
+    """The consumer called *name*.  Only the asyncio consumers import asyncio (it
+    would count in the others' peak RSS).
+
+    :raises KeyError: no such consumer.
+    """
+    if name.startswith("tradefeed-"):
+        return tradefeed_consumer(name[len("tradefeed-") :])
+    if name in ("discard", "floor"):
+        return discard if name == "discard" else floor
+    from . import aioclients
+
+    asyncio_consumers = {
+        "websockets-json": aioclients.websockets_consumer("json"),
+        "websockets-orjson": aioclients.websockets_consumer("orjson"),
+        "cryptofeed": aioclients.cryptofeed,
+    }
+    return asyncio_consumers[name]
+
+
+def label(name: str) -> str:
+    """How tables show consumer *name*."""
+    if name.startswith("tradefeed-"):
+        return "tradefeed dispatch=%s" % name[len("tradefeed-") :]
+    return LABELS.get(name, name)
+
+
+def tradefeed_dispatch_modes() -> list[str]:
+    """The ``dispatch`` values this tradefeed accepts: the ones its signature declares,
+    plus ``inline`` if it takes it (a mode may be added before the annotation is)."""
+    from tradefeed import ConfigError, FeedManager
+
+    candidates = ["thread", "manual"]
+    try:
+        declared = typing.get_type_hints(FeedManager.__init__)["dispatch"]
+        candidates += [mode for mode in typing.get_args(declared) if isinstance(mode, str)]
+    except (KeyError, NameError, TypeError):
+        pass  # an annotation that does not evaluate here: rely on trying the names
+    candidates.append("inline")
+    modes = []
+    for mode in dict.fromkeys(candidates):
+        try:
+            FeedManager(dispatch=mode)  # type: ignore[arg-type]  # constructing starts no thread
+        except ConfigError:
+            continue
+        modes.append(mode)
+    return modes
+
+
+def available() -> list[str]:
+    """Every streaming consumer runnable here, in table order (the floor first)."""
+    names = ["discard", "floor"] + ["tradefeed-%s" % mode for mode in tradefeed_dispatch_modes()]
+    names.append("websockets-json")
+    if importlib.util.find_spec("orjson"):
+        names.append("websockets-orjson")
+    if importlib.util.find_spec("cryptofeed") and importlib.util.find_spec("yapic"):
+        names.append("cryptofeed")
+    return names
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one streaming job in this process and describe the outcome."""
+    run = Run(job, stamps=Stamps(job.trades) if job.stamps_file else None)
+    try:
+        consumer(job.consumer)(run)
+    except Exception as err:  # reported, not raised: the parent goes on with the others
+        run.error("%s: %s" % (type(err).__name__, err))
+    result: dict[str, Any] = {
+        "consumer": job.consumer,
+        "counted": run.count,
+        "complete": run.watch.stopped,
+        "elapsed_s": run.watch.elapsed,
+        "cpu_s": run.watch.cpu,
+        "peak_rss_kib": peak_rss_kib(),
+        "errors": run.errors,
+        "error_count": run.error_count,
+    }
+    if run.stamps is not None and job.stamps_file:
+        with open(job.stamps_file, "wb") as out:
+            run.stamps.times.tofile(out)
+        result["duplicates"] = run.stamps.duplicates
+        result["missing"] = run.stamps.missing()
+    return result
+
+
+def main() -> None:
+    """Read a :class:`Job` from stdin, run it, print the result as one JSON line."""
+    job = Job(**json.load(sys.stdin))
+    if job.connections:
+        from .idle import run_idle
+
+        raise_fd_limit(job.connections + 64)
+        result = run_idle(job)
+    else:
+        result = run_job(job)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
