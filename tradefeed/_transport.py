@@ -180,19 +180,36 @@ class BufferedSocket:
     Only the connection thread calls ``recv``; other threads may send or shut down.
     """
 
-    __slots__ = ("sock", "_buf", "_pos", "_secure")
+    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = b""
         self._pos = 0
         self._secure = isinstance(sock, ssl.SSLSocket)
+        self._failed: OSError | None = None  # what fill() met, for the next recv() to raise
+
+    def fill(self) -> None:
+        """Refill the empty buffer with one read (call when the socket is readable).
+
+        End of stream and errors are left for websocket-client to meet through
+        :meth:`recv`, so that it reports them exactly as it always does."""
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except OSError as err:  # ssl.SSLError and socket.timeout are OSErrors
+            self._failed = err
+            return
+        if data:
+            self._buf, self._pos = data, 0
 
     def recv(self, size: int) -> bytes:
         """Up to *size* bytes: from the buffer, or one read of :data:`READ_SIZE` when it is
         empty (which blocks, honours the socket's timeout, and returns ``b""`` at EOF)."""
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
+            if self._failed is not None:
+                failed, self._failed = self._failed, None
+                raise failed
             buf = self.sock.recv(READ_SIZE)
             if not buf:
                 return buf
@@ -272,10 +289,15 @@ class FrameLoop:
             if payload is not None:
                 on_data(payload)
                 continue
-            # no timeout: an idle connection costs no wake-ups.  stop() and the liveness
-            # checks shut the socket down, which ends the wait at once
             if not reader.buffered():
+                # no timeout: an idle connection costs no wake-ups.  stop() and the
+                # liveness checks shut the socket down, which ends the wait at once
                 poll.poll()
+                reader.fill()
+                payload = data_frame()
+                if payload is not None:  # the common case: a whole frame came in
+                    on_data(payload)
+                    continue
             if not read_callback():
                 break
 
