@@ -648,32 +648,33 @@ class Connection:
         """Remember the newest trade per symbol; on sequenced venues, report jumps.
 
         Runs once per trade: a run of trades of one key (most frames have one symbol)
-        reads and writes the shared dicts once, at its ends."""
+        reads and writes the shared dicts once, at its ends, and allocates nothing."""
         state = self.state
         last_seen, data_ns = state.last_seen, state.data_ns
         if state.stale:
             self._freshen(fresh)
         key: tuple[Any, str] | None = None
-        newest: tuple[int, int | None] | None = None  # (timestamp_ms, sequence) of the key's newest
+        symbol: str = ""
+        stream: Any = None
+        newest_ts: int | None = None  # the key's newest trade: None when none was seen
+        newest_seq: int | None = None
         for trade in fresh:
-            k = (trade.raw.get("stream"), trade.symbol)
-            if k != key:
-                if newest is not None:
-                    last_seen[key] = newest  # type: ignore[index]
-                key = k
-                data_ns[k] = received_ns
-                newest = last_seen.get(k)
+            if key is None or trade.symbol != symbol or trade.raw.get("stream") != stream:
+                if key is not None and newest_ts is not None:
+                    last_seen[key] = (newest_ts, newest_seq)
+                symbol, stream = trade.symbol, trade.raw.get("stream")
+                key = (stream, symbol)
+                data_ns[key] = received_ns
+                newest_ts, newest_seq = last_seen.get(key, (None, None))
             seq = trade.sequence
-            if sequenced and seq is not None and newest is not None:
-                last = newest[1]
-                if last is not None:
-                    if seq > last + 1:
-                        self._gap(k, "sequence", newest[0], trade.timestamp_ms, last, seq)
-                    elif seq <= last:
-                        continue  # late (reordered) trade: the newest stays the reference
-            newest = (trade.timestamp_ms, seq)
-        if newest is not None:
-            last_seen[key] = newest  # type: ignore[index]
+            if sequenced and seq is not None and newest_seq is not None:
+                if seq > newest_seq + 1:
+                    self._gap(key, "sequence", newest_ts, trade.timestamp_ms, newest_seq, seq)  # type: ignore[arg-type]
+                elif seq <= newest_seq:
+                    continue  # late (reordered) trade: the newest stays the reference
+            newest_ts, newest_seq = trade.timestamp_ms, seq
+        if key is not None and newest_ts is not None:
+            last_seen[key] = (newest_ts, newest_seq)
 
     def _freshen(self, fresh: list[Trade]) -> None:
         """Data for a stale symbol (or a stale feed): say it is fresh again."""

@@ -54,17 +54,23 @@ class Deduplicator:
         out: list[Trade] = []
         windows = self._windows
         size = self._size
-        last_key: tuple[object, str] | None = None
+        win: _Window | None = None
+        symbol: str = ""
+        stream: object = None
+        key: tuple[object, str] = (None, "")
         ids: set[str] = set()
         order: deque[str] = deque()
         started: set[tuple[object, str]] = set()  # keys with a fresh trade (kept only for repeats)
         for trade in trades:
-            key = (trade.raw.get("stream"), trade.symbol)
-            if key != last_key:  # a frame's trades are mostly of one symbol
+            # a frame's trades are mostly of one symbol: look the window up (and build
+            # the key tuple, an allocation the cyclic GC counts) only when it changes
+            if win is None or trade.symbol != symbol or trade.raw.get("stream") != stream:
+                symbol, stream = trade.symbol, trade.raw.get("stream")
+                key = (stream, symbol)
                 win = windows.get(key)
                 if win is None:
                     win = windows[key] = _Window(size)
-                ids, order, last_key = win.ids, win.order, key
+                ids, order = win.ids, win.order
             tid = trade.trade_id
             if tid in ids:
                 self.dropped += 1

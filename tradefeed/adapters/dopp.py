@@ -255,11 +255,12 @@ def _build(
 
 if msgspec is not None:
 
-    class _Record(msgspec.Struct, forbid_unknown_fields=True):
+    class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         """A trade record with every field dopp.md shows and no other (its optional
         mapped fields may be absent).  A record with a field missing or an unknown one
         fails to decode, and its frame takes the generic path, so ``raw`` is always
-        exactly what the generic path would give."""
+        exactly what the generic path would give.  ``gc=False``: decoded JSON cannot
+        refer back to a record, and untracked records do not drive the cyclic GC."""
 
         wallet_address: Any
         amount: Any
@@ -281,7 +282,7 @@ if msgspec is not None:
         liquidity: Any = msgspec.UNSET
         trade_seq: Any = msgspec.UNSET
 
-    class _Element(msgspec.Struct, forbid_unknown_fields=True):
+    class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         last_trades: list[_Record]
 
     _UNSET: Any = msgspec.UNSET
