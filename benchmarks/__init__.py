@@ -11,6 +11,7 @@ tables.  Modules:
   (:mod:`benchmarks.aioclients`: the asyncio ones; :mod:`benchmarks.idle`: idle connections);
 - :mod:`benchmarks.procstat`: CPU, memory and thread figures of the current process;
 - :mod:`benchmarks.harness`: starts those processes and collects their results;
+- :mod:`benchmarks.soak`: memory over a long run (10 M trades): its run, summary and table;
 - :mod:`benchmarks.report`: summaries, tables, JSON and ``RESULTS.rst``;
 - :mod:`benchmarks.run`: the command line.
 """

@@ -16,7 +16,10 @@ Every consumer reads the same Dopp frames and does the least its design allows:
 - ``floor``: websocket-client ``create_connection(skip_utf8_validation=True)`` +
   ``recv()`` + ``json.loads``, counting records: the loop tradefeed is built on;
 - ``tradefeed-<dispatch>``: a FeedManager (``ping_interval=0``) with one Dopp feed and a
-  counting ``on_trade`` callback; ``manual`` is driven by ``pump()`` on the main thread;
+  counting ``on_trade`` callback; ``manual`` is driven by ``pump()`` on the main thread.
+  With ``sample_every`` (the soak) the callback also samples memory every that many
+  trades (:func:`memory_sample`) and the result carries ``samples`` and the feed's
+  ``stats()`` counters;
 - ``websockets-json``, ``websockets-orjson``: the ``websockets`` asyncio client;
 - ``cryptofeed``: cryptofeed's connection layer (``WSAsyncConn``, uvloop as its
   FeedHandler sets it up) and the work its Deribit trade handler does per record:
@@ -25,6 +28,7 @@ Every consumer reads the same Dopp frames and does the least its design allows:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import socket
@@ -37,9 +41,19 @@ from urllib.parse import urlsplit
 
 from .frames import client_upgrade_request
 from .job import Consumer, Job, Run, Stamps
-from .procstat import peak_rss_kib, raise_fd_limit
+from .procstat import peak_rss_kib, raise_fd_limit, rss_kib
 
-__all__ = ["LABELS", "STAMPLESS", "available", "consumer", "label", "main", "run_job", "tradefeed_dispatch_modes"]
+__all__ = [
+    "LABELS",
+    "STAMPLESS",
+    "available",
+    "consumer",
+    "label",
+    "main",
+    "memory_sample",
+    "run_job",
+    "tradefeed_dispatch_modes",
+]
 
 #: display names of the consumers that are not tradefeed
 LABELS = {
@@ -98,6 +112,20 @@ def floor(run: Run) -> None:
         ws.close(timeout=2)
 
 
+def memory_sample(trades: int, elapsed_s: float) -> dict[str, float]:
+    """This process's memory after *trades* trades and *elapsed_s* seconds: resident
+    (``VmRSS``, KiB) and the blocks Python's small-object allocator has handed out
+    (``sys.getallocatedblocks()``: objects kept alive, whatever the allocator's pools
+    and the OS do with freed memory)."""
+    return {"trades": trades, "elapsed_s": elapsed_s, "rss_kib": rss_kib(), "blocks": sys.getallocatedblocks()}
+
+
+def _counters(stats: Any) -> dict[str, int]:
+    """The whole-number fields of a ``FeedStats`` (messages, trades, duplicates...)."""
+    values = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    return {name: value for name, value in values.items() if type(value) is int}
+
+
 def tradefeed_consumer(dispatch: str) -> Consumer:
     """A FeedManager in *dispatch* mode: ``manual`` is pumped on this thread; any other
     mode runs the callbacks on the manager's own threads."""
@@ -105,9 +133,10 @@ def tradefeed_consumer(dispatch: str) -> Consumer:
     def consume(run: Run) -> None:
         from tradefeed import FeedManager
 
-        n, stamps = run.job.trades, run.stamps
+        n, stamps, every = run.job.trades, run.stamps, run.job.sample_every
         done = threading.Event()
         count = 0
+        samples: list[dict[str, float]] = []
 
         def on_trade(trade: Any) -> None:
             nonlocal count
@@ -120,10 +149,15 @@ def tradefeed_consumer(dispatch: str) -> Consumer:
             stamps.record(trade.trade_id, time.time_ns())
             on_trade(trade)
 
+        def on_trade_sampled(trade: Any) -> None:
+            on_trade(trade)
+            if count % every == 0:
+                samples.append(memory_sample(count, run.watch.lap()))
+
         manager = FeedManager(dispatch=dispatch, ping_interval=0)  # type: ignore[arg-type]
-        manager.on_trade(on_trade if stamps is None else on_trade_stamped)
+        manager.on_trade(on_trade_stamped if stamps is not None else on_trade_sampled if every else on_trade)
         manager.on_error(lambda error: run.error("on_error: %r" % (error,)))
-        manager.add_feed("dopp", url=run.job.url)
+        feed = manager.add_feed("dopp", url=run.job.url)
         run.watch.start()
         manager.start()
         try:
@@ -137,6 +171,8 @@ def tradefeed_consumer(dispatch: str) -> Consumer:
                 run.watch.stop()
         finally:
             run.count = count
+            if every:
+                run.extra.update(samples=samples, stats=_counters(feed.stats()))
             if not manager.stop(timeout=10):
                 run.error("stop() left threads running after 10 s")
 
@@ -219,6 +255,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "peak_rss_kib": peak_rss_kib(),
         "errors": run.errors,
         "error_count": run.error_count,
+        **run.extra,
     }
     if run.stamps is not None and job.stamps_file:
         with open(job.stamps_file, "wb") as out:

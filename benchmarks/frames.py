@@ -1,7 +1,8 @@
 """Bytes on the wire: Dopp trade frames and the little of RFC 6455 the servers speak.
 
-Pure functions and one sans-I/O reader; no sockets here.  Trade ids run 1..N, so
-``int(trade_id) - 1`` indexes per-trade arrays and de-duplication drops nothing.
+Pure functions, one sans-I/O reader and the soak stream's generator; no sockets here.
+Trade ids run 1..N, so ``int(trade_id) - 1`` indexes per-trade arrays and
+de-duplication drops nothing.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import base64
 import hashlib
 import os
 import struct
+from typing import Iterator, Sequence
 
 __all__ = [
     "OP_CLOSE",
     "OP_PING",
+    "SOAK_INSTRUMENTS",
     "ClientFrameReader",
     "burst_stream",
     "client_upgrade_request",
@@ -21,6 +24,7 @@ __all__ = [
     "dopp_frame",
     "pong_frame",
     "request_path",
+    "soak_chunks",
     "upgrade_response",
     "ws_text_frame",
 ]
@@ -78,6 +82,68 @@ def burst_stream(trades: int, per_frame: int) -> bytes:
     if per_frame < 1 or trades < per_frame or trades % per_frame:
         raise ValueError("trades (%d) must be a positive multiple of per_frame (%d)" % (trades, per_frame))
     return b"".join(ws_text_frame(dopp_frame(first, per_frame)) for first in range(1, trades + 1, per_frame))
+
+
+#: the soak stream's instruments, one frame each in turn: (instrument_name, base_currency)
+SOAK_INSTRUMENTS = tuple(
+    (coin + "-PERPETUAL", coin) for coin in ("BTC", "ETH", "SOL", "XRP", "DOGE", "AVAX", "LINK", "LTC")
+)  # fmt: skip
+
+
+def _soak_template(instrument: str, currency: str, per_frame: int) -> bytes:
+    """A frame of *per_frame* records of *instrument*, with positional ``%d`` slots:
+    order_id, timestamp, trade_id and trade_seq of each record, in that order."""
+    record = _RECORD
+    for old, new in (
+        ('"base_currency":"BTC"', '"base_currency":"%s"' % currency),
+        ('"instrument_name":"BTC-PERPETUAL"', '"instrument_name":"%s"' % instrument),
+        ('"trade_seq":%(id)d', '"trade_seq":%(seq)d'),
+        ("%(id)d", "%d"),
+        ("%(ms)d", "%d"),
+        ("%(seq)d", "%d"),
+    ):
+        assert old in record, old  # _RECORD changed: so must this
+        record = record.replace(old, new)
+    return ('[{"last_trades":[%s]}]' % ",".join([record] * per_frame)).encode()
+
+
+def soak_chunks(
+    trades: int, per_frame: int, instruments: Sequence[tuple[str, str]] = SOAK_INSTRUMENTS
+) -> Iterator[bytes]:
+    """The soak stream, a round at a time: trades 1..*trades*, *per_frame* per frame,
+    each frame of one instrument, the instruments in turn.  Each chunk is one frame per
+    instrument (the last may be shorter), so memory does not grow with *trades*.
+
+    Trade ids (and order ids) are unique across the stream and timestamps rise with
+    them, so de-duplication keeps every trade; ``trade_seq`` counts each instrument's
+    own trades (1, 2, ...), so a sequenced venue sees no gap.
+
+    :raises ValueError: *trades* is not a positive multiple of *per_frame*.
+    """
+    if per_frame < 1 or trades < per_frame or trades % per_frame:
+        raise ValueError("trades (%d) must be a positive multiple of per_frame (%d)" % (trades, per_frame))
+    templates = [_soak_template(name, currency, per_frame) for name, currency in instruments]
+    return _soak_rounds(trades // per_frame, per_frame, templates)
+
+
+def _soak_rounds(frames: int, per_frame: int, templates: list[bytes]) -> Iterator[bytes]:
+    """:func:`soak_chunks` once its arguments are checked: *frames* frames from
+    *templates* (one per instrument, :func:`_soak_template`), a round per chunk."""
+    width = len(templates)
+    round_trades, step = width * per_frame, 4 * per_frame
+    values: list[int] = [0] * (4 * round_trades)  # the slots of one round, refilled in place
+    for first_frame in range(0, frames, width):
+        first = first_frame * per_frame + 1  # the round's first trade id
+        seq = first_frame // width * per_frame + 1  # each instrument's first trade_seq in it
+        ids = range(first, first + round_trades)
+        values[0::4] = ids  # order_id
+        values[1::4] = range(_FIRST_MS + first, _FIRST_MS + first + round_trades)  # timestamp
+        values[2::4] = ids  # trade_id
+        values[3::4] = list(range(seq, seq + per_frame)) * width  # trade_seq
+        yield b"".join(
+            ws_text_frame(template % tuple(values[i * step : (i + 1) * step]))
+            for i, template in enumerate(templates[: frames - first_frame])
+        )
 
 
 def upgrade_response(request: bytes) -> bytes:

@@ -22,7 +22,17 @@ from typing import IO, Any, Callable, Sequence
 from .consumers import STAMPLESS
 from .job import Job
 
-__all__ = ["LATENCY_POINTS", "Scenario", "ServerProcess", "idle", "latency", "percentile", "run_job", "throughput"]
+__all__ = [
+    "LATENCY_POINTS",
+    "Scenario",
+    "ServerProcess",
+    "idle",
+    "latency",
+    "percentile",
+    "run_job",
+    "throughput",
+    "throughput_timeout",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 #: a consumer that had not finished after this many seconds (plus its job's own
@@ -50,9 +60,10 @@ def _child_env() -> dict[str, str]:
 class Scenario:
     """One measured load and what every run of it returned."""
 
-    #: ``throughput``, ``latency`` or ``idle``
+    #: ``throughput``, ``latency``, ``idle`` or ``soak``
     mode: str
-    #: the load's settings: per_frame and trades; rate and trades; connections and window
+    #: the load's settings: per_frame and trades; rate and trades; connections and window;
+    #: soak: trades, per_frame, instruments and sample_every
     params: dict[str, Any]
     #: per repetition, consumer name -> the consumer's result (``consumers.run_job``);
     #: latency runs add ``latency_us`` (:data:`LATENCY_POINTS`) and ``server_rate``
@@ -100,10 +111,17 @@ class ServerProcess:
     def wait_sent(self, run: str) -> float | None:
         """Block until the paced server has finished *run*; its achieved frames per
         second, or None if the client went away first or the server ended."""
+        figures = self.wait_report(run)
+        return float(figures[0]) if figures else None
+
+    def wait_report(self, run: str) -> list[str] | None:
+        """Block until the server has finished *run* (paced and soak servers); the
+        words after the run's name on its ``sent`` line, or None if the client went
+        away first or the server ended."""
         for line in self._stdout:
             words = line.split()
             if len(words) >= 2 and words[1] == run:
-                return float(words[2]) if words[0] == "sent" else None
+                return words[2:] if words[0] == "sent" else None
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
@@ -154,7 +172,8 @@ def _rotated(names: list[str], repetition: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-def _throughput_timeout(trades: int) -> float:
+def throughput_timeout(trades: int) -> float:
+    """Seconds a consumer is given to count *trades* trades."""
     return max(60.0, trades / 2000)  # even a slow consumer manages 2,000 trades/s
 
 
@@ -180,7 +199,7 @@ def throughput(
             results = {}
             for name in _rotated(consumers, repetition):
                 stamps = os.path.join(tmp, name + ".recv") if verify and name not in STAMPLESS else None
-                job = Job(name, server.url(), trades, _throughput_timeout(trades), stamps, server.stream_bytes)
+                job = Job(name, server.url(), trades, throughput_timeout(trades), stamps, server.stream_bytes)
                 results[name] = result = run_job(job)
                 rate = trades / result["elapsed_s"] if result.get("complete") else 0.0
                 log("throughput %d/frame, repetition %d: %-18s %10.0f trades/s" % (per_frame, repetition + 1, name, rate))

@@ -36,6 +36,8 @@ class Job:
     connections: int = 0
     #: idle: seconds to measure once every connection is open
     window: float = 0.0
+    #: soak: sample memory every this many trades (tradefeed consumers; 0: never)
+    sample_every: int = 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -78,6 +80,8 @@ class Run:
     count: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    #: figures only some consumers give (soak: ``samples``, ``stats``), added to the result
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def error(self, message: str) -> None:
         self.error_count += 1

@@ -63,6 +63,10 @@ class Stopwatch:
     def start(self) -> None:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
 
+    def lap(self) -> float:
+        """Seconds since :meth:`start`; the watch runs on."""
+        return time.perf_counter() - self._wall
+
     def stop(self) -> None:
         self.elapsed = time.perf_counter() - self._wall
         self.cpu = time.process_time() - self._cpu

@@ -19,14 +19,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from . import soak
 from .consumers import label
+from .frames import SOAK_INSTRUMENTS
 from .harness import LATENCY_POINTS, REPO, Scenario
 from .idle import IDLE_CONSUMERS
 
 __all__ = ["machine", "source_digest", "summarize", "tables", "update_results", "write_json"]
 
 RESULTS = REPO / "benchmarks" / "RESULTS.rst"
-_MODE_TITLES = {"throughput": "Throughput", "latency": "Latency", "idle": "Idle connections"}
+_MODE_TITLES = {"throughput": "Throughput", "latency": "Latency", "idle": "Idle connections", "soak": "Soak"}
 
 _PREAMBLE = """\
 =================
@@ -59,6 +61,26 @@ repetition, more than the absolute rates.
   defaults; measured over a window once all are open.  ``KiB/conn`` is resident memory
   above the process's own before connecting, divided by N.
 """
+_PREAMBLE += """\
+- **soak** (``--mode soak``, not part of the default run): tradefeed with its default
+  dispatcher thread counts %(soak_trades)s trades of unique ids, %(per_frame)d per frame, the
+  frames of %(instruments)d instruments in turn, from a server that generates them as it goes.
+  The consumer samples its resident memory (``VmRSS``) and Python's allocated blocks
+  (``sys.getallocatedblocks()``) every %(every)s trades; the table shows the first sample,
+  every million and the last.  The baseline is the sample at %(warmup)s trades (imports
+  done, buffers grown, de-duplication windows full); **FLAT** means resident memory stayed
+  less than %(flat).1f MiB above it at every later sample, the end included.  Allocated blocks count the objects
+  alive, whatever the allocator keeps; they move with the trades queued at the moment of
+  the sample.  The server reports the share of the stream its thread spent on the CPU:
+  well below 100 %%, it was not what limited the rate.
+""" % {
+    "soak_trades": format(soak.DEFAULT_TRADES, ","),
+    "per_frame": soak.PER_FRAME,
+    "instruments": len(SOAK_INSTRUMENTS),
+    "every": format(soak.DEFAULT_SAMPLE_EVERY, ","),
+    "warmup": format(soak.WARMUP_TRADES, ","),
+    "flat": soak.FLAT_GROWTH_MIB,
+}
 
 
 def machine() -> dict[str, Any]:
@@ -124,7 +146,9 @@ def _consumers(scenario: Scenario) -> list[str]:
 
 def summarize(scenario: Scenario) -> list[dict[str, Any]]:
     """One row of figures per consumer (see the preamble of ``RESULTS.rst``)."""
-    summary = {"throughput": _throughput_rows, "latency": _latency_rows, "idle": _idle_rows}[scenario.mode]
+    summary = {"throughput": _throughput_rows, "latency": _latency_rows, "idle": _idle_rows, "soak": soak.summarize}[
+        scenario.mode
+    ]
     return summary(scenario)
 
 
@@ -213,6 +237,8 @@ def _title(scenario: Scenario) -> str:
         return "%s frames/s, 1 trade/frame, %s trades per run (first %s warm-up), %d repetition(s); %s" % (
             format(p["rate"], ","), format(p["trades"], ","), format(p["warmup"], ","), len(scenario.runs), achieved
         )
+    if scenario.mode == "soak":
+        return soak.title(scenario)
     return "%s connections, measured over %g s" % (format(p["connections"], ","), p["window"])
 
 
@@ -240,6 +266,8 @@ def _scenario_lines(scenario: Scenario) -> list[str]:
             + [_number(r["cpu_percent"], ".0f"), str(r["missing"])]
             for r in rows
         ]
+    elif scenario.mode == "soak":
+        headers, body = soak.table(rows[0])
     else:
         headers = ["consumer", "open", "connect s", "KiB/conn", "threads", "CPU %", "status events"]
         body = [
@@ -255,6 +283,8 @@ def _scenario_lines(scenario: Scenario) -> list[str]:
             for r in rows
         ]
     lines = [_title(scenario), ""] + _table(headers, body)
+    if scenario.mode == "soak":
+        lines += [""] + [line for row in rows for line in soak.verdict(row)]
     for r in rows:
         for error in r["errors"]:
             lines.append("  ! %s: %s" % (r["consumer"], error))
@@ -333,6 +363,7 @@ def update_results(info: dict[str, Any], command: str, by_mode: dict[str, str], 
     title = "%s: %s, %d cores" % (info["date"], info["cpu"], info["cores"])
     _, parts = _split(sections.pop(title, ""), _PART)
     parts.update({mode: _part(mode, info, command, table) for mode, table in by_mode.items()})
-    ordered = [parts[mode] for mode in _MODE_TITLES if mode in parts]
+    # each part ends in a blank line (the file's last part lost it: the file is stripped)
+    ordered = [parts[mode].rstrip("\n") + "\n\n" for mode in _MODE_TITLES if mode in parts]
     section = ".. section: %s\n\n%s\n%s" % (title, _heading(title, "-"), "".join(ordered))
-    path.write_text(_PREAMBLE + "\n" + section + "".join(sections.values()).rstrip("\n") + "\n")
+    path.write_text(_PREAMBLE + "\n" + (section + "".join(sections.values())).rstrip("\n") + "\n")

@@ -1,8 +1,9 @@
 """tradefeed against the bare websocket-client loop, websockets and cryptofeed, side by side.
 
-    python benchmarks/run.py                       # every mode, about 5 minutes on 2 cores
+    python benchmarks/run.py                       # throughput, latency, idle: about 5 minutes on 2 cores
+    python benchmarks/run.py --mode soak           # memory over 10 M trades: 2 minutes or more
     python benchmarks/run.py --mode throughput --repeat 5
-    python benchmarks/run.py --quick               # every mode, small: under a minute
+    python benchmarks/run.py --quick               # the default modes, small: under a minute
     python benchmarks/run.py --consumers floor,tradefeed-thread --mode latency
     python benchmarks/run.py --json out.json --write-results
 
@@ -20,11 +21,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import consumers, harness, report  # noqa: E402
+from benchmarks import consumers, harness, report, soak  # noqa: E402
 from benchmarks.harness import Scenario  # noqa: E402
 from benchmarks.idle import IDLE_CONSUMERS  # noqa: E402
 
+#: the modes of ``--mode all`` (the default)
 MODES = ("throughput", "latency", "idle")
+#: modes run only when named: a soak takes minutes
+EXTRA_MODES = ("soak",)
+#: ``--quick``: trades per soak unless --soak-trades is given
+QUICK_SOAK_TRADES = 1_000_000
 #: trades per throughput run, by trades per frame (about a second for the floor)
 DEFAULT_TRADES = {1: 50_000, 20: 150_000}
 
@@ -50,7 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[2:]),
     )  # fmt: skip
-    parser.add_argument("--mode", choices=MODES + ("all",), default="all")
+    parser.add_argument(
+        "--mode", choices=MODES + EXTRA_MODES + ("all",), default="all", help="all: %s (default)" % ", ".join(MODES)
+    )
     parser.add_argument("--repeat", type=_positive_int, default=3, help="repetitions of throughput and latency (default 3)")
     parser.add_argument(
         "--consumers",
@@ -67,6 +75,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group = parser.add_argument_group("idle")
     group.add_argument("--connections", type=_positive_ints, default=[100, 500, 1000], help="default 100,500,1000")
     group.add_argument("--window", type=float, default=10.0, help="seconds measured once all are open (default 10)")
+    group = parser.add_argument_group("soak")
+    group.add_argument(
+        "--soak-trades",
+        type=_positive_int,
+        help="trades counted (default %s; %s with --quick)" % (format(soak.DEFAULT_TRADES, ","), format(QUICK_SOAK_TRADES, ",")),
+    )
+    group.add_argument(
+        "--sample-every",
+        type=_positive_int,
+        default=soak.DEFAULT_SAMPLE_EVERY,
+        help="trades between memory samples (default %s)" % format(soak.DEFAULT_SAMPLE_EVERY, ","),
+    )
     group = parser.add_argument_group("output")
     group.add_argument("--json", metavar="FILE", help="write every result as JSON")
     group.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.rst")
@@ -74,6 +94,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.repeat, args.seconds, args.window = 1, 1.0, 3.0
         args.connections = [min(args.connections)]
+    if not args.soak_trades:
+        args.soak_trades = QUICK_SOAK_TRADES if args.quick else soak.DEFAULT_TRADES
+    if args.soak_trades % soak.PER_FRAME:
+        parser.error("--soak-trades (%d) must be a multiple of %d (trades per frame)" % (args.soak_trades, soak.PER_FRAME))
     available = consumers.available()
     if args.consumers:
         chosen = args.consumers.split(",")
@@ -131,6 +155,8 @@ def run(args: argparse.Namespace) -> list[Scenario]:
     if "idle" in modes:
         for connections in args.connections:
             scenarios.append(harness.idle(list(IDLE_CONSUMERS), connections, args.window, log=_progress))
+    if "soak" in modes:
+        scenarios.append(soak.soak(args.soak_trades, args.sample_every, log=_progress))
     return scenarios
 
 

@@ -3,6 +3,7 @@
 
     python -m benchmarks.server burst --trades 60000 --per-frame 1
     python -m benchmarks.server paced --trades 20000 --rate 10000 --log-dir /tmp/x
+    python -m benchmarks.server soak --trades 10000000 --per-frame 20
     python -m benchmarks.server idle
 
 Each binds 127.0.0.1 on a port the OS chooses, prints ``ready <port> <stream bytes>``
@@ -15,6 +16,12 @@ and serves until its stdin closes.
   int64 array; ``<run>`` is the last segment of the URL path, ``ws://host:port/run/<run>``),
   then ``sent <run> <frames per second achieved>`` is printed (``failed <run>`` if the
   client went away first).
+- ``soak``: every client gets N trades, *per-frame* per frame, generated a round at a
+  time (:func:`benchmarks.frames.soak_chunks`: unique ids, instruments in turn), so the
+  server's memory does not grow with N; then ``sent <run> <trades per second>
+  <busy>`` is printed, *busy* being the fraction of the streaming time the server's
+  thread spent on the CPU (well below 1: the client, not the server, set the pace), or
+  ``failed <run>``.  ``<run>`` is the URL path's last segment, as for ``paced``.
 - ``idle``: an asyncio (``websockets``) server that accepts thousands of connections,
   answers their pings and sends nothing.
 
@@ -44,12 +51,13 @@ from .frames import (
     dopp_frame,
     pong_frame,
     request_path,
+    soak_chunks,
     upgrade_response,
     ws_text_frame,
 )
 from .procstat import raise_fd_limit
 
-__all__ = ["FrameServer", "main"]
+__all__ = ["FrameServer", "PacedStream", "SoakStream", "main"]
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _print_lock = threading.Lock()
@@ -157,6 +165,27 @@ class PacedStream:
             send(frame)
 
 
+class SoakStream:
+    """Sends a long stream generated as it goes (a round of frames per ``sendall``),
+    then reports its rate and how busy it was."""
+
+    def __init__(self, trades: int, per_frame: int) -> None:
+        soak_chunks(trades, per_frame)  # raises ValueError now, not in a client thread
+        self._trades, self._per_frame = trades, per_frame
+
+    def __call__(self, conn: socket.socket, path: str) -> None:
+        run = path.rsplit("/", 1)[-1] or "-"
+        try:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            for chunk in soak_chunks(self._trades, self._per_frame):
+                conn.sendall(chunk)
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        except Exception:
+            announce("failed", run)
+            raise
+        announce("sent", run, "%.0f" % (self._trades / wall), "%.3f" % (cpu / wall))
+
+
 def _serve_raw(stream: Callable[[socket.socket, str], None], stream_bytes: int) -> None:
     server = FrameServer(stream)
     acceptor = threading.Thread(target=server.serve_forever, name="bench-accept")
@@ -190,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     paced.add_argument("--trades", type=int, required=True)
     paced.add_argument("--rate", type=float, required=True, help="frames per second")
     paced.add_argument("--log-dir", required=True)
+    soak = kinds.add_parser("soak", help="send a long stream of unique trades, generated as it goes")
+    soak.add_argument("--trades", type=int, required=True)
+    soak.add_argument("--per-frame", type=int, required=True)
     idle = kinds.add_parser("idle", help="accept many connections, send nothing")
     idle.add_argument("--connections", type=int, default=1000)
     args = parser.parse_args(argv)
@@ -198,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve_raw(lambda conn, path: conn.sendall(stream), len(stream))
     elif args.kind == "paced":
         _serve_raw(PacedStream(args.trades, args.rate, args.log_dir), 0)
+    elif args.kind == "soak":
+        _serve_raw(SoakStream(args.trades, args.per_frame), 0)
     else:
         raise_fd_limit(args.connections + 64)
         asyncio.run(_serve_idle())

@@ -4,9 +4,9 @@ inside our own reconnect loop.
 This is the only module that imports ``websocket``; its exceptions are translated
 here into :mod:`tradefeed.exceptions`.  The thread parses frames through the venue
 adapter, de-duplicates, and hands *batches* to the dispatcher: everything parsed while
-the socket still has bytes pending goes over in one ``put``, so under load the consumer
-wakes once per batch, not once per frame.  It never runs user code and never blocks on
-the queue.
+the socket still has bytes pending goes over in one ``put`` (up to ``batch_items``, a
+batch small enough to stay in the CPU cache), so under load the consumer wakes once per
+batch, not once per frame.  It never runs user code and never blocks on the queue.
 
 The TCP (and TLS) socket is opened here rather than by websocket-client, for three
 reasons: a connect timeout per feed without touching websocket-client's process-wide
@@ -68,8 +68,9 @@ class ConnectionSettings:
     ping_timeout: float = 10.0
     #: TCP connect + TLS + HTTP upgrade, each; also the longest wait for one frame's bytes
     connect_timeout: float = 10.0
-    #: hand over at the latest after this many frames, even if more bytes are pending
-    batch_frames: int = 256
+    #: hand over at the latest once this many items (trades, events) are pending, even
+    #: if more bytes are: a batch that stays in the CPU's cache while it is delivered
+    batch_items: int = 256
     #: trade ids remembered per symbol for de-duplication
     dedup_window: int = 4096
     #: a connection that delivered data and stayed up this long resets the backoff
@@ -183,7 +184,6 @@ class Connection:
         self.retiring = False
         self._record = settings.recorder
         self._pending: list[Any] = []
-        self._frames_pending = 0
         self._current: _Attempt | None = None
         self._raw_sock: socket.socket | None = None
         self._wake_r: socket.socket | None = None  # stop() writes to _wake_w to end a connect wait
@@ -579,7 +579,6 @@ class Connection:
                     feed=self.name,
                 )
             )
-            self._frames_pending += 1
             if not self._more_pending(attempt):
                 self._flush()
             return
@@ -630,8 +629,7 @@ class Connection:
                 attempt.healthy = True
                 if not self.data_seen.is_set():
                     self.data_seen.set()
-        self._frames_pending += 1
-        if pending and (self._frames_pending >= self.settings.batch_frames or not self._more_pending(attempt)):
+        if pending and (len(pending) >= self.settings.batch_items or not self._more_pending(attempt)):
             self._flush()
 
     def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
@@ -769,7 +767,6 @@ class Connection:
     def _flush(self) -> None:
         batch = self._pending
         self._pending = []
-        self._frames_pending = 0
         self._put(batch, self.name)
 
     def _emit(self, status: Status, **detail: Any) -> None:

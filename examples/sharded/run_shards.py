@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import yaml
@@ -52,19 +51,23 @@ def main() -> None:
             config = folder / "feeds.yaml"
             simulated_config(sim, Path(args.config), config)
         env = dict(os.environ, REDIS_URL=args.redis)
+        # with --duration each shard stops itself (its clock starts once it runs, so a
+        # shard slow to start still gets its full time); Ctrl-C stops them all now
+        duration = ["--duration", str(args.duration)] if args.duration else []
         shards = [
             subprocess.Popen(
-                [sys.executable, "-m", "tradefeed", "run", str(config), "--shard", "%d/%d" % (i, args.shards), "--quiet"],
+                [sys.executable, "-m", "tradefeed", "run", str(config), "--shard", "%d/%d" % (i, args.shards), "--quiet"]
+                + duration,
                 env=env,
             )
             for i in range(1, args.shards + 1)
         ]
         try:
-            threading.Event().wait(args.duration or None)
+            for shard in shards:
+                shard.wait()
         except KeyboardInterrupt:
-            pass
-        for shard in shards:
-            shard.send_signal(signal.SIGTERM)  # each flushes its sink and exits 0
+            for shard in shards:
+                shard.send_signal(signal.SIGTERM)  # each flushes its sink and exits 0
         codes = [shard.wait(30) for shard in shards]
         print("shards exited with", codes, flush=True)
         sys.exit(max(codes))

@@ -1,16 +1,20 @@
 """Benchmark smoke: the consumers ``benchmarks/run.py`` compares count correctly.
 
-A tiny throughput round through the real harness (a server process, one process per
-consumer).  Nothing here is timed: the machine running tests is not a benchmark machine.
+A tiny throughput round and a tiny soak through the real harness (a server process, one
+process per consumer).  Nothing here is timed, nor is memory judged: the machine running
+tests is not a benchmark machine.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from benchmarks import consumers, harness, report
+from benchmarks import consumers, harness, report, soak
+from benchmarks.frames import SOAK_INSTRUMENTS, ClientFrameReader, soak_chunks
 from benchmarks.harness import Scenario
 
 TRADES = 200
@@ -48,6 +52,9 @@ def test_results_file_keeps_other_modes_and_replaces_the_rewritten_one(tmp_path:
     assert tables == ["idle-day-1", "throughput-2", "latency"]
     assert text.index("2026-01-02") < text.index("2026-01-01")
     assert text.count(".. section: 2026-01-02") == 1
+    # a part added to the file's last section: the part before it still ends in a blank line
+    report.update_results({**info, "date": "2026-01-01"}, "run", {"soak": "table-soak"}, path)
+    assert "table-idle-day-1\n\n.. mode: soak" in path.read_text()
 
 
 def test_ratio_to_the_floor_is_taken_within_each_repetition() -> None:
@@ -61,3 +68,43 @@ def test_ratio_to_the_floor_is_taken_within_each_repetition() -> None:
     rows = {row["consumer"]: row for row in report.summarize(scenario)}
     assert rows["x"]["x_floor"] == 1.0  # ratios 0.5, 2.0, 1.0
     assert rows["x"]["rate_median"] == 50.0
+
+
+def test_soak_stream_has_unique_ids_and_each_instrument_its_own_gapless_sequence() -> None:
+    """Trade ids 1..N once each, in rising time; each frame one instrument, in turn;
+    each instrument's trade_seq 1, 2, 3...; a last round shorter than the others."""
+    trades, per_frame = 20 * (len(SOAK_INSTRUMENTS) * 2 + 3), 20
+    reader = ClientFrameReader()
+    ids, stamps, names = [], [], []
+    sequences: dict[str, list[int]] = defaultdict(list)
+    for chunk in soak_chunks(trades, per_frame):
+        for _, payload in reader.feed(chunk):
+            (element,) = json.loads(payload)
+            records = element["last_trades"]
+            assert len(records) == per_frame and len({r["instrument_name"] for r in records}) == 1
+            names.append(records[0]["instrument_name"])
+            for record in records:
+                ids.append(int(record["trade_id"]))
+                stamps.append(record["timestamp"])
+                sequences[record["instrument_name"]].append(record["trade_seq"])
+    assert ids == list(range(1, trades + 1)) and stamps == sorted(stamps)
+    assert names[: len(SOAK_INSTRUMENTS)] == [name for name, _ in SOAK_INSTRUMENTS]
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in sequences.values())
+    with pytest.raises(ValueError):
+        soak_chunks(30, per_frame)
+
+
+def test_soak_counts_every_trade_and_samples_memory() -> None:
+    """The soak consumer counts N unique trades (none dropped as a duplicate, no gap)
+    and samples its memory every so many; the report draws them."""
+    scenario = soak.soak(2_000, sample_every=500)
+    result = scenario.runs[0][soak.CONSUMER]
+    assert result["complete"] and result["counted"] == 2_000 and result["errors"] == [], result
+    assert [s["trades"] for s in result["samples"]] == [500, 1_000, 1_500, 2_000]
+    assert all(s["rss_kib"] > 0 and s["blocks"] > 0 for s in result["samples"])
+    stats = result["stats"]
+    assert (stats["trades"], stats["duplicates"], stats["gaps"], stats["errors"]) == (2_000, 0, 0, 0)
+    (row,) = report.summarize(scenario)
+    assert row["failed"] == 0 and row["baseline_trades"] == 500
+    text = report.tables([scenario])["soak"]
+    assert "FLAT: never +%.1f MiB" % soak.FLAT_GROWTH_MIB in text and "duplicates 0" in text

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tradefeed import Backoff, FeedClosedError, HandshakeError, Status
+from tradefeed import Backoff, FeedClosedError, HandshakeError, Status, TransportError
 
 from .rawserver import RawServer, ping_frame, text_frame, upgrade_response
 
@@ -175,7 +175,10 @@ def test_tls_certificates_are_verified_by_default(tls_server, make_manager, coll
     with manager:
         assert collector.wait_status(Status.RECONNECTING, count=2)
     errors = [e.detail["error"] for e in collector.statuses if e.status is Status.DISCONNECTED]
-    assert errors and all("CERTIFICATE_VERIFY_FAILED" in str(e) for e in errors)
+    # the first attempt names the certificate; a later one may meet a server still
+    # tearing down the last (a reset): what matters is that none ever got through
+    assert errors and "CERTIFICATE_VERIFY_FAILED" in str(errors[0])
+    assert all(isinstance(e, TransportError) for e in errors)
     assert collector.trades == []
 
 
