@@ -268,12 +268,22 @@ class FrameLoop:
     :param running: true while the app should keep reading (``app.keep_running``).
     :param on_data: called with each data frame's payload (bytes) that this loop reads
         itself; the app's ``on_message`` gets the frames websocket-client reads.
+    :param mid_message: true while websocket-client holds part of a fragmented message
+        (checked after each frame it reads): only continuation frames may follow then,
+        so every frame goes to websocket-client, which enforces that.
     """
 
-    def __init__(self, reader: BufferedSocket, running: Callable[[], bool], on_data: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        reader: BufferedSocket,
+        running: Callable[[], bool],
+        on_data: Callable[[bytes], None],
+        mid_message: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._reader = reader
         self._running = running
         self._on_data = on_data
+        self._mid_message = mid_message
         self._poll = select.poll()
         self._poll.register(reader.sock, select.POLLIN)
 
@@ -284,22 +294,25 @@ class FrameLoop:
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
         reader, running, poll, on_data = self._reader, self._running, self._poll, self._on_data
         data_frame = reader.data_frame
+        fast = True  # False while a fragmented message is being received
         while running():
-            payload = data_frame()
-            if payload is not None:
-                on_data(payload)
-                continue
+            if fast:
+                payload = data_frame()
+                if payload is not None:
+                    on_data(payload)
+                    continue
             if not reader.buffered():
                 # no timeout: an idle connection costs no wake-ups.  stop() and the
                 # liveness checks shut the socket down, which ends the wait at once
                 poll.poll()
                 reader.fill()
-                payload = data_frame()
+                payload = data_frame() if fast else None
                 if payload is not None:  # the common case: a whole frame came in
                     on_data(payload)
                     continue
             if not read_callback():
                 break
+            fast = not self._mid_message()
 
     def buffwrite(self, sock: Any, data: bytes | str, send: Any, handle_disconnect: Any) -> None:
         view = memoryview(data.encode() if isinstance(data, str) else data)

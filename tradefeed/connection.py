@@ -439,7 +439,12 @@ class Connection:
             socket=reader,  # type: ignore[arg-type]  # a socket in all but class
         )
         attempt.app = app
-        attempt.loop = FrameLoop(reader, lambda: app.keep_running, lambda data: self._on_message(attempt, data))
+        attempt.loop = FrameLoop(
+            reader,
+            lambda: app.keep_running,
+            lambda data: self._on_message(attempt, data),
+            lambda: _mid_message(app),
+        )
         # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
         app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
         return self._outcome(attempt)
@@ -850,6 +855,12 @@ class Connection:
             return None
 
         return job
+
+def _mid_message(app: websocket.WebSocketApp) -> bool:
+    """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
+    cont = getattr(app.sock, "cont_frame", None)
+    return getattr(cont, "recving_frames", None) is not None
+
 
 def _retry_after(value: Any) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds form only)."""

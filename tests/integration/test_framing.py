@@ -111,3 +111,26 @@ def test_an_oversized_fast_path_frame_is_reported_not_parsed(make_manager, colle
             assert collector.wait_for(lambda c: c.errors)
     assert [t.trade_id for t in collector.trades] == ["2"]
     assert isinstance(collector.errors[0], ParseError) and "max_frame_bytes" in str(collector.errors[0])
+
+
+def test_a_new_message_inside_a_fragmented_one_is_refused(make_manager, collector):
+    """A text frame where only a continuation may come is a protocol error (websocket-
+    client's rule): the fast path must not slip it through."""
+    stream = b"".join(
+        (
+            frame(trades_json(1, 1)),
+            frame(trades_json(2, 1)[:10], fin=False),  # a fragmented message begins...
+            frame(trades_json(3, 1)),  # ...and a new message interrupts it: illegal
+            frame(trades_json(4, 1)),
+        )
+    )
+    with RawServer(lambda req: upgrade_response(req) + stream) as server:
+        manager = make_manager(backoff=Backoff(initial=0.05, max_delay=0.1))
+        collector.attach(manager)
+        manager.add_feed("dopp", url=server.url)
+        with manager:
+            assert collector.wait_status(Status.RECONNECTING, timeout=10)
+            assert collector.wait_trades(1)
+    assert {t.trade_id for t in collector.trades} == {"1"}
+    disconnected = [e for e in collector.statuses if e.status is Status.DISCONNECTED]
+    assert disconnected and "illegal frame" in str(disconnected[0].detail.get("error")).lower()
