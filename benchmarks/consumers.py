@@ -18,7 +18,9 @@ Every consumer reads the same Dopp frames and does the least its design allows:
 - ``tradefeed-<dispatch>``: a FeedManager (``ping_interval=0``) with one Dopp feed and a
   counting ``on_trade`` callback; ``manual`` is driven by ``pump()`` on the main thread.
   With ``sample_every`` (the soak) the callback also samples memory every that many
-  trades (:func:`memory_sample`) and the result carries ``samples`` and the feed's
+  trades (:func:`memory_sample`, plus ``backlog``: the most trades the feed had handed
+  to the dispatcher but the callback not yet had, looked at every
+  :data:`BACKLOG_EVERY` trades), and the result carries ``samples`` and the feed's
   ``stats()`` counters;
 - ``websockets-json``, ``websockets-orjson``: the ``websockets`` asyncio client;
 - ``cryptofeed``: cryptofeed's connection layer (``WSAsyncConn``, uvloop as its
@@ -44,6 +46,7 @@ from .job import Consumer, Job, Run, Stamps
 from .procstat import peak_rss_kib, raise_fd_limit, rss_kib
 
 __all__ = [
+    "BACKLOG_EVERY",
     "LABELS",
     "STAMPLESS",
     "available",
@@ -65,6 +68,9 @@ LABELS = {
 }
 #: consumers that cannot record per-trade receive times (they never parse a trade)
 STAMPLESS = frozenset({"discard"})
+#: soak: trades between looks at the dispatcher's backlog (``FeedStats.trades`` minus
+#: the trades counted), at most every sample
+BACKLOG_EVERY = 10_000
 
 
 def discard(run: Run) -> None:
@@ -114,10 +120,16 @@ def floor(run: Run) -> None:
 
 def memory_sample(trades: int, elapsed_s: float) -> dict[str, float]:
     """This process's memory after *trades* trades and *elapsed_s* seconds: resident
-    (``VmRSS``, KiB) and the blocks Python's small-object allocator has handed out
-    (``sys.getallocatedblocks()``: objects kept alive, whatever the allocator's pools
-    and the OS do with freed memory)."""
-    return {"trades": trades, "elapsed_s": elapsed_s, "rss_kib": rss_kib(), "blocks": sys.getallocatedblocks()}
+    (``VmRSS``, KiB), its high-water mark so far (``VmHWM``, KiB), and the blocks
+    Python's small-object allocator has handed out (``sys.getallocatedblocks()``:
+    objects kept alive, whatever the allocators and the OS do with freed memory)."""
+    return {
+        "trades": trades,
+        "elapsed_s": elapsed_s,
+        "rss_kib": rss_kib(),
+        "hwm_kib": peak_rss_kib(),
+        "blocks": sys.getallocatedblocks(),
+    }
 
 
 def _counters(stats: Any) -> dict[str, int]:
@@ -149,10 +161,16 @@ def tradefeed_consumer(dispatch: str) -> Consumer:
             stamps.record(trade.trade_id, time.time_ns())
             on_trade(trade)
 
+        look_every, backlog = min(every, BACKLOG_EVERY), 0
+
         def on_trade_sampled(trade: Any) -> None:
+            nonlocal backlog
             on_trade(trade)
+            if count % look_every == 0:
+                backlog = max(backlog, feed.stats().trades - count)
             if count % every == 0:
-                samples.append(memory_sample(count, run.watch.lap()))
+                samples.append({**memory_sample(count, run.watch.lap()), "backlog": backlog})
+                backlog = 0
 
         manager = FeedManager(dispatch=dispatch, ping_interval=0)  # type: ignore[arg-type]
         manager.on_trade(on_trade_stamped if stamps is not None else on_trade_sampled if every else on_trade)

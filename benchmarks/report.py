@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import soak
-from .consumers import label
+from .consumers import BACKLOG_EVERY, label
 from .frames import SOAK_INSTRUMENTS
 from .harness import LATENCY_POINTS, REPO, Scenario
 from .idle import IDLE_CONSUMERS
@@ -67,12 +67,17 @@ _PREAMBLE += """\
   frames of %(instruments)d instruments in turn, from a server that generates them as it goes.
   The consumer samples its resident memory (``VmRSS``) and Python's allocated blocks
   (``sys.getallocatedblocks()``) every %(every)s trades; the table shows the first sample,
-  every million and the last.  The baseline is the sample at %(warmup)s trades (imports
-  done, buffers grown, de-duplication windows full); **FLAT** means resident memory stayed
-  less than %(flat).1f MiB above it at every later sample, the end included.  Allocated blocks count the objects
-  alive, whatever the allocator keeps; they move with the trades queued at the moment of
-  the sample.  The server reports the share of the stream its thread spent on the CPU:
-  well below 100 %%, it was not what limited the rate.
+  every million, the highest and the last.  The baseline is the sample at %(warmup)s
+  trades (imports done, buffers grown, de-duplication windows full).  Resident memory
+  wanders by a few MiB meanwhile (trades queued while the callback falls behind, memory
+  the C allocator keeps once freed), so the verdict takes the trend: **FLAT** means the
+  Theil-Sen line through the samples from the baseline on (the median of the slopes
+  between every two samples, which a passing spike does not tilt) rises by less than
+  %(flat).1f MiB from the baseline to the end (a leak of a few bytes per trade would show
+  tens).  Allocated blocks count the Python objects alive whatever the allocators keep;
+  ``most queued`` is the most trades the feed had handed to the dispatcher and the
+  callback not yet had, looked at every %(backlog)s trades.  The server reports the share of
+  the stream its thread spent on the CPU: well below 100 %%, it did not set the rate.
 """ % {
     "soak_trades": format(soak.DEFAULT_TRADES, ","),
     "per_frame": soak.PER_FRAME,
@@ -80,6 +85,7 @@ _PREAMBLE += """\
     "every": format(soak.DEFAULT_SAMPLE_EVERY, ","),
     "warmup": format(soak.WARMUP_TRADES, ","),
     "flat": soak.FLAT_GROWTH_MIB,
+    "backlog": format(BACKLOG_EVERY, ","),
 }
 
 

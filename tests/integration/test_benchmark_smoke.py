@@ -107,4 +107,25 @@ def test_soak_counts_every_trade_and_samples_memory() -> None:
     (row,) = report.summarize(scenario)
     assert row["failed"] == 0 and row["baseline_trades"] == 500
     text = report.tables([scenario])["soak"]
-    assert "(threshold: under +%.1f MiB)" % soak.FLAT_GROWTH_MIB in text and "duplicates 0" in text
+    assert "(threshold: trend under +%.1f MiB)" % soak.FLAT_GROWTH_MIB in text and "duplicates 0" in text
+
+
+def test_soak_verdict_follows_the_trend_not_a_passing_spike() -> None:
+    """A spike of 20 MiB that passes stays FLAT; 1 MiB more per million trades is GROWING."""
+
+    def scenario(rss_mib: list[float]) -> Scenario:
+        samples = [
+            {"trades": (i + 1) * 500_000, "elapsed_s": i + 1.0, "rss_kib": mib * 1024, "hwm_kib": 0, "blocks": 1000}
+            for i, mib in enumerate(rss_mib)
+        ]
+        result = {"complete": True, "counted": 10_000_000, "elapsed_s": 20.0, "cpu_s": 20.0, "peak_rss_kib": 0}
+        params = {"trades": 10_000_000, "per_frame": 20, "instruments": 8, "sample_every": 500_000}
+        return Scenario("soak", params, [{soak.CONSUMER: {**result, "samples": samples}}])
+
+    spike = [50.0] * 20
+    spike[12] = 70.0
+    (row,) = soak.summarize(scenario(spike))
+    assert row["flat"] and row["highest_growth_mib"] == 20.0 and row["baseline_trades"] == 1_000_000
+    (row,) = soak.summarize(scenario([50.0 + i / 2 for i in range(20)]))  # 1 MiB per million trades
+    assert not row["flat"] and round(row["trend_mib"], 6) == 9.0 == round(row["growth_mib"], 6)
+    assert "GROWING" in report.tables([scenario([50.0 + i / 2 for i in range(20)])])["soak"]
