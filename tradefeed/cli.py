@@ -36,6 +36,8 @@ __all__ = ["main"]
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: seconds a run waits for the callbacks and sinks to finish once stopped
+STOP_TIMEOUT = 10.0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -171,6 +173,9 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
         counts[trade.venue] = counts.get(trade.venue, 0) + 1
         lag_ms[trade.venue] = trade.received_ns // 1_000_000 - trade.timestamp_ms
         if args.limit and total[0] >= args.limit:
+            # the sinks get each batch after this callback: drop the rest of it and the
+            # queue now, so they too receive exactly --limit trades
+            manager.stop(drain=False)
             done.set()
 
     @manager.on_status
@@ -201,6 +206,8 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         manager.stop()
+        with contextlib.suppress(TradefeedError):  # a feed's error is reported below
+            manager.join(STOP_TIMEOUT)  # a stop made by a callback leaves the dispatcher to finish
         if status_line:
             sys.stderr.write("\n")
     failed = [f for f in manager.feeds if f.error is not None]

@@ -300,3 +300,23 @@ def test_sim_admin_endpoint_injects_faults(make_manager, collector):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_run_limit_applies_to_the_config_sinks_too(tmp_path, make_sim, capsys):
+    """run --limit N with file and SQLite outputs: each sink gets exactly the N trades printed,
+    although the first frame (a snapshot of 20) carries more in one batch."""
+    from tradefeed.sinks.sqlite import read_trades
+
+    sim = make_sim(rate=0, history=30)
+    jsonl, db = tmp_path / "trades.jsonl", tmp_path / "trades.db"
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: '%s'}\n"
+        "outputs:\n  - {type: stdout, format: jsonl}\n  - {type: file, path: '%s'}\n  - {type: sqlite, path: '%s'}\n"
+        % (sim.url("dopp"), jsonl, db)
+    )
+    assert main(["run", str(config), "--limit", "7"]) == 0
+    printed = [json.loads(line)["trade_id"] for line in capsys.readouterr().out.splitlines()]
+    assert len(printed) == 7
+    assert [json.loads(line)["trade_id"] for line in jsonl.read_text().splitlines()] == printed
+    assert sorted(t.trade_id for t in read_trades(db)) == sorted(printed)
