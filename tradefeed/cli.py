@@ -4,9 +4,10 @@
 ``main(argv=None) -> int`` is the entry point (``console_scripts`` and
 ``python -m tradefeed``).  This is the only module that configures logging and the
 only one that writes to stdout/stderr directly.  Exit codes: 0 ok (also after Ctrl-C
-or SIGTERM, once outputs are flushed), 1 a runtime failure (a feed ended on an error),
-2 a usage or configuration error.  Errors are one clear line on stderr (a configuration
-error one line per problem); ``--debug`` adds tracebacks.
+or SIGTERM, once outputs are flushed, and for a ``--shard`` without feeds, with a
+warning), 1 a runtime failure (a feed ended on an error), 2 a usage or configuration
+error.  Errors are one clear line on stderr (a configuration error one line per
+problem); ``--debug`` adds tracebacks.
 """
 
 from __future__ import annotations
@@ -229,6 +230,9 @@ def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = _record_cli.apply_shard(config_module.load(args.config), args)
     _apply_log_level(args, config)
+    if not config.feeds:  # load() refuses a file without feeds: only --shard leaves none
+        log.warning("shard %d/%d has no feeds (the config has fewer feeds than shards); nothing to run", *args.shard)
+        return EXIT_OK
     # the command line has no GUI loop to pump: callbacks always get a dispatcher thread
     manager = config.create_manager(sinks=not (args.output or args.format), dispatch="thread")
     with _writers(args, config.outputs, out) as writers:

@@ -320,3 +320,16 @@ def test_run_limit_applies_to_the_config_sinks_too(tmp_path, make_sim, capsys):
     assert len(printed) == 7
     assert [json.loads(line)["trade_id"] for line in jsonl.read_text().splitlines()] == printed
     assert sorted(t.trade_id for t in read_trades(db)) == sorted(printed)
+
+
+def test_run_of_an_empty_shard_exits_zero_at_once_with_a_warning(tmp_path):
+    """run --shard 3/3 of a two-feed config (shards 1 and 2 take one each): a warning and exit 0,
+    not an idle process."""
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: 'ws://127.0.0.1:9', currency: BTC}\n"
+        "  - {venue: dopp, url: 'ws://127.0.0.1:9', currency: ETH}\n"
+    )
+    result = run_cli("run", str(config), "--shard", "3/3", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "shard 3/3 has no feeds" in result.stderr and result.stdout == ""
