@@ -333,3 +333,84 @@ def test_run_of_an_empty_shard_exits_zero_at_once_with_a_warning(tmp_path):
     result = run_cli("run", str(config), "--shard", "3/3", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "shard 3/3 has no feeds" in result.stderr and result.stdout == ""
+
+
+class PipeLines:
+    """The lines of a child's pipe, read on a thread, so a test can wait for one with a timeout."""
+
+    def __init__(self, pipe) -> None:
+        import queue
+        import threading
+
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        """Wait until a line containing *text* arrives (False at EOF or after *timeout* s)."""
+        import queue
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+        return True
+
+    def rest(self, timeout: float = 10.0) -> str:
+        """Everything after the lines seen so far, once the pipe has closed."""
+        self._thread.join(timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_abandons_a_slow_stop(tmp_path, make_sim, signum, code):
+    """A file output on a FIFO nobody reads holds the stop up: the first signal starts the stop
+    (which says so), the second abandons it and the run exits at once with 128 + the signal
+    number, without a traceback."""
+    import time
+
+    sim = make_sim(rate=0, history=30)
+    fifo = tmp_path / "stuck.jsonl"
+    os.mkfifo(fifo)  # opening it for writing blocks the dispatcher until a reader comes: never
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: '%s'}\n"
+        "outputs:\n  - {type: stdout, format: jsonl}\n  - {type: file, path: '%s'}\n" % (sim.url("dopp"), fifo)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradefeed", "run", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    out, err = PipeLines(process.stdout), PipeLines(process.stderr)
+    try:
+        assert out.wait_for("trade_id"), "no trade printed"  # then the sink blocks on the FIFO
+        process.send_signal(signum)
+        assert err.wait_for("again to abandon"), err.rest()
+        process.send_signal(signum)
+        start = time.monotonic()
+        assert process.wait(timeout=10) == code, err.rest()
+        assert time.monotonic() - start < 5.0  # well inside the 10 s a stuck stop would take
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in err.rest()
+    out.rest()
+    process.stdout.close()
+    process.stderr.close()
