@@ -220,3 +220,24 @@ def test_file_sink_after_a_full_disk_writes_exactly_the_rest(tmp_path, fmt, room
     runner.close()
     assert (tmp_path / ("t." + fmt)).read_bytes() == expected.read_bytes()
     assert runner.stats().written == 8 and len(errors) == 1 and isinstance(errors[0].__cause__, OSError)
+
+
+def test_a_poison_trade_in_a_csv_batch_is_reported_and_skipped(tmp_path):
+    """A time beyond the calendar cannot be a CSV row: after the retry that trade is reported (a
+    SinkError carrying it), counted and skipped, and every other trade is written once, in order,
+    under one header."""
+    path = tmp_path / "t.csv"
+    clock, errors = Clock(), []
+    runner = SinkRunner(FileSink(path, format="csv"), errors.append, clock=clock)
+    poison = t(3, ts=10**20)
+    runner.deliver([t(1), t(2), poison, t(4)])
+    assert runner.pending == 4 and len(errors) == 1  # a first failure: kept and retried as it is
+    clock.now += runner.retry_in()
+    runner.deliver([t(5)])
+    runner.close()
+    text = path.read_text()
+    assert [row["trade_id"] for row in csv.DictReader(text.splitlines())] == ["1", "2", "4", "5"]
+    assert text.count("time_utc") == 1
+    refused = [e for e in errors if e.trade is not None]
+    assert [e.trade for e in refused] == [poison] and isinstance(refused[0].__cause__, ValueError)
+    assert runner.stats().rejected == 1 and runner.stats().written == 4 and runner.pending == 0
