@@ -6,9 +6,12 @@ import csv
 import io
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -339,12 +342,9 @@ class PipeLines:
     """The lines of a child's pipe, read on a thread, so a test can wait for one with a timeout."""
 
     def __init__(self, pipe) -> None:
-        import queue
-        import threading
-
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(pipe,), name="test-pipe-reader", daemon=True)
         self._thread.start()
 
     def _read(self, pipe) -> None:
@@ -354,9 +354,6 @@ class PipeLines:
 
     def wait_for(self, text: str, timeout: float = 30.0) -> bool:
         """Wait until a line containing *text* arrives (False at EOF or after *timeout* s)."""
-        import queue
-        import time
-
         deadline = time.monotonic() + timeout
         while not any(text in line for line in self.lines):
             try:
@@ -383,8 +380,6 @@ def test_a_second_signal_abandons_a_slow_stop(tmp_path, make_sim, signum, code):
     """A file output on a FIFO nobody reads holds the stop up: the first signal starts the stop
     (which says so), the second abandons it and the run exits at once with 128 + the signal
     number, without a traceback."""
-    import time
-
     sim = make_sim(rate=0, history=30)
     fifo = tmp_path / "stuck.jsonl"
     os.mkfifo(fifo)  # opening it for writing blocks the dispatcher until a reader comes: never
