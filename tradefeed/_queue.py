@@ -139,7 +139,8 @@ class BatchQueue:
         return item
 
     def discard(self) -> None:
-        """Drop every queued trade (counted); status events, errors and gaps stay."""
+        """Drop every queued trade (counted); status events, errors, gaps and empty
+        batches (the dispatcher's stop marker) stay."""
         batches = []
         while True:
             try:
@@ -150,8 +151,8 @@ class BatchQueue:
             kept = [item for item in batch if type(item) is not Trade]
             with self._lock:
                 self._count_drop(feed, len(batch) - len(kept))
-            if kept:
-                self.put(kept, feed)
+            if kept or not batch:
+                self.put(kept or batch, feed)
 
     def _drop_newest(self, batch: list[Any], feed: str | None, excess: int, count: int) -> tuple[list[Any], int]:
         """Drop the last *excess* trades of the incoming batch (never control items)."""

@@ -4,9 +4,12 @@
 ``main(argv=None) -> int`` is the entry point (``console_scripts`` and
 ``python -m tradefeed``).  This is the only module that configures logging and the
 only one that writes to stdout/stderr directly.  Exit codes: 0 ok (also after Ctrl-C
-or SIGTERM, once outputs are flushed), 1 a runtime failure (a feed ended on an error),
-2 a usage or configuration error.  Errors are one clear line on stderr (a configuration
-error one line per problem); ``--debug`` adds tracebacks.
+or SIGTERM, once outputs are flushed, and for a ``--shard`` without feeds, with a
+warning), 1 a runtime failure (a feed ended on an error), 2 a usage or configuration
+error, 128 + the signal's number (130 SIGINT, 143 SIGTERM) when a Ctrl-C or SIGTERM
+during a run's stop abandoned what was still queued for the outputs.  Errors are one
+clear line on stderr (a configuration error one line per problem); ``--debug`` adds
+tracebacks.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ __all__ = ["main"]
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: seconds a run waits for the callbacks and sinks to finish once stopped
+STOP_TIMEOUT = 10.0
+#: seconds into a stop after which the run tells how to abandon it
+SLOW_STOP = 1.0
+#: seconds an abandoned stop still waits for the threads (a stuck sink never ends)
+ABANDON_WAIT = 1.0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -119,11 +128,16 @@ def _load_simulator() -> Any:
 
 
 class _Interrupted(Exception):
-    pass
+    """SIGTERM (or, while streaming, SIGINT), raised on the main thread."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        #: the signal received
+        self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Interrupted()
+def _interrupt(signum: int, frame: Any) -> None:
+    raise _Interrupted(signum)
 
 
 @contextlib.contextmanager
@@ -171,6 +185,9 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
         counts[trade.venue] = counts.get(trade.venue, 0) + 1
         lag_ms[trade.venue] = trade.received_ns // 1_000_000 - trade.timestamp_ms
         if args.limit and total[0] >= args.limit:
+            # the sinks get each batch after this callback: drop the rest of it and the
+            # queue now, so they too receive exactly --limit trades
+            manager.stop(drain=False)
             done.set()
 
     @manager.on_status
@@ -184,7 +201,9 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
     manager.on_error(lambda err: log.warning("%s", err))
     status_line = sys.stderr.isatty() and not args.quiet
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
+    signals = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
+    abandoned: int | None = None
     try:
         manager.start()
         seen = dict(counts)
@@ -195,18 +214,51 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
             if status_line:
                 _print_status(manager, counts, seen, lag_ms)
                 seen = dict(counts)
-    except (KeyboardInterrupt, _Interrupted):
+    except _Interrupted:
         log.info("interrupted; stopping")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        manager.stop()
         if status_line:
             sys.stderr.write("\n")
+        try:
+            abandoned = _stop(manager)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    if abandoned is not None:
+        return abandoned
     failed = [f for f in manager.feeds if f.error is not None]
     for feed in failed:
         sys.stderr.write("tradefeed: error: feed %s ended: %s\n" % (feed.name, feed.error))
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _stop(manager: FeedManager) -> int | None:
+    """Stop *manager*, delivering what is queued, on a helper thread: a Ctrl-C or SIGTERM
+    meanwhile (raised here, on the main thread) abandons that and returns at once.
+
+    :returns: None once stopped, or the exit code after an abandoned stop: 128 plus
+        the signal's number (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def stop() -> None:
+        manager.stop(STOP_TIMEOUT)
+        with contextlib.suppress(TradefeedError):  # a feed's error is reported by the caller
+            manager.join(STOP_TIMEOUT)  # a stop made by a callback leaves the dispatcher to finish
+
+    stopper = threading.Thread(target=stop, name="tradefeed-cli-stop", daemon=True)
+    stopper.start()
+    try:
+        stopper.join(SLOW_STOP)
+        if stopper.is_alive():
+            sys.stderr.write("tradefeed: stopping: delivering what is queued (Ctrl-C again to abandon it)\n")
+            sys.stderr.flush()
+            stopper.join()
+    except _Interrupted as again:
+        log.warning("%s: abandoning what is still queued", signal.Signals(again.signum).name)
+        with contextlib.suppress(_Interrupted):  # yet another one: do not wait at all
+            manager.stop(ABANDON_WAIT, drain=False)  # drops the queue; a stuck sink is left behind
+        return 128 + again.signum
+    return None
 
 
 def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, int], lag_ms: dict[str, int]) -> None:
@@ -222,6 +274,9 @@ def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = _record_cli.apply_shard(config_module.load(args.config), args)
     _apply_log_level(args, config)
+    if not config.feeds:  # load() refuses a file without feeds: only --shard leaves none
+        log.warning("shard %d/%d has no feeds (the config has fewer feeds than shards); nothing to run", *args.shard)
+        return EXIT_OK
     # the command line has no GUI loop to pump: callbacks always get a dispatcher thread
     manager = config.create_manager(sinks=not (args.output or args.format), dispatch="thread")
     with _writers(args, config.outputs, out) as writers:
@@ -306,7 +361,7 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             out.write("%-10s %s\n" % ("admin", sim.admin_url()))
         out.write("simulator running; Ctrl-C to stop\n")
         out.flush()
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             threading.Event().wait()
         except (KeyboardInterrupt, _Interrupted):
@@ -355,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         _report(err, args.debug)
         return EXIT_USAGE
+    except _Interrupted as err:  # a second signal before a stop could wait for it
+        return 128 + err.signum
     except (TradefeedError, OSError) as err:
         _report(err, args.debug)
         return EXIT_FAILURE

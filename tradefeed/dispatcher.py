@@ -288,10 +288,11 @@ class Dispatcher:
     def _deliver(self, batch: Sequence[Any], feed: str | None = None) -> None:
         trade_cbs = self._trade_cbs
         unfiltered = self._unfiltered
+        abandoned = 0  # trades skipped by stop(drain=False): the batch's last ones (it stays set)
         for item in batch:
             if type(item) is Trade:
                 if self._abandon:  # stop(drain=False) while this batch was being delivered
-                    self._queue.count_drop(feed, 1)
+                    abandoned += 1
                     continue
                 if unfiltered is not None:  # no venue/symbol filters: the common case
                     for cb in unfiltered:
@@ -325,9 +326,13 @@ class Dispatcher:
             else:  # a bug in tradefeed, not in user code: say so loudly, keep going
                 log.error("dispatcher got an unexpected item %r", item)
         self.delivered += len(batch)
+        if abandoned:
+            self._queue.count_drop(feed, abandoned)
         sinks = self._sinks
         if sinks:
             trades = [item for item in batch if type(item) is Trade]
+            if abandoned:  # the sinks get what the callbacks got, no more
+                del trades[len(trades) - abandoned :]
             if trades:
                 for runner in sinks:
                     runner.deliver(trades)

@@ -6,7 +6,7 @@
     ├── ConfigError (+ValueError)     bad parameters or configuration, raised synchronously
     ├── AuthError                     credentials refused (never retried in a loop)
     ├── CallbackError                 a user callback raised; ``.callback``, ``.item``
-    ├── SinkError                     an output failed
+    ├── SinkError (.trade)            an output failed, or cannot take one trade
     └── FeedError (.venue, .feed)     something went wrong with one feed
         ├── HandshakeError (.status_code, .retry_after)   the HTTP upgrade was refused
         ├── TransportError            network failure: refused, reset, timed out
@@ -107,7 +107,13 @@ class CallbackError(TradefeedError):
 
 
 class SinkError(TradefeedError):
-    """An output (file, database, stream) failed to take trades."""
+    """An output (file, database, stream) failed to take trades, or refused one trade
+    (``.trade``): a trade it cannot store, skipped so that the others go on."""
+
+    def __init__(self, message: str, *, trade: Any = None):
+        super().__init__(message)
+        #: the trade the sink cannot take (it was skipped), or None
+        self.trade = trade
 
 
 class FeedError(TradefeedError):

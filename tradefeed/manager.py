@@ -479,7 +479,8 @@ class FeedManager:
 
         :param timeout: seconds to wait in all.
         :param drain: deliver what is queued (default); False drops it (counted in
-            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback.
+            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback or sink,
+            also while an earlier, draining ``stop()`` is still delivering.
         :returns: True if every thread ended within *timeout*.
         """
         deadline = time.monotonic() + timeout
@@ -493,6 +494,8 @@ class FeedManager:
                 self._state = "stopping"
             connections = [c for f in self._feeds.values() for c in f._connections]
         if not first:
+            if not drain:  # asked for while a draining stop() runs: abandon the rest now
+                self._dispatcher.discard()
             if not on_dispatcher:
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set()

@@ -36,8 +36,14 @@ _TABLE = "%-24s %-10s %-20s %-4s %16s %14s  %s\n"
 
 
 def iso_utc(timestamp_ms: int) -> str:
-    """``2026-01-01T00:00:00.123Z`` for a Unix-ms instant."""
-    when = dt.datetime.fromtimestamp(timestamp_ms // 1000, tz=dt.timezone.utc)
+    """``2026-01-01T00:00:00.123Z`` for a Unix-ms instant.
+
+    :raises ValueError: an instant outside the years 1 to 9999.
+    """
+    try:
+        when = dt.datetime.fromtimestamp(timestamp_ms // 1000, tz=dt.timezone.utc)
+    except (OverflowError, OSError) as err:  # OSError: the C library's range, on some systems
+        raise ValueError("timestamp_ms %r is out of range" % (timestamp_ms,)) from err
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (timestamp_ms % 1000)
 
 

@@ -6,9 +6,12 @@ import csv
 import io
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -300,3 +303,109 @@ def test_sim_admin_endpoint_injects_faults(make_manager, collector):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_run_limit_applies_to_the_config_sinks_too(tmp_path, make_sim, capsys):
+    """run --limit N with file and SQLite outputs: each sink gets exactly the N trades printed,
+    although the first frame (a snapshot of 20) carries more in one batch."""
+    from tradefeed.sinks.sqlite import read_trades
+
+    sim = make_sim(rate=0, history=30)
+    jsonl, db = tmp_path / "trades.jsonl", tmp_path / "trades.db"
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: '%s'}\n"
+        "outputs:\n  - {type: stdout, format: jsonl}\n  - {type: file, path: '%s'}\n  - {type: sqlite, path: '%s'}\n"
+        % (sim.url("dopp"), jsonl, db)
+    )
+    assert main(["run", str(config), "--limit", "7"]) == 0
+    printed = [json.loads(line)["trade_id"] for line in capsys.readouterr().out.splitlines()]
+    assert len(printed) == 7
+    assert [json.loads(line)["trade_id"] for line in jsonl.read_text().splitlines()] == printed
+    assert sorted(t.trade_id for t in read_trades(db)) == sorted(printed)
+
+
+def test_run_of_an_empty_shard_exits_zero_at_once_with_a_warning(tmp_path):
+    """run --shard 3/3 of a two-feed config (shards 1 and 2 take one each): a warning and exit 0,
+    not an idle process."""
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: 'ws://127.0.0.1:9', currency: BTC}\n"
+        "  - {venue: dopp, url: 'ws://127.0.0.1:9', currency: ETH}\n"
+    )
+    result = run_cli("run", str(config), "--shard", "3/3", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "shard 3/3 has no feeds" in result.stderr and result.stdout == ""
+
+
+class PipeLines:
+    """The lines of a child's pipe, read on a thread, so a test can wait for one with a timeout."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), name="test-pipe-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        """Wait until a line containing *text* arrives (False at EOF or after *timeout* s)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+        return True
+
+    def rest(self, timeout: float = 10.0) -> str:
+        """Everything after the lines seen so far, once the pipe has closed."""
+        self._thread.join(timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_abandons_a_slow_stop(tmp_path, make_sim, signum, code):
+    """A file output on a FIFO nobody reads holds the stop up: the first signal starts the stop
+    (which says so), the second abandons it and the run exits at once with 128 + the signal
+    number, without a traceback."""
+    sim = make_sim(rate=0, history=30)
+    fifo = tmp_path / "stuck.jsonl"
+    os.mkfifo(fifo)  # opening it for writing blocks the dispatcher until a reader comes: never
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: '%s'}\n"
+        "outputs:\n  - {type: stdout, format: jsonl}\n  - {type: file, path: '%s'}\n" % (sim.url("dopp"), fifo)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradefeed", "run", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    out, err = PipeLines(process.stdout), PipeLines(process.stderr)
+    try:
+        assert out.wait_for("trade_id"), "no trade printed"  # then the sink blocks on the FIFO
+        process.send_signal(signum)
+        assert err.wait_for("again to abandon"), err.rest()
+        process.send_signal(signum)
+        start = time.monotonic()
+        assert process.wait(timeout=10) == code, err.rest()
+        assert time.monotonic() - start < 5.0  # well inside the 10 s a stuck stop would take
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in err.rest()
+    out.rest()
+    process.stdout.close()
+    process.stderr.close()

@@ -334,3 +334,28 @@ def test_stop_without_draining_is_prompt_behind_a_slow_callback(make_sim, make_m
     assert manager.stop(timeout=10, drain=False) is True  # also abandons the batch in delivery
     stats = manager.stats()["dopp-1"]
     assert stats.dropped > 0 and len(calls) + stats.dropped == 220
+
+
+def test_stop_without_draining_abandons_a_draining_stop_under_way(make_sim, make_manager):
+    """stop(drain=False) while an earlier stop() still delivers behind a stuck callback: the rest
+    is dropped (counted), and the dispatcher ends as soon as the callback returns."""
+    sim = make_sim(rate=0, history=30)
+    manager = make_manager()
+    entered, release = threading.Event(), threading.Event()
+    calls = []
+
+    def stuck(trade):
+        calls.append(trade)
+        entered.set()
+        release.wait(30)
+
+    manager.on_trade(stuck)
+    manager.add_feed("dopp", url=sim.url("dopp"))
+    manager.start()
+    assert entered.wait(15)  # the snapshot's first trade; the rest of it waits behind
+    assert manager.stop(timeout=0.5) is False  # draining: it gives up waiting for the dispatcher
+    manager.stop(drain=False)
+    release.set()
+    assert manager.join(10) is True
+    stats = manager.stats()["dopp-1"]
+    assert len(calls) == 1 and stats.dropped == stats.trades - 1 > 0

@@ -204,3 +204,24 @@ def test_pump_waiting_forever_wakes_when_the_manager_stops():
         assert done.wait(10)
     finally:
         worker.join(10)
+
+
+def test_trades_abandoned_in_a_callback_reach_no_sink():
+    """discard() (stop(drain=False)) from a callback: the sinks get the trades the callbacks got,
+    the rest of the batch is dropped and counted."""
+    from tradefeed.sinks import Sink
+
+    class Recorder(Sink):
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+
+        def write(self, trades) -> None:
+            self.ids.extend(x.trade_id for x in trades)
+
+    d = Dispatcher()
+    sink = Recorder()
+    d.add_sink(sink)
+    d.add_trade_callback(lambda x: d.discard() if x.trade_id == "2" else None, None, None)
+    d.put([t("1"), t("2"), t("3"), t("4")], "dopp-1")
+    d.pump()
+    assert sink.ids == ["1", "2"] and d.dropped() == {"dopp-1": 2}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 from decimal import Decimal
 
 import pytest
@@ -128,7 +130,8 @@ def test_file_sink_rotates_daily_by_trade_date(tmp_path):
 
 
 def test_file_sink_retry_after_a_failure_mid_batch_writes_no_line_twice(tmp_path):
-    """A batch that fails half-way and is retried leaves each trade once in the file."""
+    """A batch with a trade that cannot be encoded fails before writing; retried, each trade is
+    once in the file."""
     path = tmp_path / "t.jsonl"
     sink = FileSink(path)
     runner = SinkRunner(sink, lambda e: None, clock=Clock())
@@ -157,3 +160,84 @@ def test_table_format_writes_plain_digits():
     out = io.StringIO()
     TradeWriter(out, "table", header=False).write(t(1))
     assert " 0.000000001 " in out.getvalue() and "90125.50" in out.getvalue() and "E-" not in out.getvalue()
+
+
+class FullDisk:
+    """A real file opened for appending that takes *room* more bytes (None: any number), then
+    fails as a full disk does: a short write, then OSError(ENOSPC)."""
+
+    def __init__(self, path: str, room: int | None) -> None:
+        self.file = open(path, "ab", buffering=0)
+        self.room = room
+
+    def write(self, data) -> int:
+        if self.room is None:
+            return self.file.write(data)
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self.file.write(bytes(data[: self.room]))
+        self.room -= written
+        return written
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize(
+    "rooms",
+    [(0,), (5,), (150, 0, 70), (400,)],
+    ids=["full-at-once", "in-the-first-line-or-header", "bit-by-bit", "in-a-later-line"],
+)
+def test_file_sink_after_a_full_disk_writes_exactly_the_rest(tmp_path, fmt, rooms):
+    """The disk fills during a batch and space comes back bit by bit between retries: the file
+    ends byte for byte as if nothing had failed (no line doubled, lost or cut)."""
+    trades = [t(i) for i in range(8)]
+    expected = tmp_path / ("expected." + fmt)
+    reference = FileSink(expected, format=fmt)
+    reference.write(trades[:5])
+    reference.write(trades[5:])
+    reference.close()
+    disks: list[FullDisk] = []
+
+    def open_file(path: str) -> FullDisk:
+        disks.append(FullDisk(path, rooms[0]))
+        return disks[-1]
+
+    clock, errors = Clock(), []
+    runner = SinkRunner(FileSink(tmp_path / ("t." + fmt), format=fmt, open_file=open_file), errors.append, clock=clock)
+    runner.deliver(trades[:5])
+    for room in rooms[1:] + (None,):
+        assert runner.pending == 5  # refused: kept for the retry
+        disks[-1].room = room
+        clock.now += runner.retry_in()
+        runner.drain()
+    assert runner.pending == 0
+    runner.deliver(trades[5:])
+    runner.close()
+    assert (tmp_path / ("t." + fmt)).read_bytes() == expected.read_bytes()
+    assert runner.stats().written == 8 and len(errors) == 1 and isinstance(errors[0].__cause__, OSError)
+
+
+def test_a_poison_trade_in_a_csv_batch_is_reported_and_skipped(tmp_path):
+    """A time beyond the calendar cannot be a CSV row: after the retry that trade is reported (a
+    SinkError carrying it), counted and skipped, and every other trade is written once, in order,
+    under one header."""
+    path = tmp_path / "t.csv"
+    clock, errors = Clock(), []
+    runner = SinkRunner(FileSink(path, format="csv"), errors.append, clock=clock)
+    poison = t(3, ts=10**20)
+    runner.deliver([t(1), t(2), poison, t(4)])
+    assert runner.pending == 4 and len(errors) == 1  # a first failure: kept and retried as it is
+    clock.now += runner.retry_in()
+    runner.deliver([t(5)])
+    runner.close()
+    text = path.read_text()
+    assert [row["trade_id"] for row in csv.DictReader(text.splitlines())] == ["1", "2", "4", "5"]
+    assert text.count("time_utc") == 1
+    refused = [e for e in errors if e.trade is not None]
+    assert [e.trade for e in refused] == [poison] and isinstance(refused[0].__cause__, ValueError)
+    assert runner.stats().rejected == 1 and runner.stats().written == 4 and runner.pending == 0

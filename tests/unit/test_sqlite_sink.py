@@ -172,9 +172,8 @@ def test_a_refused_write_commits_nothing_and_is_retried_until_accepted(db):
     assert runner.pending == 4 and len(errors) == 1
     assert "refused by the test" in str(errors[0]) and isinstance(errors[0].__cause__.__cause__, sqlite3.Error)
     assert stored_ids(db) == ["771201", "771202"]  # 3 and 4 were inserted, then rolled back
-    clock.now += runner.retry_in()
-    runner.deliver([trade(7)])  # due: tried again with the same trades, refused again
-    assert runner.pending == 5 and runner.failures == 2 and len(errors) == 1
+    runner.deliver([trade(7)])  # before the retry time: kept, not attempted
+    assert runner.pending == 5 and runner.failures == 1 and len(errors) == 1
     with connect(db) as conn:
         conn.execute("DROP TRIGGER refuse")
     clock.now += runner.retry_in()
@@ -182,6 +181,58 @@ def test_a_refused_write_commits_nothing_and_is_retried_until_accepted(db):
     runner.close()
     assert stored_ids(db) == ["771201", "771202", "771203", "771204", "771205", "771206", "771207"]
     assert runner.stats().written == 7 and runner.pending == 0 and sink.duplicates == 0
+
+
+@pytest.mark.parametrize("poisoned", [(0,), (2,), (1, 2), (4,)], ids=["first", "middle", "two-in-a-row", "last"])
+def test_poison_trades_are_reported_and_skipped_and_the_others_stored(db, poisoned):
+    """Through SinkRunner: a trade whose sequence does not fit SQLite's 64-bit integer fails every
+    batch it is in; after the retry the batch is written one trade at a time, and each such trade
+    is reported (a SinkError carrying it), counted and skipped, while every other trade is stored
+    once, in order (a poison trade at the end waits for a later trade to be judged)."""
+    clock, errors = Clock(), []
+    runner = SinkRunner(SQLiteSink(db), errors.append, clock=clock)
+    batch = [trade(i, sequence=2**63) if i in poisoned else trade(i) for i in range(5)]
+    runner.deliver(batch)
+    assert runner.pending == 5 and len(errors) == 1  # a first failure: kept and retried as it is
+    clock.now += runner.retry_in()
+    runner.drain()
+    runner.deliver([trade(5)])
+    for _ in range(5):  # a retry at each backoff time, until nothing waits
+        if runner.retry_in() is None:
+            break
+        clock.now += runner.retry_in()
+        runner.drain()
+    runner.close()
+    assert stored_ids(db) == [str(771200 + i) for i in range(6) if i not in poisoned]
+    refused = [e for e in errors if e.trade is not None]
+    assert [e.trade for e in refused] == [batch[i] for i in poisoned]
+    assert all(isinstance(e.__cause__, OverflowError) and "cannot take trade" in str(e) for e in refused)
+    assert runner.stats().rejected == len(poisoned) and runner.pending == 0
+
+
+def test_a_locked_database_is_an_outage_not_poison(db, monkeypatch):
+    """Through SinkRunner: while another connection holds the write lock every write fails, alone
+    too; the runner keeps retrying with backoff and blames no trade, and once the lock is gone
+    every trade is stored once, in order."""
+    monkeypatch.setattr("tradefeed.sinks.sqlite.BUSY_TIMEOUT", 0.05)  # fail fast on the lock
+    clock, errors = Clock(), []
+    runner = SinkRunner(SQLiteSink(db), errors.append, clock=clock)
+    runner.deliver([trade(1), trade(2)])
+    holder = connect(db)
+    holder.execute("BEGIN IMMEDIATE")
+    runner.deliver([trade(3), trade(4), trade(5)])
+    for _ in range(3):  # the retry, then passes one trade at a time: all refused
+        clock.now += runner.retry_in()
+        runner.drain()
+    assert runner.pending == 3 and runner.stats().rejected == 0
+    holder.execute("COMMIT")
+    holder.close()
+    clock.now += runner.retry_in()
+    runner.drain()
+    runner.close()
+    assert stored_ids(db) == ["771201", "771202", "771203", "771204", "771205"]
+    assert runner.stats().rejected == 0 and runner.pending == 0
+    assert [e.trade for e in errors] == [None] and "locked" in str(errors[0])
 
 
 def test_another_constraint_failing_is_an_error_not_a_silently_dropped_row(db):

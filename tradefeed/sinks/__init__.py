@@ -7,10 +7,23 @@ closed there when the manager stops.
 
 A failing sink never loses trades: :class:`SinkRunner` keeps every trade the sink has
 not accepted, in order, reports the failure once as :class:`SinkError` through
-``on_error`` (and once more when the sink recovers), and retries with backoff; the
-backlog is counted in ``stats()``.  Sinks must therefore make ``write`` atomic per call
-or idempotent (a retried batch may be partly written): the SQLite and Redis sinks
-de-duplicate by ``(venue, symbol, trade_id)``.
+``on_error``, and retries with backoff; the backlog is counted in ``stats()``.  Sinks
+must therefore make ``write`` atomic per call or idempotent (a retried batch may be
+partly written): the SQLite and Redis sinks de-duplicate by ``(venue, symbol,
+trade_id)``, the file sink knows how many bytes of the batch it wrote.
+
+A poison trade, one the sink can never take (a ``sequence`` too large for SQLite, a
+time out of the calendar for CSV), must not hold up the trades behind it.  When a
+batch fails a second time, the runner writes it one trade at a time, in order.  A
+trade that fails alone is a suspect; it is poison if it fails alone again while the
+sink is seen to work (it has just taken another trade): then it is reported as a
+:class:`SinkError` whose ``.trade`` is that trade, counted (``rejected``) and skipped.
+A sink that fails everything is down, not fed poison: two failures in a row, with no
+trade written in between, end the pass, and the runner backs off as for any failure,
+keeping every trade.  An ``OSError`` (a full disk, a refused connection) is never
+blamed on a trade.  After a failure, ``write`` is called with the first trades not yet
+taken (the same batch, or some of its first trades), except that the trades behind a
+suspect are tried before the suspect is tried again.
 
 Modules: ``files`` (JSON lines, CSV), ``sqlite`` (stdlib sqlite3), ``redis`` (redis-py,
 imported lazily: extra ``redis``).
@@ -36,6 +49,9 @@ log = logging.getLogger(__name__)
 SINK_BACKOFF = Backoff(initial=0.5, max_delay=10.0, jitter=0.1)
 #: most trades handed to one ``write`` call
 MAX_BATCH = 5000
+#: failed writes in a row, none of them an OSError and no trade written in between,
+#: after which a search for poison trades takes the sink for down and backs off
+OUTAGE_FAILURES = 2
 
 
 class Sink:
@@ -52,7 +68,9 @@ class Sink:
         """Acquire resources (files, connections); called before the first write."""
 
     def write(self, trades: Sequence[Trade]) -> None:
-        """Store *trades* (in order).  Raise to refuse the whole batch: it is retried.
+        """Store *trades* (in order).  Raise to refuse the whole batch: it is retried,
+        then written one trade at a time to find poison trades (an ``OSError`` is taken
+        for a fault of the disk or the network, never of a trade).
 
         :raises Exception: any failure; the runner wraps it in :class:`SinkError`.
         """
@@ -76,6 +94,8 @@ class SinkStats:
     pending: int
     #: failed write attempts
     failures: int
+    #: poison trades: trades the sink cannot take, reported and skipped
+    rejected: int = 0
 
 
 class SinkRunner:
@@ -97,15 +117,19 @@ class SinkRunner:
         self._failing = False
         self._backoff = SINK_BACKOFF
         self._retry_at = 0.0
+        self._strikes = 0  # failures of the batch at the head, none of them an OSError
+        self._suspects = 0  # trades at the head of the backlog that failed alone
+        self._singles = 0  # trades after the suspects still to be written one at a time
         self.written = 0
         self.failures = 0
+        self.rejected = 0
 
     @property
     def pending(self) -> int:
         return len(self._backlog)
 
     def stats(self) -> SinkStats:
-        return SinkStats(self.sink.name, self.written, len(self._backlog), self.failures)
+        return SinkStats(self.sink.name, self.written, len(self._backlog), self.failures, self.rejected)
 
     def retry_in(self) -> float | None:
         """Seconds until a failed sink should be tried again (None: nothing waits)."""
@@ -124,26 +148,102 @@ class SinkRunner:
     def drain(self) -> None:
         """Write the backlog, batch by batch, until it is empty or the sink fails."""
         while self._backlog and not self._closed:
-            batch = [self._backlog[i] for i in range(min(MAX_BATCH, len(self._backlog)))]
-            try:
-                if not self._opened:
-                    self.sink.open()
-                    self._opened = True
-                self.sink.write(batch)
-                self.sink.flush()
-            except Exception as err:  # noqa: BLE001 - any failure of a sink is reported, never fatal
-                self._failed(err)
+            if self._suspects or self._singles:
+                error = self._write_singly()
+            else:
+                error = self._write_batch()
+            if error is not None:
+                self._failed(error)
                 return
+
+    def _write_batch(self) -> Exception | None:
+        """Write the head of the backlog in one call; when that batch fails a second
+        time (not with an OSError), go on one trade at a time.  Returns the error that
+        stops the drain, if any."""
+        batch = [self._backlog[i] for i in range(min(MAX_BATCH, len(self._backlog)))]
+        error = self._write(batch)
+        if error is None:
             for _ in batch:
                 self._backlog.popleft()
-            self.written += len(batch)
-            if self._failing:
-                self._failing = False
-                self._backoff = self._backoff.reset()
-                log.info("sink %s recovered; %d trades pending", self.sink.name, len(self._backlog))
+            self._strikes = 0
+            return None
+        if isinstance(error, OSError):  # the disk or the network: no trade is to blame
+            return error
+        self._strikes += 1
+        if self._strikes == 1:
+            return error  # retried as it is, after the backoff
+        self._strikes = 0
+        self._singles = len(batch)
+        return self._write_singly()
+
+    def _write_singly(self) -> Exception | None:
+        """Write the head of the backlog one trade at a time: the suspects (trades that
+        failed alone) and then ``_singles`` more trades.  A suspect is tried again at the
+        start of a pass and while the sink is seen to work (it has just taken a trade);
+        failing then, it is poison.  Returns the error that ends the pass: an OSError,
+        or the second of two failures in a row (what a sink that is down does); what is
+        left stays at the head, in order."""
+        works = False  # the sink took a trade since the last failure of this pass
+        failures = 0
+        error: Exception | None = None
+        while self._backlog and not self._closed and (self._suspects or self._singles):
+            again = bool(self._suspects) and (works or failures == 0)  # the first suspect
+            index = 0 if again else self._suspects  # else the first trade not tried alone
+            if index >= len(self._backlog):
+                return error  # only suspects left: a later trade will tell poison from an outage
+            trade = self._backlog[index]
+            error = self._write([trade])
+            if isinstance(error, OSError):
+                return error  # the disk or the network: no trade is to blame
+            if error is None or (again and works):
+                del self._backlog[index]
+                if again:
+                    self._suspects -= 1
+                else:
+                    self._singles = max(0, self._singles - 1)
+                if error is not None:
+                    self._reject(trade, error)
+                works, failures = True, 0
+                continue
+            if not again:
+                self._suspects += 1
+                self._singles = max(0, self._singles - 1)
+            works = False
+            failures += 1
+            if failures >= OUTAGE_FAILURES:
+                return error
+        return None
+
+    def _write(self, trades: list[Trade]) -> Exception | None:
+        """Hand *trades* to the sink (opened first if need be); the error if it failed."""
+        try:
+            if not self._opened:
+                self.sink.open()
+                self._opened = True
+            self.sink.write(trades)
+            self.sink.flush()
+        except Exception as err:  # noqa: BLE001 - any failure of a sink is reported, never fatal
+            self.failures += 1
+            return err
+        self.written += len(trades)
+        if self._failing:
+            self._failing = False
+            self._backoff = self._backoff.reset()
+            log.info("sink %s recovered; %d trades pending", self.sink.name, len(self._backlog) - len(trades))
+        return None
+
+    def _reject(self, trade: Trade, err: Exception) -> None:
+        """Report and count a poison trade (the caller drops it)."""
+        self.rejected += 1
+        error = SinkError(
+            "sink %s cannot take trade %s %s %s (%s: %s); skipped"
+            % (self.sink.name, trade.venue, trade.symbol, trade.trade_id, type(err).__name__, err),
+            trade=trade,
+        )
+        error.__cause__ = err
+        self._report(error)
 
     def _failed(self, err: Exception) -> None:
-        self.failures += 1
         delay = self._backoff.delay(0.5)
         self._backoff = self._backoff.increment()
         self._retry_at = self._clock() + delay
