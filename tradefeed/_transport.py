@@ -189,8 +189,9 @@ class BufferedSocket:
         self._secure = isinstance(sock, ssl.SSLSocket)
         self._failed: OSError | None = None  # what fill() met, for the next recv() to raise
 
-    def fill(self) -> None:
-        """Refill the empty buffer with one read (call when the socket is readable).
+    def fill(self) -> bool:
+        """Refill the empty buffer with one read (call when the socket is readable);
+        False if nothing came.
 
         End of stream and errors are left for websocket-client to meet through
         :meth:`recv`, so that it reports them exactly as it always does."""
@@ -198,9 +199,11 @@ class BufferedSocket:
             data = self.sock.recv(READ_SIZE)
         except OSError as err:  # ssl.SSLError and socket.timeout are OSErrors
             self._failed = err
-            return
-        if data:
-            self._buf, self._pos = data, 0
+            return False
+        if not data:
+            return False
+        self._buf, self._pos = data, 0
+        return True
 
     def recv(self, size: int) -> bytes:
         """Up to *size* bytes: from the buffer, or one read of :data:`READ_SIZE` when it is
@@ -248,6 +251,18 @@ class BufferedSocket:
         self._pos = end
         return buf[start:end]
 
+    def pong(self) -> bool:
+        """Consume a complete pong frame at the head of the buffer; True if there was
+        one (the answer to a liveness ping: read here, no websocket-client round trip)."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 2 or buf[pos] != 0x8A or buf[pos + 1] > 125:  # FIN pong, unmasked
+            return False
+        end = pos + 2 + buf[pos + 1]
+        if end > len(buf):
+            return False
+        self._pos = end
+        return True
+
     def buffered(self) -> bool:
         """Are bytes ready to read without a system call (here, or inside TLS)?"""
         return self._pos < len(self._buf) or (self._secure and self.sock.pending() > 0)  # type: ignore[attr-defined]
@@ -268,6 +283,7 @@ class FrameLoop:
     :param running: true while the app should keep reading (``app.keep_running``).
     :param on_data: called with each data frame's payload (bytes) that this loop reads
         itself; the app's ``on_message`` gets the frames websocket-client reads.
+    :param on_pong: called for each pong this loop reads itself.
     :param mid_message: true while websocket-client holds part of a fragmented message
         (checked after each frame it reads): only continuation frames may follow then,
         so every frame goes to websocket-client, which enforces that.
@@ -279,11 +295,13 @@ class FrameLoop:
         running: Callable[[], bool],
         on_data: Callable[[bytes], None],
         mid_message: Callable[[], bool] = lambda: False,
+        on_pong: Callable[[], None] = lambda: None,
     ) -> None:
         self._reader = reader
         self._running = running
         self._on_data = on_data
         self._mid_message = mid_message
+        self._on_pong = on_pong
         self._poll = select.poll()
         self._poll.register(reader.sock, select.POLLIN)
 
@@ -293,7 +311,7 @@ class FrameLoop:
 
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
         reader, running, poll, on_data = self._reader, self._running, self._poll, self._on_data
-        data_frame = reader.data_frame
+        data_frame, pong, on_pong = reader.data_frame, reader.pong, self._on_pong
         fast = True  # False while a fragmented message is being received
         while running():
             if fast:
@@ -301,15 +319,15 @@ class FrameLoop:
                 if payload is not None:
                     on_data(payload)
                     continue
+                if pong():
+                    on_pong()
+                    continue
             if not reader.buffered():
                 # no timeout: an idle connection costs no wake-ups.  stop() and the
                 # liveness checks shut the socket down, which ends the wait at once
                 poll.poll()
-                reader.fill()
-                payload = data_frame() if fast else None
-                if payload is not None:  # the common case: a whole frame came in
-                    on_data(payload)
-                    continue
+                if reader.fill():
+                    continue  # whatever came in, the fast path looks at it first
             if not read_callback():
                 break
             fast = not self._mid_message()

@@ -444,6 +444,7 @@ class Connection:
             lambda: app.keep_running,
             lambda data: self._on_message(attempt, data),
             lambda: _mid_message(app),
+            self._on_control_frame,
         )
         # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
         app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)

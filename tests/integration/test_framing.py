@@ -57,6 +57,7 @@ def test_every_kind_of_frame_in_one_stream_arrives_in_order(make_manager, collec
             frame(trades_json(1, 1)),  # 7-bit length: fast path
             frame(trades_json(2, 1, "x" * 200)),  # 16-bit length: fast path
             ping_frame(b"p"),  # control: websocket-client answers it
+            frame(b"pong", opcode=0xA),  # an (unsolicited) pong: taken by the fast path
             frame(trades_json(3, 1), opcode=0x2),  # binary: fast path
             frame(first_half, fin=False),  # a fragmented message...
             ping_frame(b"q"),  # ...with a control frame between its fragments
