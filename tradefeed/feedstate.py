@@ -34,10 +34,13 @@ back until the key *joins*, which happens when:
    merely behind, working through its backlog, is waited for: nothing is ever delivered
    out of order to save time.
 
-A joining line never delivers a trade older than the feed's newest of its key (by
-sequence, else venue time): it starts behind the feed, and such a trade is dropped (the
-feed had it; or it fills a hole a Gap reported already: late, it would break the order).
-A line holds at most ``window`` trades per key (the oldest go first: the line that is
+While a joining line holds a key, its trades of the keys it has joined queue up behind
+the held ones instead of overtaking them, so what it contributes keeps the venue's order
+across symbols too (best effort: past ``4 * window`` queued trades only each symbol's
+order is kept).  A joining line never delivers a trade older than the feed's newest of
+its key (by sequence, else venue time): it starts behind the feed, and such a trade is
+dropped (the feed had it; or it fills a hole a Gap reported already: late, it would
+break the order).  A line holds at most ``window`` trades per key (the oldest go first: the line that is
 behind delivers them, or their loss is reported when the hold is released).  A line that
 connects while no other line is live is not joining; a joining line stops joining when
 it is the only live line left.
@@ -72,24 +75,37 @@ def _key(trade: Trade) -> Key:
     return (trade.raw.get("stream"), trade.symbol)
 
 
-class _Hold:
-    """Trades one joining line holds back for one key, oldest first."""
+_PENDING, _GO, _DROP = 0, 1, 2
 
-    __slots__ = ("trades", "ids", "since")
+
+class _Entry:
+    """A trade in a joining line's queue: pending (its key's hold is unresolved), to go
+    (through de-duplication) or to drop."""
+
+    __slots__ = ("trade", "key", "state")
+
+    def __init__(self, trade: Trade, key: Key, state: int) -> None:
+        self.trade, self.key, self.state = trade, key, state
+
+
+class _Hold:
+    """What one joining line holds back of one key: its pending entries, oldest first."""
+
+    __slots__ = ("entries", "ids", "since")
 
     def __init__(self, since: float) -> None:
-        self.trades: deque[Trade] = deque()
+        self.entries: deque[_Entry] = deque()
         self.ids: set[str] = set()
         #: when it started (or was last reported by overdue()), time.monotonic()
         self.since = since
 
-    def add(self, trade: Trade, limit: int) -> None:
-        if trade.trade_id in self.ids:
-            return  # the line's own resend (a window overlapping the last)
-        self.trades.append(trade)
-        self.ids.add(trade.trade_id)
-        if len(self.trades) > limit:
-            self.ids.discard(self.trades.popleft().trade_id)
+    def add(self, entry: _Entry, limit: int) -> None:
+        self.entries.append(entry)
+        self.ids.add(entry.trade.trade_id)
+        if len(self.entries) > limit:  # the line behind brings the oldest
+            oldest = self.entries.popleft()
+            oldest.state = _DROP
+            self.ids.discard(oldest.trade.trade_id)
 
 
 class Line:
@@ -101,16 +117,18 @@ class Line:
     :param owner: the connection (returned by :meth:`FeedState.overdue`).
     """
 
-    __slots__ = ("owner", "joining", "joined", "held", "unproven", "due", "prev", "active", "in_sync")
+    __slots__ = ("owner", "joining", "joined", "held", "queue", "unproven", "due", "prev", "active", "in_sync")
 
     def __init__(self, owner: Any = None) -> None:
         self.owner = owner
-        #: it connected while another line was live and has keys still to join
+        #: it connected while another line was live
         self.joining = False
-        #: keys whose trades this line delivers as they come (joining lines only)
+        #: keys whose trades this joining line delivers as they come
         self.joined: set[Key] = set()
-        #: key -> trades held back
+        #: key -> what is held back of it
         self.held: dict[Key, _Hold] = {}
+        #: a joining line's trades from its first pending one on, in arrival order
+        self.queue: deque[_Entry] = deque()
         #: keys whose continuity across this line's reconnect is not proven yet (the seam)
         self.unproven: set[Key] = set()
         #: keys the feed knew when this line connected and that it has not joined yet
@@ -151,7 +169,7 @@ class FeedState:
         self.last_trade_ns: int | None = None
         self.window = window
         self.join_timeout = join_timeout
-        #: holds started: a joining line held a symbol's trades back (for tests and stats)
+        #: holds started: a joining line held a symbol's trades back (diagnostics)
         self.holds = 0
         #: the live lines, in the order they connected
         self.lines: list[Line] = []
@@ -168,14 +186,12 @@ class FeedState:
         :param now: ``time.monotonic()``.
         """
         joining = bool(self.lines)
-        line.active = now
         self.lines.append(line)
         line.joining = joining
-        line.joined = set()
-        line.held = {}
-        line.prev = {}
+        line.joined, line.held, line.queue, line.prev = set(), {}, deque(), {}
         line.unproven = set(unproven)
         line.due = set(self.last_seen) if joining else set()
+        line.active = now
         self._resync(line)
         return joining
 
@@ -192,68 +208,23 @@ class FeedState:
         :param now: ``time.monotonic()``.
         """
         line.active = now
-        dedup = self.dedup
-        joining, joined, prev, unproven = line.joining, line.joined, line.prev, line.unproven
         out: list[Trade] = []
         gaps: list[tuple[Key, Trade]] = []
-        changed = False
-        for trade in trades:
-            key = (trade.raw.get("stream"), trade.symbol)
-            tid = trade.trade_id
-            if dedup.repeat(key, tid):  # the feed delivered it (counted as a duplicate)
-                prev[key] = tid
-                if unproven and key in unproven:
-                    unproven.discard(key)  # the reconnect's first trade of it is a repeat: no hole
-                if joining and key not in joined:  # rule 1: it reached the feed's position
-                    self._join(line, key)
-                    changed = True
-                    if key in line.held:
-                        # held ahead of a trade the feed delivered: older than the feed's
-                        # newest (delivered and forgotten, or in a hole already reported)
-                        dedup.dropped += len(self._unhold(line, key))
-                continue
-            if joining and key not in joined:
-                hold = line.held.get(key)
-                if hold is None and self._behind(key, trade, sequenced):
-                    dedup.dropped += 1  # the line is behind the feed: not its turn yet
-                    continue
-                if hold is None:
-                    changed = True
-                    if self._continues(key, trade, sequenced):  # the next in sequence: proven
-                        self._join(line, key)
-                    elif not self._fed(line, key):  # no other line to wait for
-                        joined.add(key)  # the seam check below judges it
-                        line.due.discard(key)
-                    else:
-                        hold = line.held[key] = _Hold(now)
-                        self._holders.setdefault(key, []).append(line)
-                        self.holds += 1
-                if hold is not None:
-                    hold.add(trade, self.window)
-                    continue
-            else:
-                last = prev.get(key)
-                if last is not None and not dedup.seen(key, last):
-                    # its previous trade of the symbol has left the window: the line is more
-                    # than `window` trades behind, so this one was delivered long ago
-                    dedup.dropped += 1
-                    prev[key] = tid
-                    continue
-            prev[key] = tid
-            if unproven and key in unproven:
-                unproven.discard(key)  # the reconnect's first trade of it is new: a hole?
-                gaps.append((key, trade))
-            dedup.remember(key, tid)
-            out.append(trade)
-        if changed:
-            self._resync(line)
+        if line.joining:
+            for trade in trades:
+                self._sort(line, trade, sequenced, now, out, gaps)
+            self._drain(line, out, gaps)
+        else:
+            direct = self._direct
+            for trade in trades:
+                direct(line, trade, (trade.raw.get("stream"), trade.symbol), out, gaps)
         if out and self._holders:
-            out.extend(self._settle(out, sequenced))
+            self._settle(out, sequenced, out, gaps)
         return out, gaps
 
     def closed(self, line: Line, sequenced: bool) -> tuple[list[Trade], list[tuple[Key, Trade]]]:
         """*line* ended; returns what that releases (as :meth:`accept`): the holds of
-        other lines that no live line can deliver any more."""
+        other lines that no live line can deliver any more (rule 3)."""
         if line not in self.lines:
             return [], []
         self.lines.remove(line)
@@ -261,7 +232,7 @@ class FeedState:
         for key in list(line.held):
             self._unhold(line, key)  # the lines still live bring these trades themselves
         line.joining = False
-        line.joined, line.unproven, line.due, line.prev = set(), set(), set(), {}
+        line.joined, line.queue, line.unproven, line.due, line.prev = set(), deque(), set(), set(), {}
         out: list[Trade] = []
         gaps: list[tuple[Key, Trade]] = []
         for key in list(self._holders):
@@ -269,18 +240,21 @@ class FeedState:
             if not holders or any(self._fed(holder, key) for holder in holders):
                 continue
             holder = self._oldest(holders, key)
-            held = self._unhold(holder, key)
-            ahead = [t for t in held if not self._behind(key, t, sequenced)]
-            self.dedup.dropped += len(held) - len(ahead)
-            released = self.dedup.fresh(ahead)
-            if key in holder.unproven and released:
-                gaps.append((key, released[0]))
-            self._join(holder, key)
+            hold = self._unhold(holder, key)
+            for entry in hold.entries:  # none older than the feed's newest: out of order
+                entry.state = _DROP if self._behind(key, entry.trade, sequenced) else _GO
+            holder.joined.add(key)  # continuity unproven: the seam check judges it
+            holder.due.discard(key)
+            released: list[Trade] = []
+            self._drain(holder, released, gaps)
+            self._resync(holder)
             out.extend(released)
-            out.extend(self._settle(released, sequenced))
+            self._settle(released, sequenced, out, gaps)
         if len(self.lines) == 1:  # alone: it is the feed now
-            self.lines[0].joining = False
-            self.lines[0].due = set()
+            alone = self.lines[0]
+            self._drain(alone, out, gaps, force=True)
+            alone.joining = False
+            alone.due = set()
         for other in self.lines:
             self._resync(other)
         return out, gaps
@@ -307,10 +281,98 @@ class FeedState:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _settle(self, delivered: list[Trade], sequenced: bool) -> list[Trade]:
-        """Rule 2: holds that *delivered* (just handed over) catch up with; returns their
-        trades not delivered yet, to follow right behind."""
-        out: list[Trade] = []
+    def _direct(self, line: Line, trade: Trade, key: Key, out: list[Trade], gaps: list[tuple[Key, Trade]]) -> None:
+        """A trade of a key *line* is in step on: de-duplicated, checked, delivered."""
+        dedup = self.dedup
+        tid = trade.trade_id
+        if dedup.repeat(key, tid):  # the feed delivered it (counted as a duplicate)
+            line.prev[key] = tid
+            if key in line.unproven:
+                line.unproven.discard(key)  # the reconnect's first trade of it is a repeat: no hole
+            return
+        last = line.prev.get(key)
+        line.prev[key] = tid
+        if last is not None and not dedup.seen(key, last):
+            # its previous trade of the key has left the window: the line is more than
+            # `window` trades behind, so this one was delivered long ago
+            dedup.dropped += 1
+            return
+        if key in line.unproven:
+            line.unproven.discard(key)  # the reconnect's first trade of it is new: a hole?
+            gaps.append((key, trade))
+        dedup.remember(key, tid)
+        out.append(trade)
+
+    def _sort(self, line: Line, trade: Trade, sequenced: bool, now: float, out: list[Trade], gaps: list[tuple[Key, Trade]]) -> None:
+        """A joining line's trade: through at once, queued behind a pending one (so the
+        line's own order across keys is kept), held, joined (rule 1) or dropped."""
+        key = (trade.raw.get("stream"), trade.symbol)
+        if key not in line.joined:
+            hold = line.held.get(key)
+            if self.dedup.repeat(key, trade.trade_id):  # rule 1: it reached the feed's position
+                line.prev[key] = trade.trade_id
+                self._join(line, key)
+                if hold is not None:  # held before a repeat: older than the feed's newest
+                    self._resolve(line, key, ())
+                self._resync(line)
+                return
+            if hold is None:
+                if self._behind(key, trade, sequenced):
+                    self.dedup.dropped += 1  # the line is behind the feed: not its turn yet
+                    return
+                if self._continues(key, trade, sequenced):  # the next in sequence: proven
+                    self._join(line, key)
+                elif not self._fed(line, key):  # no other line to wait for
+                    line.joined.add(key)  # continuity unproven: the seam check judges it
+                    line.due.discard(key)
+                else:
+                    hold = line.held[key] = _Hold(now)
+                    self._holders.setdefault(key, []).append(line)
+                    self.holds += 1
+                self._resync(line)
+            if hold is not None:
+                if trade.trade_id not in hold.ids:  # else the line's own resend (a window)
+                    entry = _Entry(trade, key, _PENDING)
+                    hold.add(entry, self.window)
+                    line.queue.append(entry)
+                return
+        if line.queue:
+            line.queue.append(_Entry(trade, key, _GO))
+            if len(line.queue) > self.window * 4:  # that long a wait: keep each key's order only
+                self._drain(line, out, gaps, force=True)
+        else:
+            self._direct(line, trade, key, out, gaps)
+
+    def _drain(self, line: Line, out: list[Trade], gaps: list[tuple[Key, Trade]], force: bool = False) -> None:
+        """Hand over the front of *line*'s queue up to its first pending entry (with
+        *force*, every entry not pending)."""
+        queue = line.queue
+        if force:
+            keep = deque(e for e in queue if e.state == _PENDING)
+            done = [e for e in queue if e.state != _PENDING]
+            queue.clear()
+        else:
+            done = []
+            while queue and queue[0].state != _PENDING:
+                done.append(queue.popleft())
+        for entry in done:
+            if entry.state == _GO:
+                self._direct(line, entry.trade, entry.key, out, gaps)
+            else:
+                self.dedup.dropped += 1
+        if force:
+            line.queue = keep
+
+    def _resolve(self, line: Line, key: Key, go: Iterable[_Entry]) -> None:
+        """*key*'s hold on *line* is over: *go* go through, its other entries are dropped."""
+        hold = self._unhold(line, key)
+        going = {id(entry) for entry in go}
+        for entry in hold.entries:
+            entry.state = _GO if id(entry) in going else _DROP
+
+    def _settle(self, delivered: list[Trade], sequenced: bool, out: list[Trade], gaps: list[tuple[Key, Trade]]) -> None:
+        """Rule 2: the holds *delivered* (just handed over) reached; what they release
+        is appended to *out*, right behind."""
         batch = delivered
         while batch and self._holders:
             by_key: dict[Key, list[Trade]] = {}
@@ -325,35 +387,31 @@ class FeedState:
                     rest = self._rest(hold, trades, sequenced)
                     if rest is None:
                         continue
-                    self.dedup.dropped += len(hold.trades) - len(rest)  # the feed has those
-                    self._unhold(holder, key)
-                    released = self.dedup.fresh(rest)
+                    self._resolve(holder, key, rest)
                     self._join(holder, key)
+                    self._drain(holder, batch, gaps)
                     self._resync(holder)
-                    trades = trades + released
-                    batch.extend(released)
             out.extend(batch)
-        return out
 
     @staticmethod
-    def _rest(hold: _Hold, trades: list[Trade], sequenced: bool) -> list[Trade] | None:
-        """If the feed, delivering *trades* (in order), reached *hold*: the held trades
-        after the feed's newest (those up to it are in *trades* or older); else None."""
+    def _rest(hold: _Hold, trades: list[Trade], sequenced: bool) -> list[_Entry] | None:
+        """If the feed, delivering *trades* (in order), reached *hold*: its entries after
+        the feed's newest (those up to it are in *trades* or older); else None."""
         if sequenced:
             seqs = [t.sequence for t in trades if t.sequence is not None]
-            held = [t.sequence for t in hold.trades if t.sequence is not None]
+            held = [e.trade.sequence for e in hold.entries if e.trade.sequence is not None]
             if seqs and held:
                 last = max(seqs)
                 if last + 1 < min(held):
                     return None  # not there yet
-                return [t for t in hold.trades if t.sequence is None or t.sequence > last]
+                return [e for e in hold.entries if e.trade.sequence is None or e.trade.sequence > last]
         ids = hold.ids
         delivered = {t.trade_id for t in trades if t.trade_id in ids}
         if not delivered:
             return None
-        held = list(hold.trades)
-        reached = max(i for i, t in enumerate(held) if t.trade_id in delivered)
-        return held[reached + 1 :]
+        entries = list(hold.entries)
+        reached = max(i for i, e in enumerate(entries) if e.trade.trade_id in delivered)
+        return entries[reached + 1 :]
 
     def _behind(self, key: Key, trade: Trade, sequenced: bool) -> bool:
         """Is *trade* older than the feed's newest of *key* (by sequence, else venue time)?
@@ -383,22 +441,24 @@ class FeedState:
         line.unproven.discard(key)
         line.due.discard(key)
 
-    def _unhold(self, line: Line, key: Key) -> list[Trade]:
+    def _unhold(self, line: Line, key: Key) -> _Hold:
         hold = line.held.pop(key)
         holders = self._holders[key]
         holders.remove(line)
         if not holders:
             del self._holders[key]
-        return list(hold.trades)
+        return hold
 
     @staticmethod
     def _oldest(holders: list[Line], key: Key) -> Line:
         """The holder whose held trades start first: no other holds its first trade
         behind trades of its own."""
         for holder in holders:
-            first = holder.held[key].trades[0].trade_id
+            first = holder.held[key].entries[0].trade.trade_id
             if not any(
-                other is not holder and first in other.held[key].ids and other.held[key].trades[0].trade_id != first
+                other is not holder
+                and first in other.held[key].ids
+                and other.held[key].entries[0].trade.trade_id != first
                 for other in holders
             ):
                 return holder

@@ -167,7 +167,7 @@ def test_a_hold_is_bounded_and_ignores_the_lines_own_resends():
     b = feed.open("B")
     feed.frame(b, *ts(4, 5, 6))
     feed.frame(b, *ts(5, 6, 7))  # SynFutures-like window
-    assert ids(b.held[KEY].trades) == [5, 6, 7]
+    assert [int(e.trade.trade_id) for e in b.held[KEY].entries] == [5, 6, 7]
     assert feed.frame(a, *ts(2, 3, 4, 5)) == [2, 3, 4, 5, 6, 7]
 
 
@@ -235,3 +235,31 @@ def test_a_joining_line_far_behind_the_feed_neither_holds_nor_delivers_old_trade
     assert feed.frame(b, *ts(3, 4, 5)) == [] and not b.held
     assert feed.frame(b, *ts(6, 7, 8, 9, 10, 11, 12)) == [11, 12]
     assert ids(feed.delivered) == list(range(1, 13)) and feed.state.holds == 0
+
+
+def test_a_joining_line_keeps_its_own_order_across_symbols():
+    """B holds a symbol the feed has not delivered yet (A may have older trades of it in
+    flight); B's later trades of a symbol it has joined wait behind that hold rather than
+    overtake it, so what B contributes keeps the venue's order across symbols too."""
+    feed = Feed()
+    a = feed.open("A")
+    feed.frame(a, t(1))
+    b = feed.open("B")
+    eth = lambda n: t(n, "ETH-PERPETUAL")  # noqa: E731
+    assert feed.frame(b, t(1), eth(2), t(3)) == []  # 1: joined; ETH 2: held; 3 waits behind it
+    assert not b.in_sync.is_set()
+    assert feed.close(a) == [2, 3]  # A is gone before it got there: in B's order
+    assert feed.frame(b, eth(4), t(5)) == [4, 5]
+    assert ids(feed.delivered) == [1, 2, 3, 4, 5] and feed.gaps == []
+
+
+def test_a_joining_line_queue_drains_when_the_live_line_catches_up():
+    feed = Feed()
+    a = feed.open("A")
+    feed.frame(a, t(1))
+    b = feed.open("B")
+    eth = lambda n: t(n, "ETH-PERPETUAL")  # noqa: E731
+    assert feed.frame(b, t(1), eth(2), t(3), eth(4)) == []
+    assert feed.frame(a, eth(2)) == [2, 3, 4]  # A delivers ETH 2: B's queue follows
+    assert feed.frame(a, t(3), eth(4), t(5)) == [5]
+    assert b.in_sync.is_set() and not b.queue
