@@ -32,7 +32,7 @@ from .adapters.base import Adapter, CloseAction
 from ._transport import BufferedSocket, FrameLoop, RedirectRefused, end_handshake, open_socket, shutdown, writable
 from .auth import Token, TokenProvider
 from .backoff import Backoff
-from .feedstate import FeedState
+from .feedstate import FeedState, Line
 from .exceptions import (
     AuthError,
     ConfigError,
@@ -77,6 +77,10 @@ class ConnectionSettings:
     healthy_after: float = 60.0
     #: frames longer than this (bytes) are reported, not parsed
     max_frame_bytes: int = 16 * 1024 * 1024
+    #: redundancy: a reconnected connection holds back a symbol's trades until it has
+    #: caught up with the others; one of those that brings no trades at all for this long
+    #: meanwhile is reconnected as stalled (see :mod:`tradefeed.feedstate`)
+    join_timeout: float = 10.0
     #: a symbol (or the feed) without data for this long is reported stale (None: never)
     stale_after: float | None = None
     #: ...and the connection is re-made (off: a quiet market is not a dead connection)
@@ -173,7 +177,7 @@ class Connection:
         self._on_end = on_end
         self._stop = threading.Event()
         self._lock = threading.Lock()  # serializes calls into the adapter
-        self.state = state if state is not None else FeedState(settings.dedup_window)
+        self.state = state if state is not None else FeedState(settings.dedup_window, settings.join_timeout)
         #: 1-based number of this connection within its feed (redundancy)
         self.index = index
         #: the feed has several connections (status events then name theirs)
@@ -197,6 +201,11 @@ class Connection:
         self.dropped: Callable[[str], int] = lambda name: 0
         # keys whose continuity across the last reconnect is not yet proven
         self._seam: set[tuple[Any, str]] = set()
+        # this connection among the feed's (line arbitration, FeedState)
+        self._line = Line(self)
+        #: set while this connection is live and caught up with the feed's other
+        #: connections (they may then fail without loss); see FeedState
+        self.in_sync = self._line.in_sync
         #: the error that ended the feed, if one did
         self.fatal_error: TradefeedError | None = None
         suffix = "" if index == 1 else "#%d" % index
@@ -380,6 +389,7 @@ class Connection:
         try:
             return self._connect_and_stream(attempt)
         finally:
+            self._leave(attempt)
             with self._lock:
                 self._current = None
             for job_id in attempt.jobs:
@@ -548,6 +558,7 @@ class Connection:
         with self._lock:
             attempt.opened = True
             frames = attempt.adapter.on_open()
+        self._join(attempt)
         self._send(attempt, frames)
         settings = self.settings
         if settings.ping_interval > 0:
@@ -604,7 +615,10 @@ class Connection:
             self.errors += 1
             pending.append(wrapped)
         else:
-            if parsed.trades:
+            if parsed.trades and self.redundant:
+                self._merge(attempt, parsed.trades, received_ns)
+                pending = self._pending  # _merge handed the old list over
+            elif parsed.trades:
                 state = self.state
                 with state.lock:  # shared with the feed's other connections (redundancy)
                     repeats: set[tuple[Any, str]] | None = set() if self._seam else None
@@ -615,12 +629,6 @@ class Connection:
                         self._check_gaps(fresh, attempt.adapter.sequenced, received_ns)
                         state.trades += len(fresh)
                         state.last_trade_ns = received_ns
-                        if self.redundant:
-                            # hand over in the order the shared de-duplication decided, or
-                            # another connection's later trades could overtake these
-                            pending.extend(fresh)
-                            self._flush()
-                            fresh = []
                 if fresh:
                     pending.extend(fresh)
             if parsed.errors:
@@ -637,6 +645,87 @@ class Connection:
                     self.data_seen.set()
         if pending and (len(pending) >= self.settings.batch_items or not self._more_pending(attempt)):
             self._flush()
+
+    # -- redundancy: line arbitration (FeedState) ---------------------------------------
+
+    def _join(self, attempt: _Attempt) -> None:
+        """Open: take this connection's place among the feed's; if another is live, this
+        one is joining, and a watchdog looks for connections that fail to catch up."""
+        state = self.state
+        with state.lock:
+            # a redundant feed's seam is checked by the arbitration from now on
+            joining = state.opened(self._line, self._seam if self.redundant else (), time.monotonic())
+            if self.redundant:
+                self._seam = set()
+        if joining:
+            every = max(0.05, state.join_timeout / 4)
+            attempt.jobs.append(self._scheduler.add(every, self._join_job(attempt, every)))
+
+    def _merge(self, attempt: _Attempt, trades: Any, received_ns: int) -> None:
+        """A redundant feed's trades go through its line arbitration and are handed
+        over under ``state.lock``, so the feed's order is the arbitration's."""
+        state = self.state
+        sequenced = attempt.adapter.sequenced
+        with state.lock:
+            if self._seam:  # opened before its feed became redundant (a rotation)
+                state.adopt(self._line, self._seam)
+                self._seam = set()
+            fresh, gaps = state.accept(self._line, trades, sequenced, time.monotonic())
+            if fresh or gaps:
+                self._deliver(fresh, gaps, sequenced, received_ns)
+
+    def _leave(self, attempt: _Attempt) -> None:
+        """End of an attempt: trades other connections held for this one to deliver are
+        released (with the seam's Gap checks) and handed over from this thread."""
+        state = self.state
+        sequenced = attempt.adapter.sequenced
+        with state.lock:
+            released, gaps = state.closed(self._line, sequenced)
+            if released or gaps:
+                self._deliver(released, gaps, sequenced, time.time_ns())
+
+    def _deliver(self, fresh: list[Trade], gaps: list[tuple[Any, Trade]], sequenced: bool, received_ns: int) -> None:
+        """Hand over what the arbitration let through; the caller holds ``state.lock``."""
+        state = self.state
+        for key, first in gaps:
+            self._gap(key, "reconnect", state.last_seen[key][0], first.timestamp_ms)
+        if fresh:
+            self._check_gaps(fresh, sequenced, received_ns)
+            state.trades += len(fresh)
+            state.last_trade_ns = received_ns
+            self._pending.extend(fresh)
+        self._flush()
+
+    def _join_job(self, attempt: _Attempt, every: float) -> Callable[[float], float | None]:
+        """While joining: reconnect the connections that should deliver what this one
+        holds but have brought no trades for ``join_timeout`` (their end releases it)."""
+
+        def job(now: float) -> float | None:
+            if self._current is not attempt:
+                return None
+            with self.state.lock:
+                late = self.state.overdue(self._line, now)
+            for other in late:
+                other._lagging(self)
+            return every
+
+        return job
+
+    def _lagging(self, ahead: "Connection") -> None:
+        """Another connection of this feed holds trades back for this one to deliver, and
+        this one has brought no trades for ``join_timeout``: it is stalled; reconnect it."""
+        attempt = self._current
+        if attempt is None:
+            return
+        if attempt.error is None:
+            attempt.error = StaleFeedError(
+                "%s: connection #%d brought no trades for %gs while connection #%d waits for it; reconnecting"
+                % (self.name, self.index, self.state.join_timeout, ahead.index),
+                venue=self.venue,
+                feed=self.name,
+            )
+        log.warning("%s", attempt.error)
+        shutdown(attempt.sock)
 
     def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
         """First trades of a symbol after a reconnect: a repeat of something seen proves

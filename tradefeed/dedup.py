@@ -85,3 +85,28 @@ class Deduplicator:
             if repeats is not None:
                 started.add(key)
         return out
+
+    # One trade at a time, for the line arbitration of redundant feeds (feedstate.py).
+
+    def seen(self, key: tuple[object, str], trade_id: str) -> bool:
+        """Whether *trade_id* of *key* is in the window."""
+        win = self._windows.get(key)
+        return win is not None and trade_id in win.ids
+
+    def repeat(self, key: tuple[object, str], trade_id: str) -> bool:
+        """:meth:`seen`, and counted as dropped if so."""
+        win = self._windows.get(key)
+        if win is None or trade_id not in win.ids:
+            return False
+        self.dropped += 1
+        return True
+
+    def remember(self, key: tuple[object, str], trade_id: str) -> None:
+        """Put a new *trade_id* of *key* in the window (as :meth:`fresh` does)."""
+        win = self._windows.get(key)
+        if win is None:
+            win = self._windows[key] = _Window(self._size)
+        if len(win.order) == self._size:
+            win.ids.discard(win.order[0])  # about to fall out of the deque
+        win.order.append(trade_id)
+        win.ids.add(trade_id)

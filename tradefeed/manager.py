@@ -302,7 +302,7 @@ class FeedManager:
                     name = "%s-%d" % (venue, next(counter))
             elif name in self._feeds:
                 raise ConfigError("a feed named %r exists already" % name)
-            state = FeedState(settings.dedup_window)
+            state = FeedState(settings.dedup_window, settings.join_timeout)
 
             def make(index: int, current_params: dict[str, Any]) -> Connection:
                 connection = Connection(

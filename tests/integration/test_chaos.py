@@ -8,10 +8,12 @@ venue's order; every trade that did not arrive lies inside a Gap reported for it
 from __future__ import annotations
 
 import random
+import threading
+from typing import Callable
 
 import pytest
 
-from tradefeed import Backoff, Gap
+from tradefeed import Backoff, Gap, Status
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -27,9 +29,10 @@ VENUES = {
 }
 
 
-def run_chaos(sim, manager, collector, venue: str, seed: int, cut):
-    """Emit TOTAL trades in random chunks, calling cut() at random moments; wait until the
-    newest trade of every symbol arrived.  Returns (tape, gaps)."""
+def run_chaos(sim, manager, collector, venue: str, seed: int, cut, after_chunk: Callable[[], None] | None = None):
+    """Emit TOTAL trades in random chunks, calling cut() at random moments (and
+    after_chunk() after every chunk); wait until the newest trade of every symbol
+    arrived.  Returns (tape, gaps)."""
     id_key, symbol_key, _ = VENUES[venue]
     gaps: list[Gap] = []
     manager.on_gap(gaps.append)
@@ -46,6 +49,8 @@ def run_chaos(sim, manager, collector, venue: str, seed: int, cut):
             emitted += chunk
             if rng.random() < 0.25:
                 cut(rng)
+            if after_chunk is not None:
+                after_chunk()
         tape = source.trades() if venue != "synfutures" else source.trades()
         newest: dict[str, str] = {}
         for record in tape:
@@ -106,3 +111,91 @@ def test_chaos_drops_lose_nothing_silently(make_sim, make_manager, collector, ve
     tape, gaps = run_chaos(sim, manager, collector, venue, seed=5, cut=cut)
     check(collector, tape, gaps, venue, expect_loss_free=False)
     assert manager.stats()["%s-1" % venue].reconnects > 5  # the chaos did happen
+
+
+#: feed parameters of the redundant chaos runs, over VENUES
+REDUNDANT_PARAMS = {"synfutures": {"trades_limit": 5}}
+
+
+class LineCutter:
+    """Cuts one line of a redundant feed at a time: at a random (seeded) moment a victim
+    is drawn; it is cut at the first chunk boundary from then on at which both lines are
+    live and in sync (``Connection.in_sync``: the survivor holds nothing back and has
+    joined every symbol), by dropping just its connection in the simulator; then the
+    cutter waits until the victim has left (its RECONNECTING event), so the two lines are
+    never down together.
+
+    After each chunk it also waits until the chunk before has arrived: the lines keep a
+    backlog of up to a chunk in flight (what makes a reconnected line's back-fill newer
+    than the live line's position), but never so much that the simulator cuts both as
+    slow consumers (SynFutures sends a frame per trade)."""
+
+    def __init__(self, sim, manager, collector, feed, venue: str) -> None:
+        self.sim, self.collector, self.venue = sim, collector, venue
+        self.lines = feed._connections
+        self.due: tuple[object, int | None] | None = None  # (victim, close code)
+        self.cuts = 0
+        self.previous: str | None = None  # the last trade id of the chunk before
+        self.arrived: set[str] = set()
+        self._cond = threading.Condition()
+        manager.on_trade(self._arrived)
+
+    def _arrived(self, trade) -> None:
+        with self._cond:
+            self.arrived.add(trade.trade_id)
+            self._cond.notify_all()
+
+    def cut(self, rng: random.Random) -> None:
+        if self.due is None:
+            self.due = (rng.choice(self.lines), None if rng.random() < 0.5 else 1011)
+
+    def after_chunk(self) -> None:
+        if self.previous is not None:
+            with self._cond:
+                assert self._cond.wait_for(lambda: self.previous in self.arrived, timeout=60)
+        self.previous = self.sim.venue(self.venue).trades()[-1][VENUES[self.venue][0]]
+        if self.due is None or not all(line.in_sync.is_set() for line in self.lines):
+            return
+        victim, code = self.due
+        sock = victim._raw_sock
+        try:
+            port = sock.getsockname()[1]
+        except (AttributeError, OSError):
+            return  # between attempts after all: try at the next chunk
+        leaving = self._reconnecting(victim.index)
+        if self.sim.drop_connections(self.venue, code=code, port=port) != 1:
+            return
+        self.due = None
+        self.cuts += 1
+        assert self.collector.wait_for(lambda c: self._reconnecting(victim.index) > leaving, timeout=30)
+
+    def _reconnecting(self, index: int) -> int:
+        return sum(
+            e.status is Status.RECONNECTING and e.detail.get("connection") == index for e in self.collector.statuses
+        )
+
+
+# Synthetix is left out for now: its adapter can hand over a reconnect's back-fill and
+# held live trades out of venue order (the single-connection seam bug noted above, fixed
+# on branch fix-synthetix-seam); a line whose own stream is misordered cannot be merged in
+# order.  With that fix applied this test passes for Synthetix too: add it back then.
+@pytest.mark.parametrize("venue", ["dopp", "rails", "synfutures"])
+def test_chaos_redundant_lines_lose_nothing(make_sim, make_manager, collector, venue):
+    """redundancy=2 while one line at a time is cut at random moments (the other live and
+    in sync): zero gaps, no duplicate, per-symbol order, nothing missing.  The cut line's
+    back-fill on reconnect is often newer than what the live line has delivered (it has a
+    backlog in flight): that is the order the line arbitration keeps."""
+    sim = make_sim(venues=[venue], seed=21, rate=0, history=50, max_connects=None)
+    manager = make_manager(backoff=FAST)
+    collector.attach(manager)
+    # SynFutures sends a window per trade: 5 trades each (not 100) keep two lines fast
+    # enough for 20,000 trades; the other line, not the window, is the back-fill here
+    params = {**sim.feed_params(venue), **VENUES[venue][2], **REDUNDANT_PARAMS.get(venue, {})}
+    feed = manager.add_feed(venue, redundancy=2, **params)
+    cutter = LineCutter(sim, manager, collector, feed, venue)
+
+    tape, gaps = run_chaos(sim, manager, collector, venue, seed=7, cut=cutter.cut, after_chunk=cutter.after_chunk)
+    check(collector, tape, gaps, venue, expect_loss_free=True)
+    stats = feed.stats()
+    assert cutter.cuts >= 5 and stats.reconnects >= cutter.cuts  # the chaos did happen
+    assert stats.duplicates > 0  # both lines delivered

@@ -11,6 +11,10 @@ from tradefeed import Backoff, Status
 pytestmark = pytest.mark.timeout(90)
 
 
+def reconnecting(collector, index: int) -> int:
+    return sum(e.status is Status.RECONNECTING and e.detail.get("connection") == index for e in collector.statuses)
+
+
 def test_one_connection_dropping_loses_nothing(make_sim, make_manager, collector):
     """Two connections of one feed; one at a time is cut off (its socket shut) and sits out a
     0.5 s backoff while trades flow: every trade arrives once, in order, with no Gap."""
@@ -29,8 +33,12 @@ def test_one_connection_dropping_loses_nothing(make_sim, make_manager, collector
         for round_ in range(8):
             victim = feed._connections[round_ % 2]
             other = feed._connections[(round_ + 1) % 2]
-            assert collector.wait_for(lambda c: other.status is Status.CONNECTED)
+            # live and caught up (not just CONNECTED: an attempt cut during its handshake
+            # may still report that before it fails)
+            assert other.in_sync.wait(15)
+            left = reconnecting(collector, victim.index)
             victim.abort()  # one network path fails
+            assert collector.wait_for(lambda c: reconnecting(c, victim.index) > left)  # it has left
             for _ in range(rng.randint(3, 8)):
                 venue.emit(rng.randint(5, 30))
         last = venue.trades()[-1]["trade_id"]

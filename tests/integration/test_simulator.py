@@ -420,6 +420,21 @@ def test_drop_connections_without_code_is_abnormal_closure(sim: Simulator) -> No
         assert closed.value.rcvd is None and ws.close_code == 1006
 
 
+def test_drop_connections_by_port_drops_only_that_client(sim: Simulator) -> None:
+    """drop_connections(port=...) cuts the one connection from that client port; the
+    other client of the same venue keeps streaming."""
+    with client(dopp_url(sim)) as one, client(dopp_url(sim)) as two:
+        recv_trades(one)
+        recv_trades(two)
+        port = one.local_address[1]
+        assert sim.drop_connections("dopp", port=port) == 1
+        with pytest.raises(ConnectionClosedError) as closed:
+            one.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is None  # aborted: 1006
+        sim.venue("dopp").emit(1)
+        assert len(recv_trades(two)) == 1
+
+
 def test_wait_for_connections_counts_completed_handshakes(sim: Simulator) -> None:
     """wait_for_connections is False on timeout and True once enough clients are in."""
     assert not sim.wait_for_connections(1, timeout=0.05)

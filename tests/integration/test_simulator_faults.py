@@ -549,7 +549,9 @@ def test_admin_endpoint_drops_and_expires_tokens(admin: tuple[Simulator, request
     """drop aborts connections; expire_tokens reaches Rails' own fault."""
     sim, session = admin
     with peer(sim, "dopp") as p, peer(sim, "rails") as r:
-        assert post(session, sim, "drop", venue="dopp").json()["connections"] == 1
+        other_port = p.ws.local_address[1] + 1 if p.ws.local_address[1] < 65535 else 1
+        assert post(session, sim, "drop", venue="dopp", port=other_port).json()["connections"] == 0
+        assert post(session, sim, "drop", venue="dopp", port=p.ws.local_address[1]).json()["connections"] == 1
         with pytest.raises(ConnectionClosed) as dropped:
             p.ws.recv(timeout=TIMEOUT)
         assert dropped.value.rcvd is None  # no close frame: 1006

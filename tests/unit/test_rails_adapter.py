@@ -169,3 +169,61 @@ def test_run_time_subscribe_unsubscribe():
     (unsub,) = a.unsubscribe(["trades"])
     assert json.loads(unsub)["content"]["subscriptions"] == ["trades"] and a.subscriptions == ["publicTrades"]
     assert a.unsubscribe(["trades"]) == []
+
+
+def _public(market: str, ids: list[int], kind: str = "publicCompletedOrdersDelta", request_id: str | None = None) -> str:
+    orders = [{"executionType": "taker", "matchId": "m%d" % n, "orderType": "buy", "price": "90000.5",
+               "quantity": "0.010", "updatedAt": 1767225600000 + n} for n in ids]  # fmt: skip
+    data: dict = {"orders": orders, "statusCode": 200}
+    if request_id is not None:
+        data["clientRequestId"] = request_id
+    return json.dumps({"resultType": kind, "market": market, "data": data})
+
+
+def _ids(trades) -> list[int]:
+    return [int(t.trade_id[1:]) for t in trades]
+
+
+def test_deltas_ahead_of_their_snapshot_reply_are_held_and_follow_it_in_order():
+    """The deltas flow from the connect on, the snapshot is asked for after it: a delta
+    that beats its market's snapshot reply waits for it and comes after the snapshot's
+    older trades, each trade once (delivering it first would put it ahead of them)."""
+    a = RailsAdapter(market="ALL", snapshot_markets=["BTC-USDT", "ETH-USDT"])
+    btc, eth = [json.loads(f)["content"]["clientRequestId"] for f in a.on_open()]
+    assert a.parse(_public("BTC-USDT", [10, 11]), 0).trades == []
+    assert _ids(a.parse(_public("SOL-USDT", [3]), 0).trades) == [3]  # no snapshot asked: not held
+    assert a.parse(_public("ETH-USDT", [20]), 0).trades == []
+    snapshot = a.parse(_public("BTC-USDT", [7, 8, 9, 10, 11], "publicCompletedOrders", btc), 0)
+    assert _ids(snapshot.trades) == [7, 8, 9, 10, 11]
+    assert _ids(a.parse(_public("BTC-USDT", [12]), 0).trades) == [12]  # answered: flows again
+    # a snapshot that does not reach back to the held deltas: they follow it all the same
+    assert a.parse(_public("ETH-USDT", [21, 22]), 0).trades == []
+    # told by name and market, not request id: a recording replays the same
+    assert eth != "replayed"
+    assert _ids(a.parse(_public("ETH-USDT", [21, 22], "publicCompletedOrders", "replayed"), 0).trades) == [20, 21, 22]
+    assert a._held == {} and a._snapshots == {}
+
+
+def test_a_failed_snapshot_request_releases_the_held_deltas():
+    """An error reply to the snapshot request: no back-fill, the held deltas go with the error."""
+    a = RailsAdapter(market="BTC-USDT")
+    (request,) = a.on_open()
+    request_id = json.loads(request)["content"]["clientRequestId"]
+    assert a.parse(_public("BTC-USDT", [5]), 0).trades == []
+    error = {"resultType": "error", "data": {"clientRequestId": request_id, "statusCode": 400, "message": "no"}}
+    parsed = a.parse(json.dumps(error), 0)
+    assert _ids(parsed.trades) == [5] and isinstance(parsed.errors[0], VenueError)
+    assert _ids(a.parse(_public("BTC-USDT", [6]), 0).trades) == [6]
+
+
+def test_resubscribing_public_trades_holds_its_deltas_again():
+    """Unsubscribing publicTrades forgets what was awaited; subscribing again asks for a
+    snapshot again, and the deltas wait for it."""
+    a = RailsAdapter(market="BTC-USDT", subscriptions=["publicTrades", "trades"])
+    a.on_open()
+    assert a.parse(_public("BTC-USDT", [5]), 0).trades == []
+    a.unsubscribe(["publicTrades"])
+    _, request = a.subscribe(["publicTrades"])
+    assert a.parse(_public("BTC-USDT", [8]), 0).trades == []
+    request_id = json.loads(request)["content"]["clientRequestId"]
+    assert _ids(a.parse(_public("BTC-USDT", [6, 7, 8], "publicCompletedOrders", request_id), 0).trades) == [6, 7, 8]

@@ -4,8 +4,10 @@
 Streams are chosen by the ``subscriptions`` query at connect time and changed with
 ``subscribe``/``unsubscribe`` messages (``clientRequestId`` correlates replies).  Public
 trades arrive as ``publicCompletedOrdersDelta``; after each connect the adapter asks for
-the recent ones with ``emitPublicCompletedOrders`` (v2 sends no snapshot by itself) and
-the overlap is de-duplicated by ``matchId`` downstream.  The account's own fills arrive
+the recent ones with ``emitPublicCompletedOrders`` (v2 sends no snapshot by itself).  The
+deltas flow from the connect on, so a market's deltas that arrive before its snapshot
+reply are held back until it, then follow the snapshot's older trades: each market's
+trades come out oldest first, each once.  The account's own fills arrive
 as ``completedOrdersDelta`` with ``data`` a list.  Both carry ``raw["stream"]``
 (``"publicTrades"``/``"trades"``), so a match seen on both is delivered on both.
 Heartbeat: ``{"message": "ping"}`` every 30 seconds.  The token itself is fetched by
@@ -14,6 +16,7 @@ Heartbeat: ``{"message": "ping"}`` every 30 seconds.  The token itself is fetche
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, ClassVar, Sequence
 from urllib.parse import urlencode
@@ -36,6 +39,11 @@ from .base import (
 
 __all__ = ["RailsAdapter", "TRADE_STREAMS"]
 
+log = logging.getLogger(__name__)
+
+#: deltas held per market while its snapshot reply is awaited; past this they are released
+MAX_HELD = 10_000
+
 #: the subscriptions that carry trades: the public tape and the account's own fills
 TRADE_STREAMS = ("publicTrades", "trades")
 #: every stream name the venue knows (the others carry no trades)
@@ -45,6 +53,8 @@ _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
 _EXECUTION = {"taker": Liquidity.TAKER, "maker": Liquidity.MAKER}
 _PUBLIC = frozenset(("publicCompletedOrdersDelta", "publicCompletedOrders", "completedOrders"))
+#: the replies to a snapshot request (emitPublicCompletedOrders; legacy emitCompletedOrders)
+_SNAPSHOTS = frozenset(("publicCompletedOrders", "completedOrders"))
 _PUBLIC_MAPPED = frozenset(("matchId", "price", "quantity", "updatedAt"))
 _PRIVATE_MAPPED = frozenset(("market", "matchId", "price", "quantity", "orderFilledAt", "fees"))
 
@@ -109,6 +119,8 @@ class RailsAdapter(Adapter):
         if self.snapshot_markets and self.market != "ALL":
             raise ConfigError("rails: snapshot_markets only applies with market='ALL'", param="snapshot_markets")
         self._requests: dict[str, str] = {}  # clientRequestId -> what it asked
+        self._snapshots: dict[str, str] = {}  # clientRequestId of a snapshot request -> its market
+        self._held: dict[str, list[Trade]] = {}  # market -> public deltas awaiting its snapshot
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         """The market and subscriptions go in the query, the JWT in the subprotocol."""
@@ -136,6 +148,9 @@ class RailsAdapter(Adapter):
         if not gone:
             return []
         self.subscriptions = [s for s in self.subscriptions if s not in gone]
+        if "publicTrades" in gone:
+            self._snapshots.clear()
+            self._held.clear()
         return [self._message("unsubscribe", {"subscriptions": gone})]
 
     def tick(self, now_ns: int) -> list[str]:
@@ -149,14 +164,23 @@ class RailsAdapter(Adapter):
         return CloseAction.RECONNECT
 
     def _snapshot_requests(self) -> list[str]:
-        if self.market != "ALL":
-            return [self._message("emitPublicCompletedOrders", {"market": self.market})]
-        return [self._message("emitPublicCompletedOrders", {"market": m}) for m in self.snapshot_markets]
+        """Ask for each market's recent trades; its deltas are held until the reply."""
+        markets = [self.market] if self.market != "ALL" else self.snapshot_markets
+        frames = []
+        for market in markets:
+            frame, request_id = self._request("emitPublicCompletedOrders", {"market": market})
+            self._snapshots[request_id] = market
+            self._held.setdefault(market, [])
+            frames.append(frame)
+        return frames
 
     def _message(self, message: str, content: dict[str, Any]) -> str:
+        return self._request(message, content)[0]
+
+    def _request(self, message: str, content: dict[str, Any]) -> tuple[str, str]:
         request_id = str(uuid.uuid4())
         self._requests[request_id] = message
-        return dumps({"message": message, "content": {"clientRequestId": request_id, **content}})
+        return dumps({"message": message, "content": {"clientRequestId": request_id, **content}}), request_id
 
     # -- parsing ------------------------------------------------------------------------
 
@@ -176,7 +200,7 @@ class RailsAdapter(Adapter):
         kind = doc["resultType"]
         data = doc.get("data")
         if kind == "error" or (type(data) is dict and type(data.get("statusCode")) is int and data["statusCode"] >= 400):
-            return Parsed(errors=[self._error(doc)])
+            return Parsed(trades=self._failed(_request_id(data)), errors=[self._error(doc)])
         if kind == "pong":
             self._requests.pop(_request_id(data), None)
             return Parsed(heartbeat=True)
@@ -189,8 +213,50 @@ class RailsAdapter(Adapter):
             if type(data) is not dict or type(data.get("orders")) is not list:
                 raise ParseError("%s without data.orders" % kind, raw=frame, venue=self.venue)
             self._requests.pop(_request_id(data), None)
-            return self._orders(data["orders"], frame, received_ns, private=False, market=doc.get("market"))
+            parsed = self._orders(data["orders"], frame, received_ns, private=False, market=doc.get("market"))
+            if self._held:
+                snapshot = kind in _SNAPSHOTS
+                return self._merge_held(parsed, (doc.get("market") or self.market) if snapshot else None)
+            return parsed
         return Parsed()  # other streams (orders, order book) carry no trades
+
+    def _failed(self, request_id: str) -> list[Trade]:
+        """An error reply: if it answers a snapshot request (or cannot be told apart from
+        one), no snapshot is coming: the deltas held for it go."""
+        market = self._snapshots.pop(request_id, None)
+        if market is not None:
+            return self._held.pop(market, [])
+        if request_id in self._requests or not self._held:
+            return []
+        held = [t for trades in self._held.values() for t in trades]
+        self._held.clear()
+        self._snapshots.clear()
+        return held
+
+    def _merge_held(self, parsed: Parsed, snapshot_of: str | None) -> Parsed:
+        """A delta of a market awaiting its snapshot is held; the snapshot reply lets the
+        held deltas follow its trades older than them (the deltas began before the
+        request, so its others are in the deltas too: each trade once, oldest first).
+        Replies are told by their name and market, not by request id, so a recording
+        replays the same (its request ids are not the replaying adapter's)."""
+        if snapshot_of is not None:
+            answered = next((r for r, m in self._snapshots.items() if m == snapshot_of), None)
+            if answered is not None:
+                del self._snapshots[answered]
+            held = self._held.pop(snapshot_of, [])
+            live = {t.trade_id for t in held}
+            return Parsed(trades=[t for t in parsed.trades if t.trade_id not in live] + held, errors=parsed.errors)
+        trades = []
+        for trade in parsed.trades:
+            held = self._held.get(trade.symbol)
+            if held is None:
+                trades.append(trade)
+                continue
+            held.append(trade)
+            if len(held) >= MAX_HELD:
+                log.warning("rails: no snapshot reply for %s; releasing %d held trades", trade.symbol, len(held))
+                trades.extend(self._held.pop(trade.symbol))
+        return Parsed(trades=trades, errors=parsed.errors)
 
     def _error(self, doc: dict[str, Any]) -> VenueError:
         data: dict[str, Any] = doc["data"] if type(doc.get("data")) is dict else {}

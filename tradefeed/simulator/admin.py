@@ -13,8 +13,9 @@ Routes (``venue`` is optional, meaning every venue, except where marked; all
 answers are JSON; a bad parameter is a 400 ``{"error": ...}``):
 
 - ``GET /faults``: every venue's ``Simulator.fault_status``.
-- ``POST /faults/drop?venue=``: abort the connections (the client sees 1006).
-- ``POST /faults/close?venue=&code=&reason=``: close frame with ``code`` (required).
+- ``POST /faults/drop?venue=&port=``: abort the connections (the client sees 1006);
+  with ``port``, only the one from that client port.
+- ``POST /faults/close?venue=&code=&reason=&port=``: close frame with ``code`` (required).
 - ``POST /faults/refuse?venue=&n=1&status=429&retry_after=1``: refuse the next
   ``n`` handshakes (``Simulator.refuse_handshakes``); ``retry_after=none``: no header.
 - ``POST /faults/stall?venue=&new_connections=0``, ``POST /faults/resume?venue=``:
@@ -110,13 +111,14 @@ class AdminApi:
     # -- routes (loop thread) ------------------------------------------------------
 
     def _drop(self, venue: str | None, query: _Query, body: bytes) -> dict[str, Any]:
-        return {"connections": self._sim.drop_connections(venue, None)}
+        return {"connections": self._sim.drop_connections(venue, None, port=query.integer("port"))}
 
     def _close(self, venue: str | None, query: _Query, body: bytes) -> dict[str, Any]:
         code = query.integer("code")
         if code is None:
             raise _BadRequest("close needs code=<close code>, e.g. code=1011")
-        return {"connections": self._sim.drop_connections(venue, code, query.text("reason") or "")}
+        reason = query.text("reason") or ""
+        return {"connections": self._sim.drop_connections(venue, code, reason, port=query.integer("port"))}
 
     def _refuse(self, venue: str | None, query: _Query, body: bytes) -> dict[str, Any]:
         n, status = query.integer("n", 1), query.integer("status", 429)

@@ -344,14 +344,20 @@ class Simulator:
         with self._cond:
             return self._cond.wait_for(lambda: len(slot.connections) >= n, timeout)
 
-    def drop_connections(self, venue: str | None = None, code: int | None = None, reason: str = "") -> int:
-        """Close every current connection of ``venue`` (of all venues if ``None``).
+    def drop_connections(
+        self, venue: str | None = None, code: int | None = None, reason: str = "", *, port: int | None = None
+    ) -> int:
+        """Close every current connection of ``venue`` (of all venues if ``None``), or
+        only the one whose client uses ``port``.
 
         With ``code`` a close frame with that code and ``reason`` is sent (the
         call returns once it is written, without waiting for the client's
         reply). With ``code=None`` the TCP connection is aborted without a close
         frame, so the client sees an abnormal closure (1006).
 
+        :param port: drop only the connection from this client port (the client
+            socket's local port, the server's ``remote_address[1]``): one of several
+            connections of one client, e.g. one line of a redundant feed.
         :return: the number of connections dropped.
         :raises ValueError: for a code a close frame may not carry (e.g. 1005,
             1006) or a reason longer than 123 bytes.
@@ -359,9 +365,11 @@ class Simulator:
         slots = self._targets(venue)
         if code is not None:
             _check_close(code, reason)
+        if port is not None:
+            check_count("port", port)
         if self._loop is None:
             return 0
-        return call_on_loop(self._loop, self._drop, slots, code, reason)
+        return call_on_loop(self._loop, self._drop, slots, code, reason, port)
 
     # -- faults -------------------------------------------------------------------
     # drop_connections() above closes; Venue.inject() sends malformed frames;
@@ -697,9 +705,14 @@ class Simulator:
                 slot.connections.discard(connection)
                 self._cond.notify_all()
 
-    def _drop(self, slots: list[_Slot], code: int | None, reason: str) -> int:
+    def _drop(self, slots: list[_Slot], code: int | None, reason: str, port: int | None = None) -> int:
         with self._cond:
-            victims = [connection for slot in slots for connection in slot.connections]
+            victims = [
+                connection
+                for slot in slots
+                for connection in slot.connections
+                if port is None or connection.remote_address[1] == port
+            ]
         for connection in victims:
             if code is None:
                 connection.transport.abort()
