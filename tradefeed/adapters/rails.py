@@ -248,13 +248,13 @@ class RailsAdapter(Adapter):
             return Parsed(trades=[t for t in parsed.trades if t.trade_id not in live] + held, errors=parsed.errors)
         trades = []
         for trade in parsed.trades:
-            held = self._held.get(trade.symbol)
-            if held is None:
+            waiting = self._held.get(trade.symbol)
+            if waiting is None:
                 trades.append(trade)
                 continue
-            held.append(trade)
-            if len(held) >= MAX_HELD:
-                log.warning("rails: no snapshot reply for %s; releasing %d held trades", trade.symbol, len(held))
+            waiting.append(trade)
+            if len(waiting) >= MAX_HELD:
+                log.warning("rails: no snapshot reply for %s; releasing %d held trades", trade.symbol, len(waiting))
                 trades.extend(self._held.pop(trade.symbol))
         return Parsed(trades=trades, errors=parsed.errors)
 
