@@ -175,11 +175,7 @@ class LineCutter:
         )
 
 
-# Synthetix is left out for now: its adapter can hand over a reconnect's back-fill and
-# held live trades out of venue order (the single-connection seam bug noted above, fixed
-# on branch fix-synthetix-seam); a line whose own stream is misordered cannot be merged in
-# order.  With that fix applied this test passes for Synthetix too: add it back then.
-@pytest.mark.parametrize("venue", ["dopp", "rails", "synfutures"])
+@pytest.mark.parametrize("venue", ["dopp", "rails", "synfutures", "synthetix"])
 def test_chaos_redundant_lines_lose_nothing(make_sim, make_manager, collector, venue):
     """redundancy=2 while one line at a time is cut at random moments (the other live and
     in sync): zero gaps, no duplicate, per-symbol order, nothing missing.  The cut line's
