@@ -12,7 +12,7 @@ import enum
 import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
 
@@ -170,28 +170,14 @@ class _TradeBuilder:
         self.__class__ = Trade  # type: ignore[assignment]
 
 
-if TYPE_CHECKING:
-
-    def new_trade(
-        venue: str,
-        symbol: str,
-        trade_id: str,
-        price: Decimal,
-        amount: Decimal,
-        side: Side,
-        timestamp_ms: int,
-        received_ns: int,
-        sequence: int | None,
-        fee: Decimal | None,
-        fee_currency: str | None,
-        liquidity: Liquidity | None,
-        raw: Mapping[str, Any],
-    ) -> Trade:
-        """``Trade(...)`` with every field given positionally, for the adapters' hot
-        path: the same value, built without the frozen dataclass's per-field cost."""
-
-else:
-    new_trade = _TradeBuilder  # no wrapper call: this runs once per trade
+#: ``new_trade(venue, symbol, trade_id, price, amount, side, timestamp_ms, received_ns,
+#: sequence, fee, fee_currency, liquidity, raw)``: ``Trade(...)`` with every field given
+#: positionally, for the adapters' hot path; the same value, built without the frozen
+#: dataclass's per-field cost (the builder class itself: no wrapper call per trade)
+new_trade: Callable[
+    [str, str, str, Decimal, Decimal, Side, int, int, int | None, Decimal | None, str | None, Liquidity | None, Mapping[str, Any]],
+    Trade,
+] = _TradeBuilder  # type: ignore[assignment]
 
 #: ``blank_trade()``: an empty builder, for a parser that sets all 13 fields itself and
 #: then assigns ``__class__ = Trade`` (no ``__init__`` call at all: the cheapest build)
