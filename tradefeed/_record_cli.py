@@ -62,14 +62,16 @@ def _shard_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (shared with cli.py)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (shared with cli.py)."""
     value = float(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a number > 0")
@@ -78,7 +80,7 @@ def _positive_float(text: str) -> float:
 
 def _pace_arguments(parser: argparse.ArgumentParser) -> None:
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=_positive_float, default=1.0, help="pace: 1 = as recorded (default), 2 = twice as fast")
+    pace.add_argument("--speed", type=positive_float, default=1.0, help="pace: 1 = as recorded (default), 2 = twice as fast")
     pace.add_argument("--max", action="store_true", help="as fast as possible")
 
 
@@ -92,7 +94,7 @@ def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="split subscription lists longer than N items into several feeds (before sharding)",
     )
@@ -117,8 +119,8 @@ def add_record_commands(subparsers: Any) -> None:
     record = subparsers.add_parser("record", help="record every raw frame of a YAML config's feeds to a file")
     record.add_argument("config", help="the YAML configuration file")
     record.add_argument("--out", required=True, metavar="FILE", help="the recording to write (replaced if it exists)")
-    record.add_argument("--duration", type=_positive_float, help="stop after S seconds")
-    record.add_argument("--limit", type=_positive_int, help="stop after N frames")
+    record.add_argument("--duration", type=positive_float, help="stop after S seconds")
+    record.add_argument("--limit", type=positive_int, help="stop after N frames")
     add_shard_arguments(record)
 
     play = subparsers.add_parser("replay", help="push a recording through the adapters and print its trades")

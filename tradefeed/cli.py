@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 from . import __version__, _record_cli
 from . import config as config_module
+from ._record_cli import positive_float, positive_int
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
@@ -57,8 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
     def streaming(p: argparse.ArgumentParser) -> None:
         p.add_argument("--format", choices=FORMATS, help="output format (default: the config's outputs, else table)")
         p.add_argument("--output", metavar="FILE", help="append trades to FILE instead of the config's outputs")
-        p.add_argument("--limit", type=_positive_int, help="stop after N trades")
-        p.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+        p.add_argument("--limit", type=positive_int, help="stop after N trades")
+        p.add_argument("--duration", type=positive_float, help="stop after S seconds")
         p.add_argument("--quiet", action="store_true", help="no status line, only warnings and errors")
 
     run = sub.add_parser("run", help="stream the feeds of a YAML config until stopped")
@@ -80,7 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--venue", default="dopp", choices=sorted(REGISTRY) + ["all"], help="venue to show (default dopp)")
     demo.add_argument("--config", help="demo this YAML config's feeds against the simulator")
     demo.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
-    demo.add_argument("--rate", type=_positive_float, default=20.0, help="simulated trades per second per venue (default 20)")
+    demo.add_argument("--rate", type=positive_float, default=20.0, help="simulated trades per second per venue (default 20)")
     streaming(demo)
 
     sim = sub.add_parser("sim", help="run the simulator in the foreground and print its URLs")
@@ -93,20 +94,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_admin_arguments(sim)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def _configure_logging(level: int, debug: bool) -> None:
