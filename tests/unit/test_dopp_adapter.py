@@ -110,7 +110,7 @@ def test_no_application_messages_or_heartbeat():
 def test_snapshot_maps_every_field_exactly():
     """The spec's example frame maps to the normalized Trade, with exact Decimals."""
     parsed = parse("snapshot.json")
-    assert parsed.errors == []
+    assert list(parsed.errors) == []
     perp = parsed.trades[0]
     assert perp == Trade(
         venue="dopp",

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tradefeed import Liquidity, ParseError, Side, Trade
 from tradefeed.adapters import REGISTRY, base
+from tradefeed.adapters.base import Parsed, new_parsed
 from tradefeed.models import _TradeBuilder, new_trade
 
 from .test_adapters_property import PARAMS
@@ -143,6 +144,17 @@ def test_new_trade_equals_the_dataclass_constructor():
 
 def test_the_builder_has_the_dataclass_fields_in_order():
     assert _TradeBuilder.__slots__ == tuple(f.name for f in dataclasses.fields(Trade)) == Trade.__slots__
+
+
+def test_new_parsed_equals_the_dataclass_constructor():
+    trades = [Trade("dopp", "BTC-PERPETUAL", "7", Decimal("1"), Decimal("2"), Side.BUY, 1767225600123)]
+    fields = dict(trades=trades, replies=("pong",), errors=(ParseError("bad", raw="x"),), heartbeat=True)
+    built = new_parsed(*fields.values())
+    assert type(built) is Parsed
+    assert built == Parsed(**fields)
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Parsed)} == fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.heartbeat = False  # type: ignore[misc]
 
 
 # -- Dopp's typed path against its generic path ---------------------------------------

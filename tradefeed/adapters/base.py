@@ -22,15 +22,16 @@ import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
-from ..models import Trade
+from ..models import Trade, fast_constructor
 
 __all__ = [
     "Adapter",
     "Handshake",
     "Parsed",
+    "new_parsed",
     "CloseAction",
     "to_decimal",
     "to_ms",
@@ -80,6 +81,11 @@ class Parsed:
 
 #: the User-Agent sent to venues that ask for a descriptive one
 DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
+
+#: ``new_parsed(trades, replies, errors, heartbeat)``: ``Parsed(...)`` with every field
+#: given positionally, for the frames that carry trades (once per frame: the frozen
+#: dataclass's ``__init__`` costs more than the rest of a one-trade frame's bookkeeping)
+new_parsed: Callable[[Sequence[Trade], Sequence[str], Sequence[TradefeedError], bool], Parsed] = fast_constructor(Parsed)
 
 #: a frame that carried nothing of interest
 EMPTY = Parsed()

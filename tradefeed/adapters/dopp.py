@@ -21,6 +21,7 @@ from .base import (
     Adapter,
     Handshake,
     Parsed,
+    new_parsed,
     loads,
     record_error,
     require_str,
@@ -144,7 +145,7 @@ class DoppAdapter(Adapter):
         trades = _parse_typed(frame, received_ns)
         if trades is None:
             return self._parse_generic(frame, received_ns)
-        return Parsed(trades=self._in_time_order(trades), errors=[])
+        return new_parsed(self._in_time_order(trades), (), (), False)
 
     def _parse_generic(self, frame: str | bytes, received_ns: int) -> Parsed:
         """Any frame: records as dicts, each bad one reported on its own."""
@@ -165,7 +166,7 @@ class DoppAdapter(Adapter):
                     trades.append(self._trade(record, received_ns))
                 except RECORD_ERRORS as err:
                     errors.append(record_error(self.venue, err, record))
-        return Parsed(trades=self._in_time_order(trades), errors=errors)
+        return new_parsed(self._in_time_order(trades), (), errors, False)
 
     def _in_time_order(self, trades: list[Trade]) -> list[Trade]:
         snapshot, self._snapshot_pending = self._snapshot_pending, False

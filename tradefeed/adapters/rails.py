@@ -31,6 +31,7 @@ from .base import (
     Handshake,
     loads,
     Parsed,
+    new_parsed,
     record_error,
     require_str,
     to_decimal,
@@ -256,7 +257,7 @@ class RailsAdapter(Adapter):
             if len(waiting) >= MAX_HELD:
                 log.warning("rails: no snapshot reply for %s; releasing %d held trades", trade.symbol, len(waiting))
                 trades.extend(self._held.pop(trade.symbol))
-        return Parsed(trades=trades, errors=parsed.errors)
+        return new_parsed(trades, (), parsed.errors, False)
 
     def _error(self, doc: dict[str, Any]) -> VenueError:
         data: dict[str, Any] = doc["data"] if type(doc.get("data")) is dict else {}
@@ -284,7 +285,7 @@ class RailsAdapter(Adapter):
                 trades.append(trade)
         if len(trades) > 1:
             trades.sort(key=_timestamp)  # stable: the venue's order within one millisecond stays
-        return Parsed(trades=trades, errors=errors)
+        return new_parsed(trades, (), errors, False)
 
     def _public(self, record: dict[str, Any], market: Any, received_ns: int) -> Trade:
         own_side = _SIDES.get(record["orderType"])

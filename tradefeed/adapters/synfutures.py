@@ -26,6 +26,7 @@ from .base import (
     Handshake,
     loads,
     Parsed,
+    new_parsed,
     record_error,
     require_str,
     to_ms,
@@ -205,7 +206,7 @@ class SynfuturesAdapter(Adapter):
                 trades.append(trade)
         if len(trades) > 1:
             trades.sort(key=_order)
-        return Parsed(trades=trades, errors=errors)
+        return new_parsed(trades, (), errors, False)
 
     def _trade(self, item: dict[str, Any], envelope: dict[str, Any], received_ns: int) -> Trade:
         side = _SIDES.get(item["side"])

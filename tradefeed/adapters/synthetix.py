@@ -27,6 +27,7 @@ from .base import (
     Handshake,
     loads,
     Parsed,
+    new_parsed,
     record_error,
     require_str,
     rfc3339_to_ms,
@@ -214,7 +215,7 @@ class SynthetixAdapter(Adapter):
                 log.warning("synthetix: no back-fill reply for %s; releasing %d live trades", symbol, len(held))
                 return Parsed(trades=self._held.pop(symbol))
             return Parsed()
-        return Parsed(trades=[trade])
+        return new_parsed([trade], (), (), False)
 
     def _reply(self, request_id: str, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
         kind, symbol = self._requests.pop(request_id, ("request", ""))
@@ -256,7 +257,7 @@ class SynthetixAdapter(Adapter):
                 trades.extend(held)
         else:
             trades = []  # the symbol was removed meanwhile
-        return Parsed(trades=trades, errors=errors)
+        return new_parsed(trades, (), errors, False)
 
     def _failure(self, kind: str, symbol: str, request_id: str, doc: dict[str, Any]) -> Parsed:
         error: dict[str, Any] = doc["error"] if type(doc.get("error")) is dict else {}
