@@ -15,6 +15,8 @@ from .models import Trade
 
 __all__ = ["Deduplicator"]
 
+_UNUSED: set[tuple[object, str]] = set()  # never added to
+
 
 class _Window:
     __slots__ = ("ids", "order")
@@ -58,9 +60,10 @@ class Deduplicator:
         symbol: str = ""
         stream: object = None
         key: tuple[object, str] = (None, "")
-        ids: set[str] = set()
-        order: deque[str] = deque()
-        started: set[tuple[object, str]] = set()  # keys with a fresh trade (kept only for repeats)
+        ids: set[str]  # both set with win, at the first trade
+        order: deque[str]
+        # keys with a fresh trade, kept only for repeats (no set built per call otherwise)
+        started: set[tuple[object, str]] = set() if repeats is not None else _UNUSED
         for trade in trades:
             # a frame's trades are mostly of one symbol: look the window up (and build
             # the key tuple, an allocation the cyclic GC counts) only when it changes
