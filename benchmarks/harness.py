@@ -29,6 +29,7 @@ __all__ = [
     "idle",
     "latency",
     "percentile",
+    "pin",
     "run_job",
     "throughput",
     "throughput_timeout",
@@ -43,6 +44,32 @@ _GRACE = 60.0
 LATENCY_POINTS = (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9), ("max", 100.0))
 
 Log = Callable[[str], None]
+
+#: ``--pin``: the CPUs of the server process and of every consumer process (None: the
+#: kernel places them, and a 2-core machine's figures then depend on where it did)
+_PINNED: tuple[set[int], set[int]] | None = None
+
+
+def pin(server_cpu: int = 0, consumer_cpu: int = 1) -> None:
+    """Run servers on *server_cpu* and consumers on *consumer_cpu* from now on: one
+    core each, like a client whose venue is another machine.  Steadier figures; note
+    that a client's threads then share its one core.
+
+    :raises ValueError: this process may not use both CPUs.
+    """
+    global _PINNED
+    allowed = os.sched_getaffinity(0)
+    if server_cpu == consumer_cpu or not {server_cpu, consumer_cpu} <= allowed:
+        raise ValueError("--pin needs two distinct CPUs among %s" % sorted(allowed))
+    _PINNED = ({server_cpu}, {consumer_cpu})
+
+
+def _on_cpus(which: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child (0: a server, 1: a consumer), if pinning."""
+    if _PINNED is None:
+        return None
+    cpus = _PINNED[which]
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def _quiet(line: str) -> None:
@@ -92,6 +119,7 @@ class ServerProcess:
             text=True,
             cwd=REPO,
             env=_child_env(),
+            preexec_fn=_on_cpus(0),
         )
         words = self._stdout.readline().split()
         if len(words) != 3 or words[0] != "ready":
@@ -150,6 +178,7 @@ def run_job(job: Job) -> dict[str, Any]:
             timeout=job.timeout + _GRACE,
             cwd=REPO,
             env=_child_env(),
+            preexec_fn=_on_cpus(1),
         )
     except subprocess.TimeoutExpired:
         return {"consumer": job.consumer, "counted": 0, "complete": False, "errors": ["killed: hung"]}

@@ -4,6 +4,7 @@
     python benchmarks/run.py --mode soak           # memory over 10 M trades: 2 minutes or more
     python benchmarks/run.py --mode throughput --repeat 5
     python benchmarks/run.py --quick               # the default modes, small: under a minute
+    python benchmarks/run.py --pin --mode throughput  # server and client on a core each: steadier
     python benchmarks/run.py --consumers floor,tradefeed-thread --mode latency
     python benchmarks/run.py --json out.json --write-results
 
@@ -64,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--consumers",
         help="throughput and latency: a comma-separated subset of %s (the floor always runs)"
         % ", ".join(consumers.available()),
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on CPU 0, each consumer on CPU 1: steadier figures; a client's threads share one core",
     )
     parser.add_argument("--quick", action="store_true", help="small loads, one repetition: a check, not a measurement")
     group = parser.add_argument_group("throughput")
@@ -168,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         "%(date)s %(time)s, %(cpu)s, %(cores)d cores, load average %(load).1f, Python %(python)s, "
         "websocket-client %(websocket-client)s, tradefeed %(tradefeed)s at %(commit)s" % info
     )
+    if args.pin:
+        harness.pin()
     scenarios = run(args)
     if report.source_digest() != info["source"]:
         info["source_changed"] = True
