@@ -367,6 +367,8 @@ def update_results(info: dict[str, Any], command: str, by_mode: dict[str, str], 
     (it describes the current tool)."""
     _, sections = _split(path.read_text() if path.exists() else "", _SECTION)
     title = "%s: %s, %d cores" % (info["date"], info["cpu"], info["cores"])
+    if info.get("pinned"):  # --pin: its own section, beside the unpinned figures of the day
+        title += ", server and client pinned to a core each"
     _, parts = _split(sections.pop(title, ""), _PART)
     parts.update({mode: _part(mode, info, command, table) for mode, table in by_mode.items()})
     # each part ends in a blank line (the file's last part lost it: the file is stripped)

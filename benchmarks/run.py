@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.pin:
         harness.pin()
+        info["pinned"] = True
+        print("pinned: servers on CPU 0, consumers on CPU 1")
     scenarios = run(args)
     if report.source_digest() != info["source"]:
         info["source_changed"] = True

@@ -55,6 +55,11 @@ def test_results_file_keeps_other_modes_and_replaces_the_rewritten_one(tmp_path:
     # a part added to the file's last section: the part before it still ends in a blank line
     report.update_results({**info, "date": "2026-01-01"}, "run", {"soak": "table-soak"}, path)
     assert "table-idle-day-1\n\n.. mode: soak" in path.read_text()
+    # a pinned run (--pin) gets a section of its own: it replaces nothing unpinned
+    report.update_results({**info, "pinned": True}, "run --pin", {"throughput": "table-throughput-pinned"}, path)
+    text = path.read_text()
+    assert "table-throughput-pinned" in text and "table-throughput-2" in text
+    assert text.count(".. section: 2026-01-02") == 2
 
 
 def test_ratio_to_the_floor_is_taken_within_each_repetition() -> None:
