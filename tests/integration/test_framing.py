@@ -49,6 +49,22 @@ def run(make_manager, collector, stream: bytes, wanted: int) -> list[str]:
     return [t.trade_id for t in collector.trades]
 
 
+def protocol_error(make_manager, collector, stream: bytes) -> tuple[list[str], str]:
+    """Serve *stream* until the feed reconnects over it; the ids delivered by then (and
+    after the reconnect's replay, whose repeats are dropped) and the first disconnect's
+    error text, lower-cased."""
+    with RawServer(lambda req: upgrade_response(req) + stream) as server:
+        manager = make_manager(backoff=Backoff(initial=0.05, max_delay=0.1))
+        collector.attach(manager)
+        manager.add_feed("dopp", url=server.url)
+        with manager:
+            assert collector.wait_status(Status.RECONNECTING, timeout=10)
+            assert collector.wait_trades(1)
+    disconnected = [e for e in collector.statuses if e.status is Status.DISCONNECTED]
+    assert disconnected
+    return [t.trade_id for t in collector.trades], str(disconnected[0].detail.get("error")).lower()
+
+
 def test_every_kind_of_frame_in_one_stream_arrives_in_order(make_manager, collector):
     """Fast-path frames interleaved with frames websocket-client must read: the order holds."""
     first_half, second_half = trades_json(4, 1)[:20], trades_json(4, 1)[20:]
@@ -89,16 +105,9 @@ def test_frames_straddling_the_read_buffer_boundary(make_manager, collector):
 def test_a_frame_with_reserved_bits_is_a_protocol_error(make_manager, collector):
     """RSV bits without a negotiated extension: websocket-client's error, a reconnect, no trade from it."""
     stream = frame(trades_json(1, 1)) + frame(trades_json(2, 1), rsv=0b100)
-    with RawServer(lambda req: upgrade_response(req) + stream) as server:
-        manager = make_manager(backoff=Backoff(initial=0.05, max_delay=0.1))
-        collector.attach(manager)
-        manager.add_feed("dopp", url=server.url)
-        with manager:
-            assert collector.wait_status(Status.RECONNECTING, timeout=10)
-            assert collector.wait_trades(1)
-    assert [t.trade_id for t in collector.trades] == ["1"]  # "1" again after reconnecting is a duplicate
-    disconnected = [e for e in collector.statuses if e.status is Status.DISCONNECTED]
-    assert disconnected and "rsv" in str(disconnected[0].detail.get("error")).lower()
+    ids, error = protocol_error(make_manager, collector, stream)
+    assert ids == ["1"]  # "1" again after reconnecting is a duplicate
+    assert "rsv" in error
 
 
 def test_an_oversized_fast_path_frame_is_reported_not_parsed(make_manager, collector):
@@ -126,13 +135,6 @@ def test_a_new_message_inside_a_fragmented_one_is_refused(make_manager, collecto
             frame(trades_json(4, 1)),
         )
     )
-    with RawServer(lambda req: upgrade_response(req) + stream) as server:
-        manager = make_manager(backoff=Backoff(initial=0.05, max_delay=0.1))
-        collector.attach(manager)
-        manager.add_feed("dopp", url=server.url)
-        with manager:
-            assert collector.wait_status(Status.RECONNECTING, timeout=10)
-            assert collector.wait_trades(1)
-    assert {t.trade_id for t in collector.trades} == {"1"}
-    disconnected = [e for e in collector.statuses if e.status is Status.DISCONNECTED]
-    assert disconnected and "illegal frame" in str(disconnected[0].detail.get("error")).lower()
+    ids, error = protocol_error(make_manager, collector, stream)
+    assert set(ids) == {"1"}
+    assert "illegal frame" in error
