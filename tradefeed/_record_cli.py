@@ -30,6 +30,7 @@ import time
 from typing import Any, Callable, Iterator, TextIO
 
 from . import config as config_module
+from ._console import stop_signals, wait_until
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
 from .models import Status, StatusEvent, Trade
@@ -145,21 +146,23 @@ class _Interrupted(Exception):
     pass
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_stop_signal(signum: int, frame: Any) -> None:
     raise _Interrupted()
 
 
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises :class:`_Interrupted` on the main thread (like Ctrl-C)."""
+    """SIGTERM (Ctrl-Break on Windows) raises :class:`_Interrupted` on the main thread,
+    like Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {signum: signal.signal(signum, _on_stop_signal) for signum in stop_signals()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _names(config: config_module.Config) -> str:
@@ -289,7 +292,7 @@ def cmd_sim_replay(args: argparse.Namespace, out: TextIO) -> int:
         out.write("simulator replaying %s; Ctrl-C to stop\n" % args.replay)
         out.flush()
         try:
-            threading.Event().wait()
+            wait_until(threading.Event().wait)  # until Ctrl-C or a stop signal
         except (KeyboardInterrupt, _Interrupted):
             log.info("interrupted")
     return EXIT_OK

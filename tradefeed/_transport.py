@@ -2,8 +2,7 @@
 
 Owned here, because websocket-client cannot be told to do it:
 
-- a TCP (+TLS) connect with a per-feed timeout that ``stop()`` can interrupt, using
-  ``poll`` (not ``select``, which fails once descriptors pass 1024);
+- a TCP (+TLS) connect with a per-feed timeout that ``stop()`` can interrupt;
 - refusing HTTP redirects during the WebSocket handshake: websocket-client follows
   them itself, re-sending the request's headers and subprotocols (a bearer token) to
   whatever host ``Location`` names.  It closes our socket just before it does, so a
@@ -17,25 +16,35 @@ Owned here, because websocket-client cannot be told to do it:
   data frames straight from that buffer; everything else (control frames, fragments,
   a frame split across reads, any protocol error) goes through websocket-client.
 
+Every wait on a socket goes through :mod:`selectors` (``epoll``/``poll`` on Linux,
+``kqueue`` on macOS, ``select`` on Windows): no descriptor limit of 1024 where the
+platform has none, and no POSIX-only call.  A connection thread's waits include a *wake*
+socket (one end of a ``socket.socketpair()``): another thread writes a byte to it, with
+:func:`wake`, to end a wait at once, whatever the platform does for a socket that is shut
+down under a waiting ``select``.
+
 Nothing here knows about venues, threads or trades.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
-import select
+import selectors
 import socket
 import ssl
 import sys
 import time
 from typing import Any, Callable
 
-__all__ = ["open_socket", "writable", "shutdown", "RedirectRefused", "end_handshake", "BufferedSocket", "FrameLoop"]
+__all__ = [
+    "open_socket", "writable", "shutdown", "wake", "drain", "RedirectRefused", "end_handshake", "BufferedSocket",
+    "FrameLoop",
+]  # fmt: skip
 
-_POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+#: the platform's best selector: epoll (Linux), kqueue (macOS), select (Windows)
+Selector = selectors.DefaultSelector
 
 
 class RedirectRefused(Exception):
@@ -75,12 +84,12 @@ def open_socket(
     *,
     secure: bool,
     timeout: float,
-    wake_fd: int | None,
+    wake: socket.socket | None,
     ssl_context: ssl.SSLContext | None,
     register: Any,
 ) -> socket.socket | None:
     """A connected TCP socket (TLS-wrapped when *secure*), with *timeout* set for the
-    handshake and reads; None if *wake_fd* became readable (the feed is stopping).
+    handshake and reads; None if *wake* became readable (the feed is stopping).
 
     :param register: called with each socket as soon as it exists, so another thread
         can shut it down (``stop()``).
@@ -93,18 +102,18 @@ def open_socket(
         register(sock)
         try:
             sock.setblocking(False)
-            code = sock.connect_ex(address)
-            if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                raise OSError(code, os.strerror(code))
-            if code:
-                if not _wait_writable(sock, wake_fd, deadline):
-                    if wake_fd is not None and _readable(wake_fd):
-                        _quiet_close(sock)
-                        return None
-                    raise TimeoutError("connect timed out after %gs" % timeout)
+            try:
+                sock.connect(address)
+            except BlockingIOError:  # in progress: EINPROGRESS (POSIX), WSAEWOULDBLOCK (Windows)
+                ready = _wait_connected(sock, wake, deadline)
+                if ready is None:
+                    _quiet_close(sock)
+                    return None
+                if not ready:
+                    raise TimeoutError("connect timed out after %gs" % timeout) from None
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code:
-                    raise OSError(code, os.strerror(code))
+                    raise OSError(code, strerror(code)) from None
             sock.settimeout(timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if secure:
@@ -121,34 +130,66 @@ def open_socket(
     raise last_error
 
 
-def _wait_writable(sock: socket.socket, wake_fd: int | None, deadline: float) -> bool:
-    """Wait until *sock* connects (writable) or fails; False on wake-up or timeout."""
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    if wake_fd is not None:
-        poller.register(wake_fd, select.POLLIN)
-    remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-    events = poller.poll(remaining_ms)
-    return bool(events) and not any(fd == wake_fd for fd, _ in events)
+def _wait_connected(sock: socket.socket, wake: socket.socket | None, deadline: float) -> bool | None:
+    """Wait until *sock*'s connect ends (it is writable: connected or failed; Windows
+    reports a failure as an exception, which ``selectors`` counts as writable).
+
+    :returns: True when it ended, False on timeout, None when *wake* became readable.
+    """
+    with Selector() as selector:
+        selector.register(sock, selectors.EVENT_WRITE)
+        if wake is not None:
+            selector.register(wake, selectors.EVENT_READ, wake)
+        ready = selector.select(max(0.0, deadline - time.monotonic()))
+    if any(key.data is wake and wake is not None for key, _ in ready):
+        return None
+    return bool(ready)
 
 
-def _readable(fd: int) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
+def strerror(code: int) -> str:
+    """The text of a socket error number (``SO_ERROR``): Winsock's numbers (10061...)
+    are not C library errors, and ``os.strerror`` calls them all "Unknown error"."""
+    if sys.platform == "win32":
+        import ctypes
+
+        return ctypes.FormatError(code).strip()
+    return os.strerror(code)
 
 
 def writable(sock: socket.socket | None) -> bool:
-    """Could a small frame be sent now without blocking (the peer is reading)?"""
+    """Could a small frame be sent now without blocking (the peer is reading)?
+
+    A socket in error counts as writable: the send then fails, and says why."""
     if sock is None:
         return False
     try:
-        poller = select.poll()
-        poller.register(sock, select.POLLOUT)
-        events = poller.poll(0)
-    except (OSError, ValueError):
+        with Selector() as selector:
+            selector.register(sock, selectors.EVENT_WRITE)
+            return bool(selector.select(0))
+    except (OSError, ValueError):  # closed: no descriptor any more
         return False
-    return bool(events) and not events[0][1] & _POLL_ERRORS
+
+
+def wake(end: socket.socket | None) -> None:
+    """Write a byte to *end* (a wake socket's write end, non-blocking): a wait that
+    includes the read end returns at once.  Safe from any thread, and after the close."""
+    if end is None:
+        return
+    try:
+        end.send(b"x")
+    except OSError:
+        pass  # full (a wake-up is pending anyway) or closed (the thread has ended)
+
+
+def drain(end: socket.socket | None) -> None:
+    """Read every pending wake-up byte from *end* (a wake socket's read end, non-blocking)."""
+    if end is None:
+        return
+    try:
+        while end.recv(4096):
+            pass
+    except OSError:
+        pass  # empty (BlockingIOError) or closed: nothing more to read
 
 
 def shutdown(sock: socket.socket | None) -> None:
@@ -287,6 +328,11 @@ class FrameLoop:
     :param mid_message: true while websocket-client holds part of a fragmented message
         (checked after each frame it reads): only continuation frames may follow then,
         so every frame goes to websocket-client, which enforces that.
+    :param wake: the read end of a wake socket (see :func:`wake`): a byte there ends the
+        idle wait, and the loop reads the socket at once (after ``stop()`` or a liveness
+        check shut it down, that read reports the end on every platform).
+
+    :meth:`close` releases the selector (an ``epoll`` descriptor on Linux).
     """
 
     def __init__(
@@ -296,21 +342,41 @@ class FrameLoop:
         on_data: Callable[[bytes], None],
         mid_message: Callable[[], bool] = lambda: False,
         on_pong: Callable[[], None] = lambda: None,
+        wake: socket.socket | None = None,
     ) -> None:
         self._reader = reader
         self._running = running
         self._on_data = on_data
         self._mid_message = mid_message
         self._on_pong = on_pong
-        self._poll = select.poll()
-        self._poll.register(reader.sock, select.POLLIN)
+        self._wake = wake
+        self._selector = Selector()
+        self._selector.register(reader.sock, selectors.EVENT_READ, True)  # data True: the socket
+        if wake is not None:
+            self._selector.register(wake, selectors.EVENT_READ, False)
+
+    def close(self) -> None:
+        self._selector.close()
 
     def pending(self) -> bool:
         """More frames can be read at once: bytes buffered, or waiting in the kernel."""
-        return self._reader.buffered() or bool(self._poll.poll(0))
+        if self._reader.buffered():
+            return True
+        for key, _ in self._selector.select(0):
+            if key.data:
+                return True
+        return False
+
+    def _wait(self) -> None:
+        """Sleep until the socket is readable or a wake-up comes: no timeout, so an idle
+        connection costs no wake-ups.  ``stop()`` and the liveness checks shut the
+        socket down and wake this wait."""
+        for key, _ in self._selector.select():
+            if not key.data:
+                drain(self._wake)
 
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
-        reader, running, poll, on_data = self._reader, self._running, self._poll, self._on_data
+        reader, running, wait, on_data = self._reader, self._running, self._wait, self._on_data
         data_frame, pong, on_pong = reader.data_frame, reader.pong, self._on_pong
         fast = True  # False while a fragmented message is being received
         while running():
@@ -323,9 +389,7 @@ class FrameLoop:
                     on_pong()
                     continue
             if not reader.buffered():
-                # no timeout: an idle connection costs no wake-ups.  stop() and the
-                # liveness checks shut the socket down, which ends the wait at once
-                poll.poll()
+                wait()
                 if reader.fill():
                     continue  # whatever came in, the fast path looks at it first
             if not read_callback():

@@ -7,7 +7,8 @@ only one that writes to stdout/stderr directly.  Exit codes: 0 ok (also after Ct
 or SIGTERM, once outputs are flushed, and for a ``--shard`` without feeds, with a
 warning), 1 a runtime failure (a feed ended on an error), 2 a usage or configuration
 error, 128 + the signal's number (130 SIGINT, 143 SIGTERM) when a Ctrl-C or SIGTERM
-during a run's stop abandoned what was still queued for the outputs.  Errors are one
+during a run's stop abandoned what was still queued for the outputs.  On Windows, Ctrl-Break
+(SIGBREAK, 149) takes SIGTERM's place (see :mod:`tradefeed._console`).  Errors are one
 clear line on stderr (a configuration error one line per problem); ``--debug`` adds
 tracebacks.
 """
@@ -26,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator, TextIO
 
-from . import __version__, _record_cli
+from . import __version__, _console, _record_cli
 from . import config as config_module
 from ._record_cli import positive_float, positive_int
 from .adapters import REGISTRY
@@ -186,9 +187,10 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
                 done.set()
 
     manager.on_error(lambda err: log.warning("%s", err))
-    status_line = sys.stderr.isatty() and not args.quiet
+    status_line = _console.StatusLine(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    signals = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    main_thread = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGINT, *_console.stop_signals()) if main_thread else ()
     previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
     abandoned: int | None = None
     try:
@@ -198,14 +200,14 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
             wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
             if wait <= 0 or done.wait(wait):
                 break
-            if status_line:
-                _print_status(manager, counts, seen, lag_ms)
+            if status_line is not None:
+                _print_status(status_line, manager, counts, seen, lag_ms)
                 seen = dict(counts)
     except _Interrupted:
         log.info("interrupted; stopping")
     finally:
-        if status_line:
-            sys.stderr.write("\n")
+        if status_line is not None:
+            status_line.end()
         try:
             abandoned = _stop(manager)
         finally:
@@ -221,11 +223,16 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
 
 def _stop(manager: FeedManager) -> int | None:
     """Stop *manager*, delivering what is queued, on a helper thread: a Ctrl-C or SIGTERM
-    meanwhile (raised here, on the main thread) abandons that and returns at once.
+    (Ctrl-Break on Windows) meanwhile, raised here on the main thread, abandons that and
+    returns at once.
 
     :returns: None once stopped, or the exit code after an abandoned stop: 128 plus
-        the signal's number (130 for SIGINT, 143 for SIGTERM).
+        the signal's number (130 for SIGINT, 143 for SIGTERM, 149 for SIGBREAK).
     """
+
+    def stopped(timeout: float) -> bool:
+        stopper.join(timeout)
+        return not stopper.is_alive()
 
     def stop() -> None:
         manager.stop(STOP_TIMEOUT)
@@ -239,7 +246,7 @@ def _stop(manager: FeedManager) -> int | None:
         if stopper.is_alive():
             sys.stderr.write("tradefeed: stopping: delivering what is queued (Ctrl-C again to abandon it)\n")
             sys.stderr.flush()
-            stopper.join()
+            _console.wait_until(stopped)
     except _Interrupted as again:
         log.warning("%s: abandoning what is still queued", signal.Signals(again.signum).name)
         with contextlib.suppress(_Interrupted):  # yet another one: do not wait at all
@@ -248,11 +255,12 @@ def _stop(manager: FeedManager) -> int | None:
     return None
 
 
-def _print_status(manager: FeedManager, counts: dict[str, int], seen: dict[str, int], lag_ms: dict[str, int]) -> None:
+def _print_status(
+    line: _console.StatusLine, manager: FeedManager, counts: dict[str, int], seen: dict[str, int], lag_ms: dict[str, int]
+) -> None:
     parts = ["%s %d/s lag %d ms" % (v, counts[v] - seen.get(v, 0), lag_ms.get(v, 0)) for v in sorted(counts)]
     reconnects = sum(s.reconnects for s in manager.stats().values())
-    sys.stderr.write("\r\x1b[K" + " | ".join(parts + ["reconnects %d" % reconnects]))
-    sys.stderr.flush()
+    line.show(" | ".join(parts + ["reconnects %d" % reconnects]))
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -348,13 +356,14 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             out.write("%-10s %s\n" % ("admin", sim.admin_url()))
         out.write("simulator running; Ctrl-C to stop\n")
         out.flush()
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = {signum: signal.signal(signum, _interrupt) for signum in _console.stop_signals()}
         try:
-            threading.Event().wait()
+            _console.wait_until(threading.Event().wait)  # until Ctrl-C or a stop signal
         except (KeyboardInterrupt, _Interrupted):
             log.info("interrupted")
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     return EXIT_OK
 
 
@@ -392,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _configure_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING, args.debug)
+    _console.tolerant_encoding(sys.stdout)  # a cp1252 console or pipe: escape, never fail
     try:
         return COMMANDS[args.command](args, sys.stdout)
     except ConfigError as err:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
-from ._transport import BufferedSocket, FrameLoop, RedirectRefused, end_handshake, open_socket, shutdown, writable
+from ._transport import BufferedSocket, FrameLoop, RedirectRefused, drain, end_handshake, open_socket, shutdown, wake, writable
 from .auth import Token, TokenProvider
 from .backoff import Backoff
 from .feedstate import FeedState, Line
@@ -190,7 +190,8 @@ class Connection:
         self._pending: list[Any] = []
         self._current: _Attempt | None = None
         self._raw_sock: socket.socket | None = None
-        self._wake_r: socket.socket | None = None  # stop() writes to _wake_w to end a connect wait
+        # a byte written to _wake_w (any thread) ends this thread's socket wait at once
+        self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._rx_frames = 0  # every frame, pongs included: the liveness counter
         self.status = Status.STOPPED
@@ -219,19 +220,19 @@ class Connection:
     def stop(self) -> None:
         """Ask the thread to end: a close frame (1000) if streaming, else abort."""
         self._stop.set()
-        wake = self._wake_w
-        if wake is not None:
-            try:
-                wake.send(b"x")
-            except OSError:
-                pass  # already closed: the thread has ended
+        wake(self._wake_w)
         attempt = self._current
         if attempt is None or not self._close(attempt, b""):
             self.abort()
 
     def abort(self) -> None:
         """Shut the current socket down now; the thread notices at once."""
-        shutdown(self._raw_sock)
+        self._interrupt(self._raw_sock)
+
+    def _interrupt(self, sock: socket.socket | None) -> None:
+        """End this connection's socket: shut it down and wake its thread's wait."""
+        shutdown(sock)
+        wake(self._wake_w)
 
     def _close(self, attempt: _Attempt, reason: bytes) -> bool:
         """Send a close frame (1000) if that cannot block; False if it was not sent."""
@@ -307,6 +308,8 @@ class Connection:
         fatal: TradefeedError | None = None
         refreshes = 0  # token refreshes in a row without a healthy connection
         self._wake_r, self._wake_w = socket.socketpair()
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
         try:
             while not self._stop.is_set():
                 outcome = self._attempt()
@@ -373,9 +376,10 @@ class Connection:
             if self.retiring:
                 final["reason"] = "rotated"
             self._emit(Status.STOPPED, **final)
-            for end in (self._wake_r, self._wake_w):
-                end.close()
+            wake_r, wake_w = self._wake_r, self._wake_w
             self._wake_r = self._wake_w = None
+            for end in (wake_r, wake_w):
+                end.close()
             self._on_end(self, fatal)
 
     def _attempt(self) -> _Outcome:
@@ -395,6 +399,8 @@ class Connection:
             for job_id in attempt.jobs:
                 self._scheduler.cancel(job_id)
             self._raw_sock = None
+            if attempt.loop is not None:
+                attempt.loop.close()
             if attempt.sock is not None:
                 end_handshake(attempt.sock)
                 try:
@@ -412,13 +418,16 @@ class Connection:
         self._emit(Status.CONNECTING, url=handshake.url)
         parts = urlsplit(handshake.url)
         secure = parts.scheme == "wss"
+        drain(self._wake_r)  # wake-ups meant for an earlier attempt; stop() also sets _stop:
+        if self._stop.is_set():
+            return _Outcome(None, CloseAction.STOP)
         try:
             sock = open_socket(
                 parts.hostname or "",
                 parts.port or (443 if secure else 80),
                 secure=secure,
                 timeout=self.settings.connect_timeout,
-                wake_fd=self._wake_r.fileno() if self._wake_r is not None else None,
+                wake=self._wake_r,
                 ssl_context=self.settings.ssl_context,
                 register=self._register_socket,
             )
@@ -455,6 +464,7 @@ class Connection:
             lambda data: self._on_message(attempt, data),
             lambda: _mid_message(app),
             self._on_control_frame,
+            self._wake_r,
         )
         # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
         app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
@@ -725,7 +735,7 @@ class Connection:
                 feed=self.name,
             )
         log.warning("%s", attempt.error)
-        shutdown(attempt.sock)
+        self._interrupt(attempt.sock)
 
     def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
         """First trades of a symbol after a reconnect: a repeat of something seen proves
@@ -810,7 +820,7 @@ class Connection:
                 attempt.error = StaleFeedError(
                     "%s: no data for %gs; reconnecting" % (self.name, stale_after), venue=self.venue, feed=self.name
                 )
-                shutdown(attempt.sock)
+                self._interrupt(attempt.sock)
                 return None
             return max(0.05, stale_after / 4)
 
@@ -851,7 +861,7 @@ class Connection:
         error.__cause__ = err
         if attempt.error is None:
             attempt.error = error
-        shutdown(attempt.sock)
+        self._interrupt(attempt.sock)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -897,7 +907,7 @@ class Connection:
                         "%s: no pong or data within %gs of a ping" % (self.name, timeout), venue=self.venue, feed=self.name
                     )
                     log.warning("%s", attempt.error)
-                    shutdown(attempt.sock)
+                    self._interrupt(attempt.sock)
                     return None
                 sent_at_frame[0] = None
                 return max(interval - timeout, 0.001)
@@ -941,7 +951,7 @@ class Connection:
             log.info("%s: token expires soon; reconnecting with a fresh one", self.name)
             attempt.rotating = True
             if not self._close(attempt, b"token refresh"):
-                shutdown(attempt.sock)
+                self._interrupt(attempt.sock)
             return None
 
         return job
