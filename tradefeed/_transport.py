@@ -16,8 +16,8 @@ Owned here, because websocket-client cannot be told to do it:
   data frames straight from that buffer; everything else (control frames, fragments,
   a frame split across reads, any protocol error) goes through websocket-client.
 
-Every wait on a socket goes through :mod:`selectors` (``epoll``/``poll`` on Linux,
-``kqueue`` on macOS, ``select`` on Windows): no descriptor limit of 1024 where the
+Every wait on a socket goes through :mod:`selectors` (``poll`` on Linux and macOS,
+``select`` on Windows; see :data:`Selector`): no descriptor limit of 1024 where the
 platform has none, and no POSIX-only call.  A connection thread's waits include a *wake*
 socket (one end of a ``socket.socketpair()``): another thread writes a byte to it, with
 :func:`wake`, to end a wait at once, whatever the platform does for a socket that is shut
@@ -43,8 +43,11 @@ __all__ = [
     "FrameLoop",
 ]  # fmt: skip
 
-#: the platform's best selector: epoll (Linux), kqueue (macOS), select (Windows)
-Selector = selectors.DefaultSelector
+#: the selector of every wait here: ``poll`` where the platform has it (Linux, macOS:
+#: any descriptor number, and no descriptor of its own, unlike ``epoll``/``kqueue``, which
+#: pay off only for many descriptors per wait; ours have one or two), else ``select``
+#: (Windows, where sockets are handles and a ``select`` set has no 1024 limit on values)
+Selector: type[selectors.BaseSelector] = getattr(selectors, "PollSelector", selectors.SelectSelector)
 
 
 class RedirectRefused(Exception):
@@ -332,7 +335,7 @@ class FrameLoop:
         idle wait, and the loop reads the socket at once (after ``stop()`` or a liveness
         check shut it down, that read reports the end on every platform).
 
-    :meth:`close` releases the selector (an ``epoll`` descriptor on Linux).
+    :meth:`close` releases the selector.
     """
 
     def __init__(
@@ -350,6 +353,7 @@ class FrameLoop:
         self._mid_message = mid_message
         self._on_pong = on_pong
         self._wake = wake
+        self._readable = False  # pending() just saw the socket readable: no need to wait
         self._selector = Selector()
         self._selector.register(reader.sock, selectors.EVENT_READ, True)  # data True: the socket
         if wake is not None:
@@ -364,6 +368,7 @@ class FrameLoop:
             return True
         for key, _ in self._selector.select(0):
             if key.data:
+                self._readable = True  # the read loop's next step is a read: it need not wait
                 return True
         return False
 
@@ -389,7 +394,9 @@ class FrameLoop:
                     on_pong()
                     continue
             if not reader.buffered():
-                wait()
+                if not self._readable:
+                    wait()
+                self._readable = False
                 if reader.fill():
                     continue  # whatever came in, the fast path looks at it first
             if not read_callback():

@@ -6,6 +6,8 @@ autouse check that no tradefeed thread outlives the test.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from typing import Any, Callable, Iterator
 
@@ -108,3 +110,26 @@ def make_manager() -> Iterator[Callable[..., FeedManager]]:
 @pytest.fixture
 def collector() -> Collector:
     return Collector()
+
+
+@pytest.fixture
+def xvfb():
+    """A virtual X display of our own (Xvfb picks a free display number)."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    number = b""
+    while not number.endswith(b"\n"):
+        chunk = os.read(read_end, 16)
+        assert chunk, "Xvfb did not start"
+        number += chunk
+    os.close(read_end)
+    try:
+        yield ":" + number.decode().strip()
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -78,29 +78,6 @@ def test_excel_com_example_writes_rows_from_the_owner_thread(tmp_path):
     assert {row[1] for row in rows[1:]} <= {"dopp", "synthetix"} and all(Decimal(r[5]) > 0 for r in rows[1:])
 
 
-@pytest.fixture
-def xvfb():
-    """A virtual X display of our own (Xvfb picks a free display number)."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    number = b""
-    while not number.endswith(b"\n"):
-        chunk = os.read(read_end, 16)
-        assert chunk, "Xvfb did not start"
-        number += chunk
-    os.close(read_end)
-    try:
-        yield ":" + number.decode().strip()
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
     """Under Xvfb the Tk tape fills with trades (screenshot not blank, buys green, sells red),
     then closes cleanly (exit 0) when asked to."""
