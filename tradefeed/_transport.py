@@ -142,9 +142,9 @@ def _wait_connected(sock: socket.socket, wake: socket.socket | None, deadline: f
     with Selector() as selector:
         selector.register(sock, selectors.EVENT_WRITE)
         if wake is not None:
-            selector.register(wake, selectors.EVENT_READ, wake)
+            selector.register(wake, selectors.EVENT_READ, "wake")
         ready = selector.select(max(0.0, deadline - time.monotonic()))
-    if any(key.data is wake and wake is not None for key, _ in ready):
+    if any(key.data == "wake" for key, _ in ready):
         return None
     return bool(ready)
 
@@ -331,9 +331,8 @@ class FrameLoop:
     :param mid_message: true while websocket-client holds part of a fragmented message
         (checked after each frame it reads): only continuation frames may follow then,
         so every frame goes to websocket-client, which enforces that.
-    :param wake: the read end of a wake socket (see :func:`wake`): a byte there ends the
-        idle wait, and the loop reads the socket at once (after ``stop()`` or a liveness
-        check shut it down, that read reports the end on every platform).
+    :param wake: the read end of a wake socket (see :func:`wake`), watched beside the
+        socket: a wake-up with :attr:`interrupted` set ends the idle wait at once.
 
     :meth:`close` releases the selector.
     """
@@ -354,6 +353,8 @@ class FrameLoop:
         self._on_pong = on_pong
         self._wake = wake
         self._readable = False  # pending() just saw the socket readable: no need to wait
+        #: set (with a wake-up) when the socket was shut down to end this loop
+        self.interrupted = False
         self._selector = Selector()
         self._selector.register(reader.sock, selectors.EVENT_READ, True)  # data True: the socket
         if wake is not None:
@@ -373,12 +374,21 @@ class FrameLoop:
         return False
 
     def _wait(self) -> None:
-        """Sleep until the socket is readable or a wake-up comes: no timeout, so an idle
-        connection costs no wake-ups.  ``stop()`` and the liveness checks shut the
-        socket down and wake this wait."""
-        for key, _ in self._selector.select():
-            if not key.data:
+        """Sleep until the socket is readable or the loop is interrupted: no timeout, so
+        an idle connection costs no wake-ups.
+
+        An interrupt (``stop()`` without a close handshake, a liveness check) shuts the
+        socket down, sets :attr:`interrupted` and wakes this wait; the read that follows
+        then fails or ends at once on every platform (Windows need not wake a ``select``
+        for a socket shut down under it).  A wake-up without an interrupt (``stop()``
+        that sent a close frame) waits on, for the peer's reply."""
+        while True:
+            for key, _ in self._selector.select():
+                if key.data:
+                    return
                 drain(self._wake)
+            if self.interrupted:
+                return
 
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
         reader, running, wait, on_data = self._reader, self._running, self._wait, self._on_data

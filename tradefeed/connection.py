@@ -232,6 +232,9 @@ class Connection:
     def _interrupt(self, sock: socket.socket | None) -> None:
         """End this connection's socket: shut it down and wake its thread's wait."""
         shutdown(sock)
+        attempt = self._current
+        if attempt is not None and attempt.loop is not None:
+            attempt.loop.interrupted = True
         wake(self._wake_w)
 
     def _close(self, attempt: _Attempt, reason: bytes) -> bool:

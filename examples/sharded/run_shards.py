@@ -23,6 +23,13 @@ import yaml
 
 HERE = Path(__file__).parent
 
+if sys.platform == "win32":  # SIGTERM would end a shard unflushed: Ctrl-Break its own group
+    SPAWN = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    STOP = signal.CTRL_BREAK_EVENT
+else:
+    SPAWN = {}
+    STOP = signal.SIGTERM
+
 
 def simulated_config(sim, source: Path, target: Path) -> None:
     """The same feeds, pointed at the simulator."""
@@ -59,6 +66,7 @@ def main() -> None:
                 [sys.executable, "-m", "tradefeed", "run", str(config), "--shard", "%d/%d" % (i, args.shards), "--quiet"]
                 + duration,
                 env=env,
+                **SPAWN,
             )
             for i in range(1, args.shards + 1)
         ]
@@ -67,7 +75,7 @@ def main() -> None:
                 shard.wait()
         except KeyboardInterrupt:
             for shard in shards:
-                shard.send_signal(signal.SIGTERM)  # each flushes its sink and exits 0
+                shard.send_signal(STOP)  # each flushes its sink and exits 0
         codes = [shard.wait(30) for shard in shards]
         print("shards exited with", codes, flush=True)
         sys.exit(max(codes))

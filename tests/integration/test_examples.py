@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,36 @@ def test_excel_com_example_writes_rows_from_the_owner_thread(tmp_path):
     rows = list(csv.reader(out.open()))
     assert rows[0][0] == "time (UTC)" and len(rows) == 26
     assert {row[1] for row in rows[1:]} <= {"dopp", "synthetix"} and all(Decimal(r[5]) > 0 for r in rows[1:])
+
+
+def test_excel_com_example_drives_excel_through_com_from_the_owner_thread(tmp_path):
+    """With pywin32 present (here a recording fake of win32com, tests/fixtures/fake_com),
+    examples/excel_com.py opens Excel, adds a workbook and writes the header and 25 rows
+    of text cells, every call from the owner (main) thread that pumps the manager."""
+    log = tmp_path / "com.json"
+    fake = ROOT / "tests" / "fixtures" / "fake_com"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "excel_com.py"), "--limit", "25"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join((str(fake), str(ROOT))), FAKE_COM_LOG=str(log)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "trades.csv").exists()  # Excel, not the CSV fallback
+    recorded = json.loads(log.read_text())
+    calls, main_thread = recorded["calls"], recorded["main_thread"]
+    assert calls[0] == ["Dispatch", "Excel.Application", main_thread]
+    assert ["set", "Application", "Visible", True, main_thread] in calls
+    assert ["Workbooks.Add"] in calls and ["Worksheets", 1] in calls
+    cells = [c for c in calls if c[0] == "cell"]
+    assert {c[4] for c in cells} == {main_thread}  # COM objects stay on their thread
+    rows: dict[int, dict[int, str]] = {}
+    for _, row, column, value, _ in cells:
+        rows.setdefault(row, {})[column] = value
+    assert sorted(rows) == list(range(1, 27))  # the header, then exactly --limit rows
+    assert rows[1][1] == "time (UTC)" and len(rows[1]) == 7
+    assert all(isinstance(v, str) for r in rows.values() for v in r.values())  # text keeps every digit
+    assert {rows[r][2] for r in range(2, 27)} <= {"dopp", "synthetix"}
+    assert all(Decimal(rows[r][6]) > 0 and Decimal(rows[r][5]) > 0 for r in range(2, 27))
 
 
 def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
