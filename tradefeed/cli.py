@@ -298,8 +298,9 @@ def cmd_venues(args: argparse.Namespace, out: TextIO) -> int:
             shown = "required" if default is inspect.Parameter.empty else "default %r" % (default,)
             runtime = "  (subscribe/unsubscribe at run time)" if param == cls.subscription_param else ""
             out.write("    %-18s %s%s\n" % (param, shown, runtime))
+        needed = "required" if cls.requires_credentials({}) else "required for private streams (public ones need none)"
         for param in cls.auth_params:
-            out.write("    %-18s %s\n" % (param, "default %s" % cls.default_auth_url if param == "auth_url" else "required"))
+            out.write("    %-18s %s\n" % (param, "default %s" % cls.default_auth_url if param == "auth_url" else needed))
     return EXIT_OK
 
 

@@ -311,7 +311,8 @@ def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
     backoff = _backoff(check, item["backoff"], _join(path, "backoff")) if "backoff" in item else None
     params = {k: v for k, v in item.items() if k in cls.params}
     credentials = {k: v for k, v in item.items() if k in cls.auth_params}
-    if cls.needs_token:
+    keyed = any(k in item for k in ("api_key", "api_secret"))
+    if cls.needs_token and (keyed or _requires_credentials(cls, params)):
         for key in ("api_key", "api_secret"):
             reported = any(p[0] == _join(path, key) for p in check.problems)  # e.g. its ${VAR} is unset
             if not reported and (not isinstance(credentials.get(key), str) or not credentials[key]):
@@ -327,6 +328,14 @@ def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
     if len(check.problems) > before:
         return None
     return FeedConfig(venue=venue, params={**params, **credentials}, name=name, url=url, backoff=backoff)
+
+
+def _requires_credentials(cls: Any, params: dict[str, Any]) -> bool:
+    """Does this feed need credentials (its parameters may still be invalid: then yes)?"""
+    try:
+        return bool(cls.requires_credentials(params))
+    except ConfigError:
+        return True
 
 
 def _required(cls: type) -> list[str]:

@@ -295,6 +295,11 @@ class Connection:
             (probe.subscribe if subscribe else probe.unsubscribe)(items)  # validates the items
             params = {**self._params, param: list(getattr(probe, param))}
             cls.from_params(**params)  # e.g. removing the last pair is refused here
+            if self._tokens is None and cls.requires_credentials(params):
+                raise ConfigError(
+                    "%s: %s need API credentials, and this feed has none; add a feed with api_key and api_secret"
+                    % (self.venue, ", ".join(map(repr, items)))
+                )
             self._params = params
             attempt = self._current
             if attempt is None:  # between attempts: the next one starts from the new params
@@ -413,7 +418,7 @@ class Connection:
 
     def _connect_and_stream(self, attempt: _Attempt) -> _Outcome:
         adapter = attempt.adapter
-        if adapter.needs_token:
+        if adapter.needs_token and self._tokens is not None:  # else a key-less stream (Rails' public tape)
             failure = self._fetch_token(attempt)
             if failure is not None:
                 return failure
@@ -501,7 +506,7 @@ class Connection:
             return _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
         err = attempt.error
         outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, token=attempt.token)
-        error: FeedError
+        error: TradefeedError
         if isinstance(err, FeedError):  # one of ours (no pong, a failing callback): as is
             error = err
             err = None
@@ -521,6 +526,15 @@ class Connection:
             )
             if status in (401, 403) and attempt.token is not None:
                 outcome.action = CloseAction.REFRESH_TOKEN  # once; a repeat ends the feed
+            elif status in (401, 403) and attempt.adapter.needs_token:  # connected without credentials
+                error = AuthError(
+                    "%s: %s refused the connection without credentials (HTTP %s): this stream needs API "
+                    "credentials; pass api_key and api_secret to add_feed (or in the feed's YAML)"
+                    % (self.name, self.venue, status),
+                    venue=self.venue,
+                    status_code=status,
+                )
+                outcome.action = CloseAction.STOP
             elif status in _FATAL_HTTP:
                 outcome.action = CloseAction.STOP
         elif attempt.close_code is not None:

@@ -286,7 +286,9 @@ class FeedManager:
             raise ConfigError("rotate_after works on single-connection feeds (redundancy=1)")
         credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
         adapter_cls.from_params(**params)  # validate now, synchronously
-        provider = self._token_provider(adapter_cls, credentials) if adapter_cls.needs_token else None
+        keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
+        needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
+        provider = self._token_provider(adapter_cls, credentials) if needed else None
         if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
             raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
         settings = self._settings

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tradefeed import AuthError, Backoff, FeedClosedError, Liquidity, ParseError, Side, Status, VenueError
+from tradefeed import AuthError, Backoff, ConfigError, FeedClosedError, Liquidity, ParseError, Side, Status, VenueError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -304,3 +304,55 @@ def test_sqlite_keeps_a_fill_and_the_public_trade_of_the_same_match(tmp_path, ma
     stored = read_trades(tmp_path / "t.db")
     assert len(stored) == len(collector.trades)
     assert sorted((t.trade_id, t.raw["stream"]) for t in stored) == sorted((t.trade_id, t.raw["stream"]) for t in collector.trades)
+
+
+# -- public streams without credentials (rails.md row 3, resolved 2026-12-06) -------------
+
+
+def test_public_trades_stream_without_credentials_where_the_venue_allows_it(make_sim, make_manager, collector):
+    """No api_key/api_secret and only publicTrades: no token is fetched, the handshake has
+    none, and every match arrives once, in order, exact (market filled in from the
+    connection: single-market deltas do not name it)."""
+    sim = make_sim(venues=["rails"], seed=12, rate=0, history=40, options={"rails": {"public_without_token": True}})
+    venue = sim.venue("rails")
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_feed("rails", url=sim.url("rails"), market="BTC-USDT", subscriptions=["publicTrades"])
+    with manager:
+        assert collector.wait_trades(1)
+        for _ in range(5):
+            venue.emit(20)
+        assert wait_for_last_match(collector, venue)
+    assert not collector.errors
+    assert_public_matches_tape(collector.trades, venue.trades("BTC-USDT"))
+    assert venue.token_requests == 0
+
+
+def test_a_venue_that_wants_credentials_ends_the_key_less_feed_with_one_clear_auth_error(make_sim, make_manager, collector):
+    """The simulator's default (a token on every connection): HTTP 401 ends that feed with an
+    AuthError saying Rails wants API credentials and how to pass them; no retry storm."""
+    sim = make_sim(venues=["rails"], rate=0, history=5)
+    manager = make_manager(backoff=FAST)
+    collector.attach(manager)
+    feed = manager.add_feed("rails", url=sim.url("rails"), market="BTC-USDT")
+    manager.start()
+    with pytest.raises(AuthError) as info:
+        manager.join(timeout=15)
+    message = str(info.value)
+    assert info.value.status_code == 401 and info.value.venue == "rails" and feed.error is info.value
+    assert "needs API credentials" in message and "api_key and api_secret" in message and "\n" not in message
+    assert sim.handshakes("rails") == 1 and sim.venue("rails").token_requests == 0
+
+
+def test_own_fills_still_need_credentials_at_add_feed_and_at_run_time(make_sim, make_manager):
+    sim = make_sim(venues=["rails"], rate=0, history=5, options={"rails": {"public_without_token": True}})
+    manager = make_manager()
+    with pytest.raises(ConfigError, match="api_key"):
+        manager.add_feed("rails", url=sim.url("rails"), market="BTC-USDT", subscriptions=["publicTrades", "trades"])
+    with pytest.raises(ConfigError, match="needs api_secret"):  # half a pair is a mistake, public or not
+        manager.add_feed("rails", url=sim.url("rails"), market="BTC-USDT", api_key="k")
+    feed = manager.add_feed("rails", url=sim.url("rails"), market="BTC-USDT")
+    with pytest.raises(ConfigError, match="need API credentials"):
+        feed.subscribe("trades")
+    assert feed.params.get("subscriptions", ["publicTrades"]) == ["publicTrades"]  # unchanged
+

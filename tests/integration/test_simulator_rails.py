@@ -406,7 +406,8 @@ def test_public_deltas_carry_the_tape_with_exact_decimals(sim: Simulator) -> Non
         assert_no_frame(ws)  # one frame per emit and market: ETH records were not sent
     frame = json.loads(raw)
     btc = [record for record in emitted if record["market"] == "BTC-USDT"]
-    assert frame["resultType"] == "publicCompletedOrdersDelta" and frame["market"] == "BTC-USDT"
+    assert frame["resultType"] == "publicCompletedOrdersDelta"
+    assert "market" not in frame  # only market=ALL connections get it (spec row 9)
     assert frame["data"]["statusCode"] == 200 and frame["data"]["orders"] == [wire(record) for record in btc]
     for order, record in zip(frame["data"]["orders"], btc, strict=True):
         assert list(order) == RECORD_KEYS and UUID.fullmatch(order["matchId"])
@@ -415,6 +416,34 @@ def test_public_deltas_carry_the_tape_with_exact_decimals(sim: Simulator) -> Non
         assert order["executionType"] == "taker" and order["updatedAt"] > 10**12
     assert re.search(r'"(price|quantity)": "\d+\.\d*0"', raw)  # trailing zeros survive
     assert not re.search(r'"(price|quantity)": \d', raw)  # decimal strings, never JSON numbers
+
+
+def test_delta_market_always_mode_names_the_market_on_single_market_connections() -> None:
+    with make(delta_market="always") as sim, client(sim, get_token(sim), subscriptions="publicTrades") as ws:
+        rails(sim).emit(40)
+        frame = recv(ws)
+    assert frame["resultType"] == "publicCompletedOrdersDelta" and frame["market"] == "BTC-USDT"
+
+
+def test_key_less_public_streams_only_in_their_mode(sim: Simulator) -> None:
+    """Token required by default; with public_without_token=True a key-less handshake for
+    public streams is served, and one for a private stream (or the default orders) is 401."""
+    with pytest.raises(InvalidStatus) as refused, client(sim, None, subscriptions="publicTrades"):
+        pass
+    assert refused.value.response.status_code == 401
+    with make(public_without_token=True) as keyless:
+        with client(keyless, None, subscriptions="publicTrades") as ws:
+            emitted = rails(keyless).emit(40)
+            frame = recv(ws)
+            assert rails(keyless).expire_tokens() == 0  # no token: nothing to expire
+            send(ws, "subscribe", clientRequestId="t", subscriptions=["trades"])
+            code, reason = recv_close(ws)
+        for subscriptions in ("trades", "publicTrades,orders", None):
+            with pytest.raises(InvalidStatus) as refused, client(keyless, None, subscriptions=subscriptions):
+                pass
+            assert refused.value.response.status_code == 401, subscriptions
+    assert frame["data"]["orders"] == [wire(r) for r in emitted if r["market"] == "BTC-USDT"]
+    assert (code, reason) == (1008, "forbidden subscription: trades")
 
 
 def test_identical_connections_get_identical_sequences(sim: Simulator) -> None:
@@ -514,7 +543,7 @@ def test_legacy_names_mode() -> None:
         delta, fills = recv(ws), recv(ws)
     assert legacy["resultType"] == new["resultType"] == "completedOrders"
     assert legacy["data"]["clientRequestId"] == "l1" and legacy["data"]["orders"]
-    assert delta["resultType"] == "completedOrdersDelta" and delta["market"] == "BTC-USDT"
+    assert delta["resultType"] == "completedOrdersDelta" and "market" not in delta  # a single-market connection
     assert isinstance(delta["data"], dict) and delta["data"]["orders"]
     assert fills["resultType"] == "completedOrdersDelta" and isinstance(fills["data"], list)
 

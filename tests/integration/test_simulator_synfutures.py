@@ -116,8 +116,55 @@ def test_subscribe_acks_then_sends_one_window_per_pair_newest_first(sim: Simulat
         assert_no_frame(ws)
 
 
-def test_each_new_trade_pushes_an_overlapping_window_with_it_first(sim: Simulator) -> None:
-    """Every new trade of a subscribed pair pushes that pair's newest tradesLimit trades, new one first."""
+def test_each_new_trade_pushes_that_trade_alone_by_default(sim: Simulator) -> None:
+    """Resolved 2026-12-06: after the subscription's window, each new trade of a subscribed
+    pair is pushed alone (data: [trade]), in order."""
+    venue = venue_of(sim)
+    with client(sim) as ws:
+        subscribe(ws, BTC, tradesLimit=3)
+        recv_window(ws, BTC)
+        emitted = venue.emit(40)
+        new = [trade for trade in emitted if trade["instrumentAddress"] + f"_{PERPETUAL}" == BTC]
+        assert len(new) >= 3
+        for trade in new:
+            assert recv_window(ws, BTC) == [trade]
+
+
+def test_window_mode_pushes_an_overlapping_window_with_each_new_trade_first() -> None:
+    """push_mode="window": every new trade of a subscribed pair pushes that pair's newest
+    tradesLimit trades, new one first."""
+    with make_sim(push_mode="window") as sim:
+        _overlapping_windows(sim)
+
+
+def test_plain_number_form_sends_plain_decimals_integer_values_without_a_dot() -> None:
+    """number_form="plain": every money field is the exact value as a plain decimal, integer
+    values without a dot (the contested form of synfutures.md row 5)."""
+    from tradefeed.simulator.synfutures import WAD_FIELDS
+
+    with make_sim(number_form="plain") as sim:
+        tape = venue_of(sim).trades(exact=True)
+    assert any("." not in t["price"] for t in tape) and any("." not in t["size"].lstrip("-") for t in tape)
+    for trade in tape:
+        for field in WAD_FIELDS:
+            assert Decimal(trade[field]) == trade["exact"][field], field
+            assert "e" not in trade[field].lower()
+            if trade["exact"][field] == trade["exact"][field].to_integral_value():
+                assert "." not in trade[field]
+
+
+def test_ping_clients_sends_a_text_ping_and_counts_pongs(sim: Simulator) -> None:
+    venue = venue_of(sim)
+    with client(sim) as ws:
+        assert venue.ping_clients() == 1
+        assert ws.recv(timeout=TIMEOUT) == "ping"
+        ws.send("pong")
+        ws.send("ping")  # a round trip: once it is answered, the pong before it was read
+        assert ws.recv(timeout=TIMEOUT) == "pong"
+    assert venue.pongs == 1
+
+
+def _overlapping_windows(sim: Simulator) -> None:
     venue = venue_of(sim)
     with client(sim) as ws:
         subscribe(ws, BTC, tradesLimit=3)

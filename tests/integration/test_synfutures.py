@@ -37,8 +37,9 @@ def assert_pair_matches_tape(trades, tape):
 
 
 def test_windows_deliver_every_trade_once_in_order_and_exact(make_sim, make_manager, collector):
-    """Overlapping windows of 10: every trade of both pairs arrives exactly once, in order, exact."""
-    sim = make_sim(venues=["synfutures"], seed=6, rate=0, history=40)
+    """Overlapping windows of 10 (the simulator's window mode): every trade of both pairs
+    arrives exactly once, in order, exact."""
+    sim = make_sim(venues=["synfutures"], seed=6, rate=0, history=40, options={"synfutures": {"push_mode": "window"}})
     venue = sim.venue("synfutures")
     manager = make_manager()
     collector.attach(manager)
@@ -163,3 +164,69 @@ def test_text_ping_keeps_an_idle_connection_open(make_sim, make_manager, collect
     finally:
         SynfuturesAdapter.tick_interval = original
     assert manager.stats()["synfutures-1"].reconnects == 0
+
+
+def stream_all(sim, make_manager, collector, rounds=30):
+    """Stream both pairs until the tape's last trade of each arrived; the venue."""
+    venue = sim.venue("synfutures")
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_feed("synfutures", url=sim.url("synfutures"), pairs=[BTC, ETH, MON], trades_limit=10)
+    with manager:
+        assert collector.wait_trades(1)
+        for _ in range(rounds):
+            venue.emit(10)
+        last = {pair: venue.trades(pair)[-1]["id"] for pair in (BTC, ETH, MON)}
+        assert collector.wait_for(lambda c: {t.trade_id for t in c.trades} >= set(last.values()))
+    return venue, manager
+
+
+def test_default_push_is_a_batch_then_new_trades_only(make_sim, make_manager, collector):
+    """Resolved 2026-12-06: after the subscription's first batch, each push holds new trades
+    only: every trade once, in order, exact, and nothing for de-duplication to drop."""
+    sim = make_sim(venues=["synfutures"], seed=6, rate=0, history=40)
+    venue, manager = stream_all(sim, make_manager, collector)
+    assert not collector.errors
+    assert len({t.trade_id for t in collector.trades}) == len(collector.trades)
+    for pair, trades in by_pair(collector.trades).items():
+        assert_pair_matches_tape(trades, venue.trades(pair, exact=True))
+    assert manager.stats()["synfutures-1"].duplicates == 0
+
+
+def test_plain_decimal_numbers_are_read_as_plain(make_sim, make_manager, collector):
+    """A venue sending plain decimals, integer values without a dot ("90136", size "1"): each
+    trade's price, size and fee come out exact, never scaled down by 10^18, and unmarked."""
+    sim = make_sim(venues=["synfutures"], seed=6, rate=0, history=40, options={"synfutures": {"number_form": "plain"}})
+    venue, _ = stream_all(sim, make_manager, collector)
+    tape = venue.trades()
+    assert any("." not in t["price"] for t in tape), "no dot-less price on the tape: the test would prove nothing"
+    assert any("." not in t["size"].lstrip("-") for t in tape)
+    assert not collector.errors
+    for pair, trades in by_pair(collector.trades).items():
+        assert_pair_matches_tape(trades, venue.trades(pair, exact=True))
+    assert not any("scale_guess" in t.raw for t in collector.trades)
+
+
+def test_a_server_ping_is_answered_with_pong(make_sim, make_manager, collector):
+    """The venue's own text ping gets a text pong; it is no parse error and the feed streams on."""
+    import threading
+    import time
+
+    sim = make_sim(venues=["synfutures"], rate=0, history=5)
+    venue = sim.venue("synfutures")
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_feed("synfutures", url=sim.url("synfutures"), pairs=[BTC])
+    with manager:
+        assert collector.wait_trades(1)
+        assert venue.ping_clients() == 1
+        deadline, tick = time.monotonic() + 10, threading.Event()
+        while venue.pongs < 1 and time.monotonic() < deadline:
+            tick.wait(0.01)  # the pong crosses loopback: a bounded wait on a counter
+        assert venue.pongs == 1
+        before = len(collector.trades)
+        venue.emit(5)
+        assert collector.wait_for(lambda c: len(c.trades) > before)
+    assert not collector.errors
+    assert manager.stats()["synfutures-1"].reconnects == 0
+

@@ -159,3 +159,17 @@ def test_output_repr_hides_a_redis_password():
         {"feeds": [{"venue": "dopp"}], "outputs": [{"type": "redis", "url": "redis://:hunter2@cache:6379/0"}]}
     )
     assert "hunter2" not in repr(config)
+
+
+def test_rails_public_trades_need_no_credentials_and_own_fills_do(tmp_path):
+    """rails.md row 3 (resolved 2026-12-06): a key-less publicTrades feed is valid; asking
+    for the account's own fills without api_key/api_secret names both keys."""
+    path = tmp_path / "rails.yaml"
+    path.write_text("feeds:\n  - {venue: rails, market: BTC-USDT, subscriptions: [publicTrades]}\n")
+    (feed,) = cfg.load(path, environ={}).feeds
+    assert feed.params == {"market": "BTC-USDT", "subscriptions": ["publicTrades"]}
+    path.write_text("feeds:\n  - {venue: rails, market: BTC-USDT, subscriptions: [publicTrades, trades]}\n")
+    with pytest.raises(ConfigError) as info:
+        cfg.load(path, environ={})
+    assert "feeds[0].api_key: rails needs api_key" in str(info.value)
+    assert "feeds[0].api_secret: rails needs api_secret" in str(info.value)

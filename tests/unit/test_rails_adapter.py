@@ -29,10 +29,18 @@ def test_handshake_puts_the_jwt_in_the_subprotocol_and_streams_in_the_query():
     assert "jwt" not in hs.url and "jwt" not in repr(hs)
 
 
-def test_handshake_without_token_is_refused():
-    """Rails needs a token for every connection (rails.md row 3)."""
-    with pytest.raises(ConfigError, match="token"):
-        RailsAdapter(market="BTC-USDT").handshake("ws://h:1")
+def test_public_handshake_without_token_offers_no_subprotocol():
+    """rails.md row 3 (resolved 2026-12-06): public trades alone may connect key-less."""
+    hs = RailsAdapter(market="BTC-USDT").handshake("ws://h:1")
+    assert list(hs.subprotocols) == [] and "subscriptions=publicTrades" in hs.url
+    assert not RailsAdapter.requires_credentials({"market": "BTC-USDT"})
+
+
+def test_own_fills_need_a_token():
+    """The account's own fills need credentials: no handshake without a token."""
+    assert RailsAdapter.requires_credentials({"market": "BTC-USDT", "subscriptions": ["publicTrades", "trades"]})
+    with pytest.raises(ConfigError, match="api_key and api_secret"):
+        RailsAdapter(market="BTC-USDT", subscriptions=["trades"]).handshake("ws://h:1")
 
 
 @pytest.mark.parametrize(

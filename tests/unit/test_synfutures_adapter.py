@@ -151,3 +151,96 @@ def test_run_time_subscribe_and_unsubscribe():
     assert json.loads(unsub) == {"id": 3, "method": "UNSUBSCRIBE", "params": {"chainId": 143, "type": "trades", "pairs": [BTC]}}
     assert not a.parse(frame("push.json"), 0).trades  # BTC trades in flight are dropped
     assert a.pairs == [ETH]
+
+
+# -- the scale of a record's numbers (synfutures.md, resolved 2026-12-06) ----------------
+
+
+def push(*items: dict) -> str:
+    envelope = {"chainId": 143, "instrument": BTC.split("_")[0], "expiry": 4294967295, "stream": "trades"}
+    return json.dumps({**envelope, "data": list(items)})
+
+
+def record(price, size="1", *, base=90110.42, quote=1.0, **extra) -> dict:
+    item = {
+        "id": "7", "price": price, "size": size, "timestamp": 1767225603, "type": "Market",
+        "symbol": "BTC/USDC", "side": "long", "event": "trade",
+    }  # fmt: skip
+    if base is not None:
+        item["baseToken"] = {"symbol": "BTC", "decimals": 8, "price": base}
+    if quote is not None:
+        item["quoteToken"] = {"symbol": "USDC", "decimals": 6, "price": quote}
+    return {**item, **extra}
+
+
+def one(item: dict, a: SynfuturesAdapter | None = None):
+    parsed = (a or adapter()).parse(push(item), 0)
+    assert not parsed.errors, parsed.errors
+    (trade,) = parsed.trades
+    return trade
+
+
+@pytest.mark.parametrize(
+    "price, size, want_price, want_amount",
+    [
+        ("90136000000000000000000", "1000000000000000000", Decimal("90136"), Decimal(1)),  # WAD, near the reference
+        ("90136", "1", Decimal("90136"), Decimal(1)),  # plain integers: the default would have said WAD
+        ("90136.5", "0.015", Decimal("90136.5"), Decimal("0.015")),  # dotted: plain, no check
+        ("9.01365E4", "1.5e-2", Decimal("90136.5"), Decimal("0.015")),  # exponent: plain
+        ("90136000000000000000000", "1", Decimal("90136"), Decimal("1E-18")),  # dust: size follows the price's scale
+        ("90136", "15000000000000000", Decimal("90136"), Decimal("15000000000000000")),  # plain record, size as is
+    ],
+)
+def test_scale_is_decided_per_record_by_its_price(price, size, want_price, want_amount):
+    trade = one(record(price, size))
+    assert trade.price == want_price and trade.amount == want_amount
+    assert "scale_guess" not in trade.raw
+
+
+def test_fees_follow_the_record_scale():
+    plain = one(record("90136", "1", tradeFee="27", protocolFee="2.7"))
+    wad = one(record("90136" + "0" * 18, "1" + "0" * 18, tradeFee="27" + "0" * 18, protocolFee="27" + "0" * 17))
+    assert plain.fee == wad.fee == Decimal("29.7")
+
+
+def test_reference_prices_may_be_numeric_strings_and_need_not_be_usd_quoted():
+    """baseToken.price / quoteToken.price: strings accepted; a quote token at 2 halves the reference."""
+    assert one(record("45068", base="90136", quote="2")).price == Decimal("45068")
+    assert one(record("45068" + "0" * 18, base="90136", quote="2")).price == Decimal("45068")
+
+
+@pytest.mark.parametrize(
+    "base, quote",
+    [(None, 1.0), (90110.42, None), (0, 1.0), (90110.42, 0), ("n/a", 1.0), (-5, 1.0)],
+    ids=["no base", "no quote", "zero base", "zero quote", "not a number", "negative"],
+)
+def test_without_a_usable_reference_wad_is_guessed_marked_and_warned_once(base, quote, caplog):
+    a = adapter()
+    with caplog.at_level("WARNING", logger="tradefeed.adapters.synfutures"):
+        first = one(record("90136" + "0" * 18, "1" + "0" * 18, base=base, quote=quote), a)
+        second = one(record("90137" + "0" * 18, "1" + "0" * 18, base=base, quote=quote, id="8"), a)
+    assert first.price == Decimal("90136") and second.price == Decimal("90137")
+    assert first.raw["scale_guess"] == second.raw["scale_guess"] == "wad"
+    warnings = [r for r in caplog.records if "BTC/USDC" in r.getMessage()]
+    assert len(warnings) == 1 and "scale_guess" in warnings[0].getMessage()
+
+
+def test_a_price_far_from_both_readings_is_a_marked_wad_guess():
+    """Neither 90136 nor 9.0136E-14 is within 10^3 of a reference of 1: WAD, marked."""
+    trade = one(record("90136", base=1.0, quote=1.0))
+    assert trade.price == Decimal("9.0136E-14") and trade.raw["scale_guess"] == "wad"
+
+
+def test_numbers_or_numeric_strings_for_timestamp_expiry_and_chain_id():
+    item = record("90136.5", timestamp="1767225603", expiry="4294967295", chainId="143")
+    trade = one(item)
+    assert trade.timestamp_ms == 1767225603000
+    assert trade.raw["pair"] == BTC and trade.raw["expiry"] == 4294967295 and trade.raw["chainId"] == 143
+    bad = adapter().parse(push(record("90136.5", expiry="perpetual")), 0)
+    assert not bad.trades and "expiry must be a whole number" in str(bad.errors[0])
+
+
+def test_a_server_ping_is_answered_with_pong():
+    parsed = adapter().parse("ping", 0)
+    assert parsed.replies == ("pong",) and parsed.heartbeat and not parsed.errors
+    assert adapter().parse(b"ping", 0).replies == ("pong",)

@@ -119,7 +119,8 @@ class Adapter:
     #: seconds between :meth:`tick` calls, or None when the venue needs no
     #: application heartbeat (an instance may set its own)
     tick_interval: float | None = None
-    #: whether :meth:`handshake` needs a bearer token
+    #: whether :meth:`handshake` takes a bearer token (required unless
+    #: :meth:`requires_credentials` says otherwise for a feed's parameters)
     needs_token: ClassVar[bool] = False
     #: whether ``Trade.sequence`` counts every trade of a symbol (a jump is a Gap); an
     #: instance may set its own (Dopp: not with a wallet filter)
@@ -134,6 +135,12 @@ class Adapter:
     auth_params: ClassVar[tuple[str, ...]] = ()
     #: the production token endpoint, for venues with ``needs_token``
     default_auth_url: ClassVar[str | None] = None
+
+    @classmethod
+    def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
+        """Must a feed with these (valid) parameters be given credentials?  Venues whose
+        token is optional for some streams (Rails' public tape) say no for those."""
+        return cls.needs_token
 
     @classmethod
     def from_params(cls, **params: Any) -> "Adapter":

@@ -11,14 +11,16 @@ trades come out oldest first, each once.  The account's own fills arrive
 as ``completedOrdersDelta`` with ``data`` a list.  Both carry ``raw["stream"]``
 (``"publicTrades"``/``"trades"``), so a match seen on both is delivered on both.
 Heartbeat: ``{"message": "ping"}`` every 30 seconds.  The token itself is fetched by
-:mod:`tradefeed.auth`; the adapter only puts it in the handshake.
+:mod:`tradefeed.auth`; the adapter only puts it in the handshake.  A feed of public
+trades alone may go without credentials (rails.md row 3, resolved 2026-12-06): its
+handshake then carries no token.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
@@ -123,13 +125,19 @@ class RailsAdapter(Adapter):
         self._snapshots: dict[str, str] = {}  # clientRequestId of a snapshot request -> its market
         self._held: dict[str, list[Trade]] = {}  # market -> public deltas awaiting its snapshot
 
+    @classmethod
+    def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
+        """The account's own fills (``trades``) need credentials; the public tape does not."""
+        return "trades" in _stream_list(params.get("subscriptions", ("publicTrades",)))
+
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
-        """The market and subscriptions go in the query, the JWT in the subprotocol."""
-        if not token:
-            raise ConfigError("rails: a token is needed to connect")
+        """The market and subscriptions go in the query, the JWT (if any) in the subprotocol."""
+        if not token and "trades" in self.subscriptions:
+            raise ConfigError("rails: the 'trades' stream (the account's own fills) needs api_key and api_secret")
         base = (base_url or self.default_url).rstrip("/")
         query = urlencode({"market": self.market, "subscriptions": ",".join(self.subscriptions)})
-        return Handshake(url="%s/?%s" % (base, query), subprotocols=("authorization#" + token,))
+        subprotocols = ("authorization#" + token,) if token else ()
+        return Handshake(url="%s/?%s" % (base, query), subprotocols=subprotocols)
 
     def on_open(self) -> list[str]:
         return self._snapshot_requests() if "publicTrades" in self.subscriptions else []

@@ -5,15 +5,17 @@ Subscribe-stream: one ``SUBSCRIBE`` (integer ``id``, ``chainId``, ``pairs``,
 ``tradesLimit``) acknowledged by ``{"id", "result": "success"}``; pushes carry the
 ``tradesLimit`` newest trades of a pair, so consecutive pushes overlap and the
 connection's de-duplication delivers each trade once.  Money arrives as 18-decimal
-fixed-point integer strings (WAD); time in seconds.  Heartbeat: the bare text frame
-``ping`` every 30 seconds, answered by ``pong``.
+fixed-point integer strings (WAD) or as plain decimals, decided per record (see
+:func:`record_scale`); time in seconds.  Heartbeat: the bare text frame ``ping`` every 30
+seconds, answered by ``pong`` (and a ``ping`` from the server is answered the same way).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import re
-from decimal import Decimal, localcontext
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, ClassVar, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
@@ -29,11 +31,14 @@ from .base import (
     new_parsed,
     record_error,
     require_str,
+    to_decimal,
     to_ms,
     wad_to_decimal,
 )
 
-__all__ = ["SynfuturesAdapter", "PERPETUAL_EXPIRY"]
+__all__ = ["SynfuturesAdapter", "PERPETUAL_EXPIRY", "record_scale"]
+
+log = logging.getLogger(__name__)
 
 PATH = "/v4/public/ws"
 #: the expiry that marks a perpetual
@@ -49,6 +54,11 @@ _SIDES = {"long": Side.BUY, "short": Side.SELL}
 _LIQUIDITY = {"Market": Liquidity.TAKER, "Limit": Liquidity.MAKER}
 _MAPPED = frozenset(("id", "symbol", "price", "size", "side", "timestamp"))
 _HIGH_PRECISION = 80  # digits for adding WAD fees exactly
+#: a dot-less price is read in the scale (WAD or plain) that lands within this factor of
+#: the record's reference price ``baseToken.price / quoteToken.price``
+SCALE_TOLERANCE = Decimal(1000)
+_WAD = "wad"
+_PLAIN = "plain"
 
 
 def _pair_list(venue: str, pairs: Any) -> list[str]:
@@ -110,6 +120,7 @@ class SynfuturesAdapter(Adapter):
         self.origin = origin
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, list[str]]] = {}  # request id -> (method, pairs)
+        self._guessed: set[str] = set()  # symbols whose scale was guessed (warned once each)
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         url = self.endpoint(base_url, PATH)
@@ -163,6 +174,8 @@ class SynfuturesAdapter(Adapter):
         """
         if frame == "pong" or frame == b"pong":
             return Parsed(heartbeat=True)
+        if frame == "ping" or frame == b"ping":  # the server's own heartbeat
+            return Parsed(replies=("pong",), heartbeat=True)
         doc = loads(frame, self.venue)
         if type(doc) is not dict:
             raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
@@ -212,7 +225,9 @@ class SynfuturesAdapter(Adapter):
         side = _SIDES.get(item["side"])
         if side is None:
             raise ValueError("unknown side %r" % (item["side"],))
-        amount = wad_to_decimal(item["size"], "size")
+        scale, guessed = record_scale(item)
+        number = wad_to_decimal if scale == _WAD else _plain
+        amount = number(item["size"], "size")
         if amount < 0:
             amount = -amount  # shorts may carry a negative size (row 6); the side says which way
         if not amount:
@@ -229,28 +244,109 @@ class SynfuturesAdapter(Adapter):
         instrument = raw.get("instrumentAddress")
         if not isinstance(instrument, str):
             raise ValueError("instrumentAddress is missing")
-        raw["pair"] = "%s_%s" % (instrument.lower(), raw.get("expiry"))
+        raw["expiry"] = expiry = _whole(raw.get("expiry"), "expiry")
+        raw["chainId"] = _whole(raw.get("chainId"), "chainId")
+        raw["pair"] = "%s_%s" % (instrument.lower(), expiry)
+        symbol = require_str(item, "symbol")
+        if guessed:
+            raw["scale_guess"] = _WAD
+            if symbol not in self._guessed:
+                self._guessed.add(symbol)
+                log.warning(
+                    "synfutures: %s: no usable reference price (baseToken.price / quoteToken.price) to tell WAD "
+                    "from plain numbers; reading dot-less numbers as WAD (raw['scale_guess'] marks such trades)",
+                    symbol,
+                )
         quote = item.get("quoteToken")
         return new_trade(
             "synfutures",
-            require_str(item, "symbol"),
+            symbol,
             require_str(item, "id"),
-            wad_to_decimal(item["price"], "price"),
+            number(item["price"], "price"),
             amount,
             side,
             to_ms(item["timestamp"]),
             received_ns,
             None,  # no sequence
-            _fee(item),
+            _fee(item, number),
             quote.get("symbol") if type(quote) is dict else None,
             liquidity,
             raw,
         )
 
 
-def _fee(item: dict[str, Any]) -> Decimal | None:
-    """``tradeFee + protocolFee`` (both WAD), exactly; None when neither is sent."""
-    parts = [wad_to_decimal(item[k], k) for k in ("tradeFee", "protocolFee") if item.get(k) is not None]
+def record_scale(item: dict[str, Any]) -> tuple[str, bool]:
+    """The scale of a trade record's numbers, ``("wad" | "plain", guessed)``, decided by its
+    ``price`` (synfutures.md, "Field mapping", resolved 2026-12-06).
+
+    A price with a ``.`` or an exponent is plain.  A dot-less integer is WAD (value
+    x 10^-18) or plain, whichever lies within a factor of :data:`SCALE_TOLERANCE` of the
+    reference price ``baseToken.price / quoteToken.price``; when neither does, or there
+    is no usable reference, WAD with ``guessed`` True.  The scale applies to ``size`` and
+    the fees of the same record.
+
+    >>> record_scale({"price": "90136.5"})
+    ('plain', False)
+    >>> tokens = {"baseToken": {"price": 90110.42}, "quoteToken": {"price": 1.0}}
+    >>> record_scale({"price": "90136", **tokens}), record_scale({"price": "90136" + "0" * 18, **tokens})
+    (('plain', False), ('wad', False))
+    """
+    price = item["price"]
+    if type(price) is str:
+        if "." in price or "e" in price or "E" in price:
+            return _PLAIN, False
+    elif type(price) is not int:
+        return _PLAIN, False  # a JSON number with a fraction (Decimal): plain; to_decimal checks it
+    reference = _reference(item)
+    if reference is None:
+        return _WAD, True
+    try:
+        plain = abs(Decimal(price))
+    except InvalidOperation:
+        raise ValueError("price is not a number: %r" % (price,)) from None
+    low, high = reference / SCALE_TOLERANCE, reference * SCALE_TOLERANCE
+    if low <= plain.scaleb(-18) <= high:
+        return _WAD, False
+    if low <= plain <= high:
+        return _PLAIN, False
+    return _WAD, True
+
+
+def _reference(item: dict[str, Any]) -> Decimal | None:
+    """``baseToken.price / quoteToken.price``; None if either is missing, not a positive
+    finite number (or numeric string), or zero."""
+    prices = []
+    for key in ("baseToken", "quoteToken"):
+        token = item.get(key)
+        value = token.get("price") if type(token) is dict else None
+        try:
+            number = to_decimal(value, key + ".price")  # JSON numbers arrive as Decimal/int
+        except ValueError:
+            return None
+        if number <= 0:
+            return None
+        prices.append(number)
+    return prices[0] / prices[1]
+
+
+def _plain(value: Any, name: str) -> Decimal:
+    """A plain decimal number (string or JSON number), as is."""
+    return to_decimal(value, name)
+
+
+def _whole(value: Any, name: str) -> Any:
+    """An integer field sent as a number or a numeric string (``expiry``, ``chainId``): the
+    int; None stays None."""
+    if value is None or type(value) is int:
+        return value
+    if type(value) is str and value.strip().isdigit():
+        return int(value)
+    raise ValueError("%s must be a whole number, not %r" % (name, value))
+
+
+def _fee(item: dict[str, Any], number: Any) -> Decimal | None:
+    """``tradeFee + protocolFee`` in the record's scale, exactly; None when neither is sent."""
+    parts = [number(item[k], k) for k in ("tradeFee", "protocolFee") if item.get(k) is not None]
     if not parts:
         return None
     with localcontext() as ctx:

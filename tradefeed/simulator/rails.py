@@ -18,7 +18,13 @@ numbers 12 and 13 twice; both pairs are listed):
    requests per key per minute, 200 ``{"access_token", "token_type": "Bearer",
    "expires_in"}`` with an HS256 JWT (``accountType``, ``iss``, ``sub``, ``aud``,
    ``exp``, ``iat``; ``exp - iat == expires_in == token_lifetime``).
-3. Every connection needs a token, public-only ones too.
+3. Every connection needs a token, public-only ones too, unless
+   ``public_without_token=True`` (resolved 2026-12-06: a v1 client streamed public
+   data key-less): then a handshake without a token whose subscriptions are all
+   public (``publicTrades``, ``publicOrderBook``) is accepted, and one asking for a
+   private stream (``trades``, ``orders``, the default) gets 401.  A key-less
+   connection may not subscribe to a private stream later (1008, as for a read-only
+   key) and is not closed by :meth:`RailsVenue.expire_tokens`.
 4. Handshake rejections: HTTP 401 for a missing, malformed, badly signed,
    expired or revoked token (checked first); HTTP 400 for a missing or unknown
    ``market`` and for an unknown name in ``subscriptions``.
@@ -30,7 +36,9 @@ numbers 12 and 13 twice; both pairs are listed):
    equal to the connection's market).
 8. Snapshot reply: echoes ``clientRequestId`` when sent; the up to
    ``snapshot_limit`` (50) most recent public records of the market, oldest first.
-9. ``market`` is always in the envelope of public deltas and snapshots.
+9. ``market`` is in the envelope of public deltas only on ``market=ALL``
+   connections (resolved 2026-12-06: "present when connected with market=ALL");
+   ``delta_market="always"`` puts it on every delta.  Snapshot replies always carry it.
 10. Names: ``publicCompletedOrdersDelta`` / ``publicCompletedOrders`` /
     ``emitPublicCompletedOrders``; with ``legacy_names=True`` the frames are
     ``completedOrdersDelta`` (with ``data.orders``) / ``completedOrders`` and
@@ -117,6 +125,10 @@ __all__ = ["ALL", "MARKETS", "SUBSCRIPTIONS", "TOKEN_EXPIRED", "TOKEN_PATH", "Ra
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUBSCRIPTIONS = frozenset({"orders"})
+#: the streams a key-less connection may ask for (``public_without_token=True``)
+PUBLIC_SUBSCRIPTIONS = frozenset({"publicTrades", "publicOrderBook"})
+#: the grant of a key-less connection: read-only (no private stream), never expiring
+KEYLESS = Grant("", True, 2**62, -1)
 PROTOCOL_PREFIX = "authorization#"
 TAPE_LIMIT = 200_000  # public records and private fills kept in memory, each
 FILLS = "completedOrdersDelta"  # resultType of private fills, in both naming modes
@@ -190,11 +202,17 @@ class RailsVenue(Venue):
         legacy_names: bool = False,
         own_fill_share: float = 0.1,
         snapshot_limit: int = 50,
+        public_without_token: bool = False,
+        delta_market: str = "all-only",
     ) -> None:
         super().__init__(seed=seed, rate=rate, history=history, snapshot_size=snapshot_size)
         if snapshot_limit < 0:
             raise ValueError(f"snapshot_limit must not be negative, not {snapshot_limit}")
+        if delta_market not in ("all-only", "always"):
+            raise ValueError(f"delta_market must be 'all-only' or 'always', not {delta_market!r}")
         self.strict = strict
+        self.public_without_token = public_without_token
+        self.delta_market = delta_market
         self.maker_records = maker_records
         self.names = LEGACY_NAMES if legacy_names else NAMES
         self._auth = TokenIssuer(seed, token_lifetime, token_rate_limit)
@@ -248,7 +266,7 @@ class RailsVenue(Venue):
 
         def expire() -> int:
             self._auth.revoke_all()
-            sessions = list(self._sessions.values())
+            sessions = [session for session in self._sessions.values() if session.grant is not KEYLESS]
             for session in sessions:
                 session.close(TOKEN_EXPIRED)
             return len(sessions)
@@ -279,15 +297,21 @@ class RailsVenue(Venue):
         by_market: dict[str, list[Raw]] = {}
         for entry in (entry for entry_records, _ in sent for entry in entry_records):
             by_market.setdefault(entry.record["market"], []).append(Raw(entry.text))
+        # each market's delta with "market" (ALL connections) and without (single-market ones)
         deltas = {
-            market: dumps({"resultType": self.names.delta, "market": market, "data": orders_data(orders)})
+            market: (
+                dumps({"resultType": self.names.delta, "market": market, "data": orders_data(orders)}),
+                dumps({"resultType": self.names.delta, "data": orders_data(orders)}),
+            )
             for market, orders in by_market.items()
         }
+        marked = 0 if self.delta_market == "always" else 1
         fills_frame = dumps({"resultType": FILLS, "data": [Raw(fill.text) for fill in fills]}) if fills else None
         for session in self._sessions.values():
-            for market, frame in deltas.items():
+            form = 0 if session.market == ALL else marked
+            for market, frames in deltas.items():
                 if session.wants_public(market):
-                    session.outbox.push(frame)
+                    session.outbox.push(frames[form])
             if fills_frame is not None and "trades" in session.subscriptions:
                 session.outbox.push(fills_frame)
         return [dict(entry.record) for entry in records]
@@ -311,13 +335,17 @@ class RailsVenue(Venue):
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """401 without a valid token, 400 for a bad query; otherwise accept. Loop thread."""
         token = _offered_token(request.headers.get_all("Sec-WebSocket-Protocol"))
-        if token is None:
-            return _refuse(connection, 401, f"missing Sec-WebSocket-Protocol: {PROTOCOL_PREFIX}<token>")
-        try:
-            grant = self._auth.verify(token)
-        except AuthError as err:
-            return _refuse(connection, 401, str(err))
         query = parse_qs(urlsplit(request.path).query, keep_blank_values=True)
+        if token is None:
+            public = frozenset(name for name in query.get("subscriptions", [""])[0].split(",") if name)
+            if not self.public_without_token or not public or not public <= PUBLIC_SUBSCRIPTIONS:
+                return _refuse(connection, 401, f"missing Sec-WebSocket-Protocol: {PROTOCOL_PREFIX}<token>")
+            grant = KEYLESS
+        else:
+            try:
+                grant = self._auth.verify(token)
+            except AuthError as err:
+                return _refuse(connection, 401, str(err))
         market = query.get("market", [""])[0]
         if not market:
             return _refuse(connection, 400, "market is required")
@@ -338,7 +366,7 @@ class RailsVenue(Venue):
         """Serve one connection: requests, replies and subscribed streams, until it closes."""
         handshake = self._handshakes.pop(connection)
         grant = handshake.grant
-        if grant.epoch != self._auth.epoch:  # expire_tokens() ran during the handshake
+        if grant is not KEYLESS and grant.epoch != self._auth.epoch:  # expire_tokens() ran during the handshake
             await connection.close(CloseCode.POLICY_VIOLATION, TOKEN_EXPIRED)
             return
         if grant.read_only and (forbidden := handshake.subscriptions & READ_ONLY_FORBIDDEN):
@@ -354,7 +382,7 @@ class RailsVenue(Venue):
             self._recent_texts,
             functools.partial(self._close, connection),
         )
-        if self.strict:
+        if self.strict and grant is not KEYLESS:
             delay = max(0.0, grant.expires_at - time.time())
             session.timer = asyncio.get_running_loop().call_later(delay, session.close, TOKEN_EXPIRED)
         self._sessions[outbox] = session

@@ -21,14 +21,21 @@ The spec's "Unknown / assumed" rows, as served:
 5. ``price``, ``size``, ``balance``, ``tradeFee``, ``protocolFee``, ``markPrice``
    and ``fairPrice`` are 18-decimal integer strings (:func:`to_wad` of exact
    Decimals); token ``decimals`` never scale them; token ``price`` is a JSON number.
+   ``number_form="plain"`` sends them as plain decimals instead (:func:`to_plain`:
+   integer values without a dot, ``"90136"``, size ``"1"``), the contested form the
+   client tells apart by the record's reference price.
 6. ``size`` is negative for shorts unless ``signed_size=False``.
 7. ``tradeFee`` is 3 bp of notional, ``protocolFee`` 10 % of it (the spec
    example's ratios), in USDC.
 8. After a SUBSCRIBE ack, one frame per distinct requested pair (already
    subscribed ones too) with its up to ``tradesLimit`` newest trades, newest
    first (array form: ``"data": []`` if none); then per new trade one frame
-   with the pair's newest ``tradesLimit`` trades, the new one first. Object
-   form: that window as one frame per trade, newest first, then each new trade alone.
+   holding that trade alone (resolved 2026-12-06: the SDK's "batch of recent
+   historical trades, before streaming new trade events").  With
+   ``push_mode="window"`` each new trade instead pushes the pair's newest
+   ``tradesLimit`` trades, the new one first (overlapping windows). Object
+   form: the first window as one frame per trade, oldest first, then each new
+   trade alone.
 9. An integer ``tradesLimit`` is clamped to 1..100; absent or not an integer
    it is 10. Re-subscribing a pair replaces its limit.
 10. No liquidity flag: ``type`` and ``typeString`` are always ``"Market"``.
@@ -62,6 +69,8 @@ of one :meth:`SynfuturesVenue.generate`:
 Stall (``Simulator.stall``) drops pushes only: a SUBSCRIBE is still acked and
 answered with its window. Muted pings (``Simulator.mute_pings``) leave the text
 ``ping`` unanswered (it still counts as client activity for the idle timeout).
+:meth:`SynfuturesVenue.ping_clients` sends the text ``ping`` the other way and
+counts the ``pong`` replies (:attr:`SynfuturesVenue.pongs`).
 """
 
 from __future__ import annotations
@@ -81,11 +90,12 @@ from typing import Any, NamedTuple
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from ._base import Outbox, Venue
+from ._base import Outbox, Venue, call_on_loop
 from ._json import Raw, dumps
 
 __all__ = [
     "CHAIN_ID", "PAIRS", "PATH", "PERPETUAL", "TRADERS", "WAD_FIELDS", "SynfuturesVenue", "from_wad", "to_wad",
+    "to_plain", "PUSH_MODES", "NUMBER_FORMS",
     "DEFAULT_TRADES_LIMIT", "IDLE_TIMEOUT", "MAX_PAIRS", "MAX_TRADES_LIMIT",
     "INVALID_PAIRS", "SUCCESS", "TOO_MANY_PAIRS", "UNKNOWN_METHOD",
 ]  # fmt: skip
@@ -116,6 +126,11 @@ TRADERS: tuple[str, ...] = (
 )
 #: fields decoded from WAD strings; the keys of ``trades(exact=True)[i]["exact"]``
 WAD_FIELDS: tuple[str, ...] = ("size", "balance", "price", "tradeFee", "protocolFee", "fairPrice", "markPrice")
+
+#: ``push_mode``: new trades alone after the first window (default), or overlapping windows
+PUSH_MODES = ("new", "window")
+#: ``number_form``: WAD integer strings (default), or plain decimal strings
+NUMBER_FORMS = ("wad", "plain")
 
 _CONTEXT = Context(prec=40, rounding=ROUND_HALF_EVEN)  # whatever the calling thread's context
 _WAD_EXPONENT = 18
@@ -168,6 +183,15 @@ def to_wad(value: Decimal) -> str:
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{value} has more than {_WAD_EXPONENT} decimals")
         return str(int(scaled))
+
+
+def to_plain(value: Decimal) -> str:
+    """Return ``value`` as a plain decimal string, integer values without a dot
+    (``90136.00`` -> ``"90136"``, ``0.0350`` -> ``"0.035"``)."""
+    with localcontext(_CONTEXT):
+        if value == value.to_integral_value():
+            return str(int(value))
+        return format(value.normalize(), "f")
 
 
 def from_wad(text: str) -> Decimal:
@@ -227,7 +251,11 @@ class SynfuturesVenue(Venue):
         case (items keep lowercase ``instrumentAddress``).
     :param signed_size: send ``size`` negative for shorts.
     :param include_trader: send the optional ``trader`` field.
-    :raises ValueError: for a bad ``data_form`` or a non-positive ``idle_timeout``.
+    :param push_mode: ``"new"``: after a subscription's first window, each new trade
+        alone; ``"window"``: each new trade pushes the overlapping window.
+    :param number_form: ``"wad"`` (18-decimal integer strings) or ``"plain"``.
+    :raises ValueError: for a bad ``data_form``, ``push_mode`` or ``number_form``, or a
+        non-positive ``idle_timeout``.
     """
 
     name = "synfutures"
@@ -241,11 +269,19 @@ class SynfuturesVenue(Venue):
     def __init__(
         self, *, seed: int = 1, rate: float = 200.0, history: int = 100, snapshot_size: int = 20,
         data_form: str = "array", idle_timeout: float | None = IDLE_TIMEOUT, mixed_case_envelope: bool = False,
-        signed_size: bool = True, include_trader: bool = True,
+        signed_size: bool = True, include_trader: bool = True, push_mode: str = "new", number_form: str = "wad",
     ) -> None:  # fmt: skip
         super().__init__(seed=seed, rate=rate, history=history, snapshot_size=snapshot_size)
         if data_form not in ("array", "object"):
             raise ValueError(f"data_form must be 'array' or 'object', not {data_form!r}")
+        if push_mode not in PUSH_MODES:
+            raise ValueError(f"push_mode must be one of {PUSH_MODES}, not {push_mode!r}")
+        if number_form not in NUMBER_FORMS:
+            raise ValueError(f"number_form must be one of {NUMBER_FORMS}, not {number_form!r}")
+        self.push_mode = push_mode
+        self._encode = to_wad if number_form == "wad" else to_plain
+        #: text ``pong`` replies received to :meth:`ping_clients`
+        self.pongs = 0
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be positive seconds or None, not {idle_timeout!r}")
         self.data_form = data_form
@@ -309,6 +345,18 @@ class SynfuturesVenue(Venue):
                     outbox.push(frame)
         return [_decode(entry, False) for entry in entries]
 
+    def ping_clients(self) -> int:
+        """Send the text ``ping`` to every connected client (the server's own heartbeat);
+        returns how many were pinged.  Their ``pong`` replies count in :attr:`pongs`.
+        Safe from any thread."""
+
+        def ping() -> int:
+            for outbox in self._sessions:
+                outbox.push("ping")
+            return len(self._sessions)
+
+        return call_on_loop(self._loop, ping)
+
     async def handler(self, connection: ServerConnection) -> None:
         """Answer requests and pings, push subscribed windows, close when idle."""
         loop = asyncio.get_running_loop()
@@ -351,6 +399,9 @@ class SynfuturesVenue(Venue):
         if message == "ping":
             outbox.pong("pong")
             return
+        if message == "pong":  # a reply to ping_clients()
+            self.pongs += 1
+            return
         if isinstance(message, bytes):
             return
         try:
@@ -385,8 +436,8 @@ class SynfuturesVenue(Venue):
             limit = session.subscriptions.get(entry.pair)
             if limit is None:
                 continue
-            if self.data_form == "object":
-                limit = 1
+            if self.data_form == "object" or self.push_mode == "new":
+                limit = 1  # the new trade alone
             if limit not in frames:
                 frames[limit] = self._frames(entry.pair, self._window(entry.pair, limit))
             pushes.extend((session.outbox, frame) for frame in frames[limit])
@@ -454,7 +505,7 @@ class SynfuturesVenue(Venue):
         signed = -size if order.side == "short" and self.signed_size else size
         exact = dict(zip(WAD_FIELDS, (signed, balance, price_value, trade_fee, protocol_fee,
                                       Decimal(fair).scaleb(market.exponent), mark_value)))  # fmt: skip
-        wad = {key: to_wad(value) for key, value in exact.items()}
+        wad = {key: self._encode(value) for key, value in exact.items()}
         base = {"address": market.token_address, "symbol": market.symbol.split("/")[0], "decimals": market.token_decimals}
         trade: dict[str, Any] = {
             "id": str(self._next_id), "instrumentAddress": market.instrument, "expiry": PERPETUAL,
