@@ -6,6 +6,7 @@ autouse check that no tradefeed thread outlives the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -133,3 +134,18 @@ def xvfb():
     finally:
         server.terminate()
         server.wait(10)
+
+
+@contextlib.contextmanager
+def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """*process*, killed if the test left it running, and its pipes closed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+

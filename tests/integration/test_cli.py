@@ -20,6 +20,8 @@ import pytest
 from tradefeed import Status
 from tradefeed.cli import main
 
+from .conftest import reaped
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,19 +172,13 @@ def test_sigint_during_run_exits_zero_with_the_output_flushed(tmp_path, make_sim
         [sys.executable, "-m", "tradefeed", "run", str(config), "--format", "jsonl"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(sim),
     )
-    try:
+    with reaped(process):
         first = [process.stdout.readline() for _ in range(20)]
         process.send_signal(signal.SIGINT)
         # read on through the same buffered stream (communicate() would skip its read-ahead)
         rest = process.stdout.read()
         errors = process.stderr.read()
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
     assert process.returncode == 0, errors
     lines = first + rest.splitlines(keepends=True)
     assert all(line.endswith("\n") for line in lines)

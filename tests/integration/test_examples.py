@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import reaped
+
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +123,7 @@ def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(process):
         assert process.stdout.readline().strip() == "ready"
         shot = ImageGrab.grab(xdisplay=xvfb)
         shot.save(tmp_path / "tk_tape.png")
@@ -133,12 +135,6 @@ def test_tk_tape_shows_live_trades_and_closes_cleanly(xvfb, tmp_path):
         assert greens and reds, "buys and sells are drawn in their colours"
         process.send_signal(signal.SIGTERM)  # closes the window like its close button
         assert process.wait(30) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
 
 
 def test_sharded_example_fans_in_through_redis(tmp_path):

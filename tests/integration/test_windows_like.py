@@ -21,6 +21,8 @@ import pytest
 
 from tradefeed.simulator import Simulator
 
+from .conftest import reaped
+
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,17 +98,14 @@ def test_cli_demo_streams_and_ctrl_c_stops_it_without_poll():
         [*LAUNCH, "-m", "tradefeed", "demo", "--format", "jsonl", "--rate", "200"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
     )  # fmt: skip
-    try:
+    with reaped(process):
         lines = [process.stdout.readline() for _ in range(10)]
         assert all(json.loads(line)["venue"] == "dopp" for line in lines), lines
         process.send_signal(signal.SIGINT)
-        rest, err = process.communicate(timeout=30)
-        assert process.returncode == 0, err
-        assert all(json.loads(line)["venue"] == "dopp" for line in rest.splitlines())
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        # read on through the same buffered stream (communicate() would skip its read-ahead)
+        rest, err = process.stdout.read(), process.stderr.read()
+        assert process.wait(30) == 0, err
+    assert all(json.loads(line)["venue"] == "dopp" for line in rest.splitlines())
 
 
 def test_tk_example_pump_loop_runs_without_poll(xvfb):
@@ -116,13 +115,7 @@ def test_tk_example_pump_loop_runs_without_poll(xvfb):
         [*LAUNCH, str(ROOT / "examples" / "tk_tape.py"), "--duration", "60", "--ready", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(DISPLAY=xvfb),
     )  # fmt: skip
-    try:
+    with reaped(process):
         assert process.stdout.readline().strip() == "ready", process.stderr.read() if process.poll() is not None else ""
         process.send_signal(signal.SIGTERM)  # closes the window like its close button
         assert process.wait(30) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
