@@ -199,6 +199,27 @@ def test_live_pushes_carry_rfc3339_time_envelope_ms_and_meseq() -> None:
     assert [push["meseq"] for push in pushes] == list(range(pushes[0]["meseq"], pushes[0]["meseq"] + len(pushes)))
 
 
+def test_sdk_push_envelopes() -> None:
+    """push_envelope="method": the docs' push with "method" for "channel"; "method-list":
+    one {"method": "trade", "data": [...]} per emit, the subscriber's trades in order."""
+    with make_sim(push_envelope="method") as sim, client(sim) as ws:
+        call(ws, "subscribe", type="trades", symbol="BTC-USDT")
+        emitted = venue(sim).emit(40)
+        pushes = pushes_until_pong(ws)
+    expected = [trade for trade in emitted if trade["symbol"] == "BTC-USDT"]
+    assert [as_item(push) for push in pushes] == expected
+    assert all(list(push) == ["method", "data", "timestamp", "meseq", "prevMeseq"] for push in pushes)
+    with make_sim(push_envelope="method-list") as sim, client(sim) as ws:
+        call(ws, "subscribe", type="trades", symbol="BTC-USDT")
+        first, second = venue(sim).emit(40), venue(sim).emit(40)
+        pushes = pushes_until_pong(ws)
+    assert [list(push) for push in pushes] == [["method", "data"]] * 2
+    for push, batch in zip(pushes, (first, second)):
+        assert [as_item({"data": item}) for item in push["data"]] == [t for t in batch if t["symbol"] == "BTC-USDT"]
+    with pytest.raises(ValueError, match="push_envelope"):
+        make_sim(push_envelope="envelope")
+
+
 def test_ts_ms_form_uses_ts_ms_and_is_taker() -> None:
     """With push_time="tsMs" the data carries tsMs (int ms) and isTaker instead of timestamp and isMaker."""
     with make_sim(push_time="tsMs") as sim, client(sim) as ws:

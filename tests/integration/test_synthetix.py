@@ -109,6 +109,26 @@ def test_go_sdk_push_form(make_sim, make_manager, collector):
     assert_symbol_matches_tape(collector.trades, venue.trades("BTC-USDT"))
 
 
+@pytest.mark.parametrize("envelope", ["method", "method-list"])
+def test_official_sdk_push_envelopes(make_sim, make_manager, collector, envelope):
+    """The official SDK's pushes ({"method": "trade", "data": a trade or a list}): back-fill
+    then live, every trade once, in order, exact, no parse error."""
+    options = {"synthetix": {"push_envelope": envelope}}
+    sim = make_sim(venues=["synthetix"], seed=8, rate=0, history=60, options=options)
+    venue = sim.venue("synthetix")
+    manager = make_manager()
+    collector.attach(manager)
+    manager.add_feed("synthetix", url=sim.url("synthetix"), symbols=["BTC-USDT", "ETH-USDT"], limit=20)
+    with manager:
+        assert venue.wait_for_subscriptions(2)
+        for _ in range(10):
+            venue.emit(15)
+        assert wait_for_tape_end(collector, sim, ["BTC-USDT", "ETH-USDT"])
+    assert not collector.errors
+    for symbol, trades in by_symbol(collector.trades).items():
+        assert_symbol_matches_tape(trades, venue.trades(symbol))
+
+
 def test_strict_user_agent_is_satisfied(make_sim, make_manager, collector):
     """The venue requires a User-Agent; the adapter always sends one."""
     sim = make_sim(venues=["synthetix"], rate=0, history=5, options={"synthetix": {"strict_user_agent": True}})

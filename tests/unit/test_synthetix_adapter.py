@@ -208,3 +208,57 @@ def test_rfc3339_rejects(text):
     """Dates without time or offset, impossible dates and non-strings are refused."""
     with pytest.raises(ValueError):
         rfc3339_to_ms(text)
+
+
+# -- the official SDK's push envelope (synthetix.md, resolved 2026-12-06) -----------------
+
+
+def _streaming() -> SynthetixAdapter:
+    """An adapter past its back-fill: live trades come out at once."""
+    a = opened()
+    a.parse(_backfill(1, 2), 0)
+    return a
+
+
+@pytest.mark.parametrize(
+    "push",
+    [
+        {"channel": "trade", "data": _record(3)},
+        {"method": "trade", "data": _record(3)},
+        {"method": "trade", "data": [_record(3)]},
+        {"channel": "trade", "data": [_record(3)]},
+    ],
+    ids=["docs", "sdk object", "sdk list of one", "docs envelope with a list"],
+)
+def test_both_envelopes_and_both_data_shapes_give_the_same_trade(push):
+    (trade,) = _streaming().parse(json.dumps(push), 5).trades
+    docs = json.dumps({"channel": "trade", "data": _record(3)})
+    (want,) = _streaming().parse(docs, 5).trades
+    fields = ("symbol", "trade_id", "price", "amount", "side", "timestamp_ms", "liquidity", "sequence", "fee")
+    assert [getattr(trade, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert trade.received_ns == 5 and trade.sequence is None
+    envelope = {"channel", "method"}  # the envelope's own key stays in raw, whichever it was
+    assert {k: v for k, v in trade.raw.items() if k not in envelope} == {k: v for k, v in want.raw.items() if k not in envelope}
+
+
+def test_a_list_push_keeps_its_order_and_reports_a_bad_record_without_losing_the_rest():
+    bad = dict(_record(5), side="hold")
+    push = {"method": "trade", "data": [_record(3), _record(4), bad, _record(6)], "meseq": 99}
+    parsed = _streaming().parse(json.dumps(push), 0)
+    assert [t.trade_id for t in parsed.trades] == [str(1950384800 + n) for n in (3, 4, 6)]
+    assert all(t.sequence is None for t in parsed.trades)  # an envelope meseq is one trade's, not a list's
+    (error,) = parsed.errors
+    assert isinstance(error, ParseError) and "unknown side 'hold'" in str(error)
+
+
+def test_list_pushes_wait_for_the_back_fill_like_single_ones():
+    a = opened()
+    assert not a.parse(json.dumps({"method": "trade", "data": [_record(10), _record(11)]}), 0).trades
+    trades = a.parse(_backfill(8, 9), 0).trades
+    assert [t.trade_id for t in trades] == [str(1950384800 + n) for n in (8, 9, 10, 11)]
+
+
+@pytest.mark.parametrize("data", [None, "x", 5])
+def test_a_push_without_trade_data_is_a_parse_error(data):
+    with pytest.raises(ParseError, match="trade push without data"):
+        _streaming().parse(json.dumps({"method": "trade", "data": data}), 0)

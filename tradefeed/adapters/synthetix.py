@@ -1,7 +1,8 @@
 """Synthetix: the public Info WebSocket (``shared/venues/synthetix.md``).
 
 Two patterns on one socket: ``getLastTrades`` request/response (``method: "post"``) and
-the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``).
+the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``; the
+official SDK's ``method: "trade"`` envelope with one trade or a list is read too).
 On connect the adapter subscribes each symbol and then asks ``getLastTrades`` for it,
 as the spec says ("getLastTrades right after subscribing to back-fill"): live trades
 of a symbol are held back until its back-fill reply is in, then follow the back-fill
@@ -188,7 +189,7 @@ class SynthetixAdapter(Adapter):
         doc = loads(frame, self.venue)
         if type(doc) is not dict:
             raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
-        if doc.get("channel") == "trade":
+        if doc.get("channel") == "trade" or doc.get("method") == "trade":  # docs' envelope, or the SDK's
             return self._notification(doc, frame, received_ns)
         if doc.get("type") == "pong":
             return Parsed(heartbeat=True)
@@ -198,24 +199,45 @@ class SynthetixAdapter(Adapter):
         raise ParseError("neither a trade notification nor a reply", raw=frame, venue=self.venue)
 
     def _notification(self, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
+        """A live push: ``data`` one trade (the docs), or a list of trades in order (the
+        official SDK's ``{"method": "trade", "data": [...]}``; synthetix.md, resolved
+        2026-12-06).  The envelope's ``meseq`` is one trade's: a list's trades get none."""
         data = doc.get("data")
-        if type(data) is not dict:
-            raise ParseError("trade notification without a data object", raw=frame, venue=self.venue)
-        try:
-            trade = self._trade(data, received_ns, envelope=doc)
-        except RECORD_ERRORS as err:
-            return Parsed(errors=[record_error(self.venue, err, data)])
+        if type(data) is dict:
+            try:
+                trade = self._trade(data, received_ns, envelope=doc)
+            except RECORD_ERRORS as err:
+                return Parsed(errors=[record_error(self.venue, err, data)])
+            trades = self._live(trade)
+            return new_parsed(trades, (), (), False) if trades else Parsed()
+        if type(data) is not list:
+            raise ParseError("trade push without data (a trade or a list of trades)", raw=frame, venue=self.venue)
+        envelope = {k: v for k, v in doc.items() if k not in ("data", "meseq", "prevMeseq")}
+        out: list[Trade] = []
+        errors: list[TradefeedError] = []
+        for record in data:
+            try:
+                trade = self._trade(record, received_ns, envelope=envelope)
+            except RECORD_ERRORS as err:
+                errors.append(record_error(self.venue, err, record))
+                continue
+            out.extend(self._live(trade))
+        return new_parsed(out, (), errors, False)
+
+    def _live(self, trade: Trade) -> list[Trade]:
+        """What a live trade releases now: itself, nothing (its symbol was unsubscribed, or
+        its back-fill is awaited: held), or the held trades when too many wait."""
         symbol = trade.symbol
         if symbol not in self.symbols:
-            return Parsed()  # in flight after an unsubscribe
+            return []  # in flight after an unsubscribe
         held = self._held.get(symbol)
-        if held is not None:
-            held.append(trade)
-            if len(held) >= MAX_HELD:
-                log.warning("synthetix: no back-fill reply for %s; releasing %d live trades", symbol, len(held))
-                return Parsed(trades=self._held.pop(symbol))
-            return Parsed()
-        return new_parsed([trade], (), (), False)
+        if held is None:
+            return [trade]
+        held.append(trade)
+        if len(held) >= MAX_HELD:
+            log.warning("synthetix: no back-fill reply for %s; releasing %d live trades", symbol, len(held))
+            return self._held.pop(symbol)
+        return []
 
     def _reply(self, request_id: str, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
         kind, symbol = self._requests.pop(request_id, ("request", ""))

@@ -18,6 +18,11 @@ How each row of the spec's "Unknown / assumed" table is served:
 7. ``error.code`` is the integer status; 8. ``result.status`` is ``"success"``.
 9. ``data.timestamp`` is RFC 3339 with milliseconds and ``Z``; option
    ``push_time="tsMs"`` sends the Go SDK form (``tsMs`` and ``isTaker``) instead.
+   ``push_envelope`` picks the envelope of trade pushes (synthetix.md, resolved
+   2026-12-06): ``"channel"`` (the docs' ``{"channel": "trade", "data": {...}}``,
+   default), ``"method"`` (the official SDK's ``{"method": "trade", "data": {...}}``) or
+   ``"method-list"`` (``{"method": "trade", "data": [{...}, ...]}``: each subscriber's
+   trades of one :meth:`generate` in one push, in order).
 10. Each notification carries ``meseq`` (+1 per trade of its symbol, from 1) and
     ``prevMeseq`` (``meseq - 1``).
 11. No snapshot on subscribe. 12. Close codes: 1000 idle, 1001 shutdown and max
@@ -75,11 +80,13 @@ from websockets.http11 import Request, Response
 from ._base import Outbox, Venue
 from ._json import Raw, dumps
 
-__all__ = ["INFO_PATH", "SYMBOLS", "SynthetixVenue", "rfc3339"]
+__all__ = ["INFO_PATH", "PUSH_ENVELOPES", "SYMBOLS", "SynthetixVenue", "rfc3339"]
 
 logger = logging.getLogger(__name__)
 
 INFO_PATH = "/v1/ws/info"
+#: the envelopes of trade pushes (``push_envelope``): the docs' form first, the default
+PUSH_ENVELOPES = ("channel", "method", "method-list")
 TAPE_LIMIT = 100_000  # trades kept in memory (getLastTrades needs 100 per market)
 FIRST_TRADE_ID = 1950384712
 ALL = "ALL"
@@ -160,6 +167,7 @@ class SynthetixVenue(Venue):
     :param push_time: ``"rfc3339"`` (documented notification) or ``"tsMs"``
         (Go SDK form: ``tsMs`` integer ms and ``isTaker`` replace
         ``timestamp`` and ``isMaker`` in ``data``).
+    :param push_envelope: ``"channel"``, ``"method"`` or ``"method-list"`` (row 9).
     :param idle_timeout: seconds without a client data frame before a close
         1000; ``None`` never.
     :param max_age: seconds after which a connection is closed with 1001; ``None`` never.
@@ -188,6 +196,7 @@ class SynthetixVenue(Venue):
         snapshot_size: int = 20,
         strict_user_agent: bool = False,
         push_time: str = "rfc3339",
+        push_envelope: str = "channel",
         idle_timeout: float | None = 60.0,
         max_age: float | None = 86_400.0,
         max_connections: int | None = 100,
@@ -197,6 +206,9 @@ class SynthetixVenue(Venue):
         super().__init__(seed=seed, rate=rate, history=history, snapshot_size=snapshot_size)
         if push_time not in ("rfc3339", "tsMs"):
             raise ValueError(f"push_time must be 'rfc3339' or 'tsMs', not {push_time!r}")
+        if push_envelope not in PUSH_ENVELOPES:
+            raise ValueError(f"push_envelope must be one of {PUSH_ENVELOPES}, not {push_envelope!r}")
+        self.push_envelope = push_envelope
         if any(value is not None and value <= 0 for value in (idle_timeout, max_age, max_connections, bucket_tokens)):
             raise ValueError("idle_timeout, max_age, max_connections and bucket_tokens must be positive or None")
         if bucket_window <= 0:
@@ -268,9 +280,17 @@ class SynthetixVenue(Venue):
             entries = [self._next_entry(timestamp, skip=mark.skip) for mark in marks]
             self._tape.extend(entries)
         sent = max(_now_ms(), self._last_timestamp)  # the envelope's send time
-        for entry in self._arrange(entries, marks):
+        arranged = self._arrange(entries, marks)
+        if self.push_envelope == "method-list":  # one push per subscriber, its trades in order
+            for outbox, session in self._sessions.items():
+                mine = [Raw(entry.push) for entry in arranged if session.wants(entry.trade["symbol"])]
+                if mine:
+                    outbox.push(dumps({"method": "trade", "data": mine}))
+            return [dict(entry.trade) for entry in entries]
+        key = "channel" if self.push_envelope == "channel" else "method"
+        for entry in arranged:
             frame = dumps(
-                {"channel": "trade", "data": Raw(entry.push), "timestamp": sent, "meseq": entry.meseq,
+                {key: "trade", "data": Raw(entry.push), "timestamp": sent, "meseq": entry.meseq,
                  "prevMeseq": entry.meseq - 1}
             )  # fmt: skip
             for outbox, session in self._sessions.items():
