@@ -226,7 +226,7 @@ class SynfuturesAdapter(Adapter):
         if side is None:
             raise ValueError("unknown side %r" % (item["side"],))
         scale, guessed = record_scale(item)
-        number = wad_to_decimal if scale == _WAD else _plain
+        number = wad_to_decimal if scale == _WAD else to_decimal
         amount = number(item["size"], "size")
         if amount < 0:
             amount = -amount  # shorts may carry a negative size (row 6); the side says which way
@@ -327,11 +327,6 @@ def _reference(item: dict[str, Any]) -> Decimal | None:
             return None
         prices.append(number)
     return prices[0] / prices[1]
-
-
-def _plain(value: Any, name: str) -> Decimal:
-    """A plain decimal number (string or JSON number), as is."""
-    return to_decimal(value, name)
 
 
 def _whole(value: Any, name: str) -> Any:
