@@ -757,11 +757,11 @@ class Connection:
     def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
         """First trades of a symbol after a reconnect: a repeat of something seen proves
         the back-fill reached back far enough; otherwise report the hole as a Gap."""
-        for key in {(t.raw.get("stream"), t.symbol) for t in trades} & self._seam:
+        for key in {(t.stream, t.symbol) for t in trades} & self._seam:
             self._seam.discard(key)
             if key in repeats:
                 continue
-            first = next(t for t in fresh if (t.raw.get("stream"), t.symbol) == key)
+            first = next(t for t in fresh if (t.stream, t.symbol) == key)
             self._gap(key, "reconnect", self.state.last_seen[key][0], first.timestamp_ms)
 
     def _check_gaps(self, fresh: list[Trade], sequenced: bool, received_ns: int) -> None:
@@ -779,10 +779,10 @@ class Connection:
         newest_ts: int | None = None  # the key's newest trade: None when none was seen
         newest_seq: int | None = None
         for trade in fresh:
-            if key is None or trade.symbol != symbol or trade.raw.get("stream") != stream:
+            if key is None or trade.symbol != symbol or trade.stream != stream:
                 if key is not None and newest_ts is not None:
                     last_seen[key] = (newest_ts, newest_seq)
-                symbol, stream = trade.symbol, trade.raw.get("stream")
+                symbol, stream = trade.symbol, trade.stream
                 key = (stream, symbol)
                 data_ns[key] = received_ns
                 newest_ts, newest_seq = last_seen.get(key, (None, None))
@@ -798,7 +798,7 @@ class Connection:
 
     def _freshen(self, fresh: list[Trade]) -> None:
         """Data for a stale symbol (or a stale feed): say it is fresh again."""
-        keys = {(t.raw.get("stream"), t.symbol) for t in fresh}
+        keys = {(t.stream, t.symbol) for t in fresh}
         stale = self.state.stale  # the caller holds state.lock
         back = [k for k in stale if k is None or k in keys]
         stale.difference_update(back)

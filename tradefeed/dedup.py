@@ -27,7 +27,7 @@ class _Window:
 
 
 class Deduplicator:
-    """Remembers the last *window* trade ids per ``(raw["stream"], symbol)``.
+    """Remembers the last *window* trade ids per ``(stream, symbol)``.
 
     Not thread-safe: one connection thread owns it.
 
@@ -67,8 +67,8 @@ class Deduplicator:
         for trade in trades:
             # a frame's trades are mostly of one symbol: look the window up (and build
             # the key tuple, an allocation the cyclic GC counts) only when it changes
-            if win is None or trade.symbol != symbol or trade.raw.get("stream") != stream:
-                symbol, stream = trade.symbol, trade.raw.get("stream")
+            if win is None or trade.symbol != symbol or trade.stream != stream:
+                symbol, stream = trade.symbol, trade.stream
                 key = (stream, symbol)
                 win = windows.get(key)
                 if win is None:

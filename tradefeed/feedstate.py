@@ -67,12 +67,12 @@ from .models import Trade
 
 __all__ = ["FeedState", "Line"]
 
-#: (raw["stream"], symbol): the unit of de-duplication, ordering, gaps and staleness
+#: (stream, symbol): the unit of de-duplication, ordering, gaps and staleness
 Key = tuple[Any, str]
 
 
 def _key(trade: Trade) -> Key:
-    return (trade.raw.get("stream"), trade.symbol)
+    return (trade.stream, trade.symbol)
 
 
 _PENDING, _GO, _DROP = 0, 1, 2
@@ -217,7 +217,7 @@ class FeedState:
         else:
             direct = self._direct
             for trade in trades:
-                direct(line, trade, (trade.raw.get("stream"), trade.symbol), out, gaps)
+                direct(line, trade, (trade.stream, trade.symbol), out, gaps)
         if out and self._holders:
             self._settle(out, sequenced, out, gaps)
         return out, gaps
@@ -306,7 +306,7 @@ class FeedState:
     def _sort(self, line: Line, trade: Trade, sequenced: bool, now: float, out: list[Trade], gaps: list[tuple[Key, Trade]]) -> None:
         """A joining line's trade: through at once, queued behind a pending one (so the
         line's own order across keys is kept), held, joined (rule 1) or dropped."""
-        key = (trade.raw.get("stream"), trade.symbol)
+        key = (trade.stream, trade.symbol)
         if key not in line.joined:
             hold = line.held.get(key)
             if self.dedup.repeat(key, trade.trade_id):  # rule 1: it reached the feed's position

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-__all__ = ["Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
+__all__ = ["PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
 
 
 class Side(str, enum.Enum):
@@ -36,6 +36,14 @@ class Liquidity(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+#: ``Trade.stream`` of a venue's public tape: every participant's trades, ``side`` the aggressor's
+PUBLIC = "public"
+#: ``Trade.stream`` of an account's or wallet's own fills: ``side`` is the account's own side
+USER = "user"
+#: the values ``Trade.stream`` takes
+STREAMS = (PUBLIC, USER)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -94,6 +102,9 @@ class Trade:
     fee_currency: str | None = None
     #: maker/taker where known
     liquidity: Liquidity | None = None
+    #: :data:`PUBLIC` (a venue's public tape; ``side`` is the aggressor's) or :data:`USER`
+    #: (one account's or wallet's own fills; ``side`` is its own)
+    stream: str = "public"
     #: every venue field not mapped above, unchanged
     raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -118,6 +129,7 @@ class Trade:
             "fee": None if self.fee is None else decimal_text(self.fee),
             "fee_currency": self.fee_currency,
             "liquidity": None if self.liquidity is None else self.liquidity.value,
+            "stream": self.stream,
             "raw": _jsonable(self.raw),
         }
 
@@ -150,15 +162,15 @@ def fast_constructor(cls: type) -> type:
 _TradeBuilder = fast_constructor(Trade)
 
 #: ``new_trade(venue, symbol, trade_id, price, amount, side, timestamp_ms, received_ns,
-#: sequence, fee, fee_currency, liquidity, raw)``: ``Trade(...)`` with every field given
+#: sequence, fee, fee_currency, liquidity, stream, raw)``: ``Trade(...)`` with every field given
 #: positionally, for the adapters' hot path; the same value, built without the frozen
 #: dataclass's per-field cost (the builder class itself: no wrapper call per trade)
 new_trade: Callable[
-    [str, str, str, Decimal, Decimal, Side, int, int, int | None, Decimal | None, str | None, Liquidity | None, Mapping[str, Any]],
+    [str, str, str, Decimal, Decimal, Side, int, int, int | None, Decimal | None, str | None, Liquidity | None, str, Mapping[str, Any]],
     Trade,
 ] = _TradeBuilder
 
-#: ``blank_trade()``: an empty builder, for a parser that sets all 13 fields itself and
+#: ``blank_trade()``: an empty builder, for a parser that sets all 14 fields itself and
 #: then assigns ``__class__ = Trade`` (no ``__init__`` call at all: the cheapest build)
 blank_trade = functools.partial(object.__new__, _TradeBuilder)
 
@@ -260,5 +272,5 @@ class Gap:
     last_sequence: int | None = None
     #: the sequence after it
     next_sequence: int | None = None
-    #: the stream, for venues with several (Rails ``trades`` vs ``publicTrades``)
+    #: the ``Trade.stream`` of the hole: ``"public"`` or ``"user"``
     stream: str | None = None

@@ -31,6 +31,7 @@ CSV_COLUMNS = (
     "fee_currency",
     "liquidity",
     "sequence",
+    "stream",
 )
 _TABLE = "%-24s %-10s %-20s %-4s %16s %14s  %s\n"
 
@@ -88,6 +89,7 @@ class TradeWriter:
                     trade.fee_currency or "",
                     "" if trade.liquidity is None else trade.liquidity.value,
                     "" if trade.sequence is None else trade.sequence,
+                    trade.stream,
                 )
             )
         else:

@@ -135,10 +135,10 @@ def test_one_stream_deduplicates_by_venue_symbol_and_id(server):
 
 
 def test_a_public_trade_and_an_own_fill_of_one_match_are_both_kept(server):
-    """Rails: the same matchId on publicTrades and among the account's fills (raw['stream'])
+    """Rails: the same matchId on publicTrades and among the account's fills (Trade.stream)
     are two records; only a true repeat is dropped."""
-    public = make_trade(7, venue="rails", symbol="BTC-USDT", raw={"stream": "publicTrades"})
-    own = make_trade(7, venue="rails", symbol="BTC-USDT", raw={"stream": "trades"})
+    public = make_trade(7, venue="rails", symbol="BTC-USDT", stream="public", raw={"stream": "publicTrades"})
+    own = make_trade(7, venue="rails", symbol="BTC-USDT", stream="user", raw={"stream": "trades"})
     sink = RedisSink(server.url, stream="trades")
     sink.open()
     sink.write([public, own, public, own])

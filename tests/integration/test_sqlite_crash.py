@@ -128,6 +128,7 @@ def expected(record: dict[str, Any]) -> dict[str, Any]:
         "fee": format(record["fee"], "f"),
         "fee_currency": record["fee_currency"],
         "liquidity": {"M": "maker", "T": "taker"}[record["liquidity"]],
+        "stream": "user",
         "raw": {k: wire(v) for k, v in record.items() if k not in MAPPED},
     }
 

@@ -8,9 +8,8 @@ from tradefeed import Side, Trade
 from tradefeed.dedup import Deduplicator
 
 
-def t(trade_id, symbol="BTC-PERPETUAL", stream=None):
-    raw = {} if stream is None else {"stream": stream}
-    return Trade("dopp", symbol, trade_id, Decimal(1), Decimal(1), Side.BUY, 0, raw=raw)
+def t(trade_id, symbol="BTC-PERPETUAL", stream="public", raw=None):
+    return Trade("dopp", symbol, trade_id, Decimal(1), Decimal(1), Side.BUY, 0, stream=stream, raw=raw or {})
 
 
 def test_repeats_are_dropped_and_counted():
@@ -24,7 +23,9 @@ def test_repeats_are_dropped_and_counted():
 def test_same_id_on_another_symbol_or_stream_is_not_a_repeat():
     """Keys are (stream, symbol, trade_id): different records are never merged."""
     d = Deduplicator()
-    assert len(d.fresh([t("1"), t("1", symbol="ETH-PERPETUAL"), t("1", stream="trades")])) == 3
+    assert len(d.fresh([t("1"), t("1", symbol="ETH-PERPETUAL"), t("1", stream="user")])) == 3
+    # the key is Trade.stream: the venue's own stream name in raw plays no part
+    assert d.fresh([t("1", raw={"stream": "trades"})]) == []
 
 
 def test_memory_is_bounded_per_symbol():
@@ -51,4 +52,4 @@ def test_a_repeat_is_reported_only_before_any_fresh_trade_of_its_key():
     # a back-fill that starts with a trade seen before does prove it
     out = d.fresh([t("11"), t("12"), t("13"), t("12"), t("5", symbol="ETH-PERPETUAL")], repeats)
     assert [x.trade_id for x in out] == ["12", "13", "5"]
-    assert repeats == {(None, "BTC-PERPETUAL")}
+    assert repeats == {("public", "BTC-PERPETUAL")}

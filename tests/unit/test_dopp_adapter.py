@@ -125,6 +125,7 @@ def test_snapshot_maps_every_field_exactly():
         fee=Decimal("11.27"),
         fee_currency="USDC",
         liquidity=Liquidity.TAKER,
+        stream="user",
         raw={
             "wallet_address": "0x9b1e4f0c2a7d3e8b5f6a1c2d3e4f5a6b7c8d9e0f",
             "base_currency": "BTC",

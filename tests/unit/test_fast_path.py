@@ -132,7 +132,7 @@ def test_new_trade_equals_the_dataclass_constructor():
     fields = dict(
         venue="dopp", symbol="BTC-PERPETUAL", trade_id="7", price=Decimal("90125.50"), amount=Decimal("0.25"),
         side=Side.SELL, timestamp_ms=1767225600123, received_ns=5, sequence=9, fee=Decimal("-0.01"),
-        fee_currency="USDC", liquidity=Liquidity.MAKER, raw={"order_id": 1},
+        fee_currency="USDC", liquidity=Liquidity.MAKER, stream="user", raw={"order_id": 1},
     )  # fmt: skip
     built = new_trade(*fields.values())
     assert type(built) is Trade

@@ -11,7 +11,7 @@ from decimal import Decimal
 from tradefeed import Side, Trade
 from tradefeed.feedstate import FeedState, Line
 
-KEY = (None, "BTC-PERPETUAL")
+KEY = ("public", "BTC-PERPETUAL")
 
 
 def t(n: int, symbol: str = "BTC-PERPETUAL", *, seq: bool = False) -> Trade:
@@ -46,7 +46,7 @@ class Feed:
         for key, first in gaps:
             self.gaps.append((int(first.trade_id), self.state.last_seen[key][1]))
         for trade in fresh:
-            self.state.last_seen[(None, trade.symbol)] = (trade.timestamp_ms, int(trade.trade_id))
+            self.state.last_seen[(trade.stream, trade.symbol)] = (trade.timestamp_ms, int(trade.trade_id))
         self.delivered.extend(fresh)
         return fresh
 

@@ -81,6 +81,7 @@ def test_public_delta_maps_fields_and_orders_by_time():
     assert first.timestamp_ms == 1767225600500 and first.liquidity is Liquidity.TAKER
     assert first.symbol == "BTC-USDT" and first.fee is None and first.received_ns == 3
     assert first.raw == {"executionType": "taker", "orderType": "buy", "stream": "publicTrades"}
+    assert first.stream == "public"
 
 
 def test_maker_record_gives_the_aggressor_side():
@@ -107,6 +108,7 @@ def test_private_fills_carry_fees_and_own_side():
     assert fill.symbol == "BTC-USDT" and fill.side is Side.BUY and fill.liquidity is Liquidity.TAKER
     assert fill.fee == Decimal("1.89263550") and str(fill.fee) == "1.89263550" and fill.fee_currency == "USDT"
     assert fill.timestamp_ms == 1767225600500 and fill.raw["stream"] == "trades"
+    assert fill.stream == "user"
     assert fill.raw["orderId"] == "01JSG88WSP6MWEXBNXT0F43S59" and fill.raw["leverage"] == "1"
 
 

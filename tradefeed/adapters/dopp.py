@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
-from ..models import Liquidity, Side, Trade, blank_trade
+from ..models import USER, Liquidity, Side, Trade, blank_trade
 from .base import (
     RECORD_ERRORS,
     SECONDS_BELOW,
@@ -247,6 +247,7 @@ def _build(
     trade.fee = fee
     trade.fee_currency = fee_currency
     trade.liquidity = liquidity
+    trade.stream = USER  # a wallet's (or the venue's users') own trades: dopp.md
     trade.raw = raw
     trade.__class__ = Trade
     return trade  # type: ignore[no-any-return]

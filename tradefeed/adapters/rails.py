@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, USER, Liquidity, Side, Trade, new_trade
 from .base import (
     RECORD_ERRORS,
     Adapter,
@@ -321,6 +321,7 @@ class RailsAdapter(Adapter):
             None,  # no fee on the public tape
             None,
             Liquidity.TAKER,  # the public tape reports the aggressor
+            PUBLIC,
             raw,
         )
 
@@ -348,6 +349,7 @@ class RailsAdapter(Adapter):
             None if fees is None else to_decimal(fees, "fees"),
             symbol.rsplit("-", 1)[-1] if "-" in symbol else None,  # quote currency (row 15)
             liquidity,
+            USER,  # the account's own fills
             raw,
         )
 

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, ClassVar, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, Liquidity, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -271,6 +271,7 @@ class SynfuturesAdapter(Adapter):
             _fee(item, number),
             quote.get("symbol") if type(quote) is dict else None,
             liquidity,
+            PUBLIC,
             raw,
         )
 

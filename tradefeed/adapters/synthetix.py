@@ -19,7 +19,7 @@ import logging
 from typing import Any, ClassVar, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, Liquidity, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -334,6 +334,7 @@ class SynthetixAdapter(Adapter):
             None,  # no fee on the public tape
             None,
             liquidity,
+            PUBLIC,
             raw,
         )
 

@@ -151,7 +151,7 @@ class RedisSink(Sink):
     Entries (see :func:`encode_trade`) go to the stream named by *stream*, one per
     venue and symbol by default.  A trade whose ``(venue, symbol, trade_id)`` is already
     in that stream is skipped, so the runner's retries and a restarted process add
-    nothing twice; the marker key ``<stream>:seen:["venue","stream","symbol","id"]`` (the trade's ``raw["stream"]``, so a
+    nothing twice; the marker key ``<stream>:seen:["venue","stream","symbol","id"]`` (the trade's ``stream``, so a
     Rails match on the public tape and among the account's fills are both kept) lives
     *dedup_ttl* seconds.  The connection is made in :meth:`open`, on the delivery thread;
     any Redis failure raises from :meth:`write`, and the runner keeps and retries the batch.
@@ -241,7 +241,7 @@ class RedisSink(Sink):
             key = "%s:seen:%s" % (
                 stream,
                 json.dumps(
-                    [trade.venue, trade.raw.get("stream") or "", trade.symbol, trade.trade_id],
+                    [trade.venue, trade.stream, trade.symbol, trade.trade_id],
                     separators=(",", ":"),
                     ensure_ascii=False,
                 ),

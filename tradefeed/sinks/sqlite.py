@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..exceptions import ConfigError, SinkError
-from ..models import Liquidity, Side, Trade
+from ..models import PUBLIC, STREAMS, USER, Liquidity, Side, Trade
 from ..output import FORMATS, TradeWriter
 from . import Sink
 
@@ -38,8 +38,8 @@ __all__ = ["SQLiteSink", "read_trades", "last_trades", "add_query_command", "cmd
 log = logging.getLogger(__name__)
 
 #: the table's columns, in order; the primary key is (venue, stream, symbol, trade_id):
-#: ``stream`` is ``raw["stream"]`` ("" for venues with one stream), so a Rails match on
-#: the public tape and the same match among the account's own fills are both kept
+#: ``stream`` is ``Trade.stream`` ("public" or "user"), so a Rails match on the public
+#: tape and the same match among the account's own fills are both kept
 COLUMNS = (
     "venue",
     "stream",
@@ -246,13 +246,14 @@ def _row(trade: Trade) -> tuple[Any, ...]:
     values = trade.to_dict()
     # default=str: one odd value in raw must not make the batch fail on every retry
     values["raw"] = json.dumps(values["raw"], separators=(",", ":"), ensure_ascii=False, default=str)
-    values["stream"] = trade.raw.get("stream") or ""
     return tuple(values[column] for column in COLUMNS)
 
 
 def _trade(row: Sequence[Any]) -> Trade:
     """A :class:`Trade` from a row of :data:`COLUMNS`."""
-    venue, _stream, symbol, trade_id, price, amount, side, ts, received, seq, fee, fee_ccy, liquidity, raw = row
+    venue, stream, symbol, trade_id, price, amount, side, ts, received, seq, fee, fee_ccy, liquidity, raw = row
+    if stream not in STREAMS:  # written before Trade.stream existed: the venue's stream name, or ""
+        stream = USER if stream == "trades" or (venue == "dopp" and not stream) else PUBLIC
     return Trade(
         venue=venue,
         symbol=symbol,
@@ -266,6 +267,7 @@ def _trade(row: Sequence[Any]) -> Trade:
         fee=None if fee is None else Decimal(fee),
         fee_currency=fee_ccy,
         liquidity=None if liquidity is None else Liquidity(liquidity),
+        stream=stream,
         raw=json.loads(raw),
     )
 
