@@ -159,6 +159,7 @@ class Connection:
         url: str | None,
         settings: ConnectionSettings,
         token_provider: TokenProvider | None = None,
+        signer: Any = None,
         state: FeedState | None = None,
         index: int = 1,
         put: Callable[[list[Any], str], None],
@@ -172,6 +173,7 @@ class Connection:
         self._adapter_cls = adapter_cls
         self._params = dict(params)
         self._tokens = token_provider
+        self._signer = signer
         self._put = put
         self._scheduler = scheduler
         self._on_end = on_end
@@ -394,10 +396,15 @@ class Connection:
         """One cycle: token, connect, stream until closed; says what to do next."""
         with self._lock:  # a subscription change sees either the old adapter or this one
             attempt = _Attempt(self._adapter_cls.from_params(**self._params))
+            if self._signer is not None:
+                attempt.adapter.signer = self._signer
             self._current = attempt
+        with self.state.lock:
+            last_seen = dict(self.state.last_seen)
+        with self._lock:
+            checked = attempt.adapter.resume(last_seen)
         if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
-            with self.state.lock:
-                self._seam = set(self.state.last_seen)
+            self._seam = set(last_seen) if checked is None else set(checked) & set(last_seen)
         try:
             return self._connect_and_stream(attempt)
         finally:
@@ -507,7 +514,11 @@ class Connection:
         err = attempt.error
         outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, token=attempt.token)
         error: TradefeedError
-        if isinstance(err, FeedError):  # one of ours (no pong, a failing callback): as is
+        if isinstance(err, AuthError):  # refused credentials, read from a reply: final
+            error = err
+            err = None
+            outcome.action = CloseAction.STOP
+        elif isinstance(err, FeedError):  # one of ours (no pong, a failing callback): as is
             error = err
             err = None
         elif isinstance(err, RedirectRefused):
@@ -584,7 +595,7 @@ class Connection:
         self._emit(Status.CONNECTED)
         with self._lock:
             attempt.opened = True
-            frames = attempt.adapter.on_open()
+            frames = attempt.adapter.on_open(time.time_ns())
         self._join(attempt)
         self._send(attempt, frames)
         settings = self.settings
@@ -635,6 +646,8 @@ class Connection:
             err.feed = self.name
             self.errors += 1
             pending.append(err)
+        except (AuthError, FeedError) as err:  # the venue refused us: this connection ends
+            self._refused(attempt, err)
         except Exception as err:  # noqa: BLE001 - an adapter bug must not kill the connection
             log.exception("%s: adapter failed on a frame", self.name)
             wrapped = ParseError("%s: adapter failed: %r" % (self.name, err), raw=data, venue=self.venue, feed=self.name)
@@ -871,6 +884,17 @@ class Connection:
         if code is not None:
             attempt.close_code = code
             attempt.close_reason = reason or ""
+
+    def _refused(self, attempt: _Attempt, err: AuthError | FeedError) -> None:
+        """The adapter read a refusal (a rejected signature, a lost session): close the
+        socket and send nothing more on it.  An AuthError then ends the feed."""
+        if isinstance(err, FeedError):
+            err.feed = self.name
+        log.info("%s: %s", self.name, err)
+        if attempt.error is None:
+            attempt.error = err
+        self._close(attempt, b"")
+        self._interrupt(attempt.sock)
 
     def _internal_error(self, attempt: _Attempt, doing: str, err: Exception) -> None:
         log.exception("%s: internal error while %s; reconnecting", self.name, doing)

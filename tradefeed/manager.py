@@ -24,6 +24,7 @@ from typing import Any, Callable, Literal, Mapping, TypeVar, overload
 
 from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
+from .signing import Eip712Signer
 from .backoff import Backoff
 from .config import redact
 from .connection import Connection, ConnectionSettings
@@ -289,6 +290,8 @@ class FeedManager:
         keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
         needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
         provider = self._token_provider(adapter_cls, credentials) if needed else None
+        signer = _signer(adapter_cls, params, credentials.pop("private_key", None))
+        del credentials
         if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
             raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
         settings = self._settings
@@ -315,6 +318,7 @@ class FeedManager:
                     url=url,
                     settings=settings,
                     token_provider=provider,
+                    signer=signer,
                     put=self._dispatcher.put,
                     scheduler=self._scheduler,
                     on_end=self._feed_ended,
@@ -653,3 +657,24 @@ class FeedManager:
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 
+
+def _signer(adapter_cls: type[Adapter], params: Mapping[str, Any], private_key: Any) -> Eip712Signer | None:
+    """The request signer of a feed that signs with a wallet key (the Synthetix user
+    feed), made here and held only by the feed's connections; None for other feeds.
+
+    :raises ConfigError: the key is missing, not a key, given to a feed that does not
+        sign, or eth-account is not installed (the message never shows the key).
+    """
+    if "private_key" not in adapter_cls.auth_params:
+        return None
+    if not adapter_cls.requires_credentials(params):
+        if private_key is not None:
+            raise ConfigError("%s: private_key is for stream='user' feeds only" % adapter_cls.venue, param="private_key")
+        return None
+    if not private_key:
+        raise ConfigError(
+            "%s: stream='user' needs private_key, the wallet key that owns the subaccount "
+            "(in YAML: private_key: ${SYNTHETIX_PRIVATE_KEY})" % adapter_cls.venue,
+            param="private_key",
+        )
+    return Eip712Signer(private_key)

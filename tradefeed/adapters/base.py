@@ -22,7 +22,7 @@ import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Collection, Mapping, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import Trade, fast_constructor
@@ -135,6 +135,9 @@ class Adapter:
     auth_params: ClassVar[tuple[str, ...]] = ()
     #: the production token endpoint, for venues with ``needs_token``
     default_auth_url: ClassVar[str | None] = None
+    #: the request signer of feeds that sign with a wallet key (the Synthetix user feed);
+    #: the connection sets it on each new adapter, the manager holds it, no one else
+    signer: Any = None
 
     @classmethod
     def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
@@ -165,8 +168,22 @@ class Adapter:
         base = (base_url or self.default_url).rstrip("/")
         return base if urlsplit(base).path not in ("", "/") else base + path
 
-    def on_open(self) -> list[str]:
-        """Frames to send once the socket is open (subscriptions); none by default."""
+    def resume(self, last_seen: Mapping[tuple[Any, str], tuple[int, int | None]]) -> Collection[tuple[Any, str]] | None:
+        """Told before :meth:`on_open` what the feed delivered before this connection:
+        per ``(stream, symbol)`` the venue time (ms) and sequence of its newest trade.
+
+        :returns: the keys whose continuity across the reconnect the connection should
+            check by overlap (a Gap if a key's first trades are all new), or None for
+            every key (the default).  A venue whose back-fill proves continuity by other
+            means names fewer.
+        """
+        return None
+
+    def on_open(self, now_ns: int = 0) -> list[str]:
+        """Frames to send once the socket is open (subscriptions); none by default.
+
+        :param now_ns: the time (``time.time_ns()``), for venues that sign a timestamp.
+        """
         return []
 
     def parse(self, frame: str | bytes, received_ns: int) -> Parsed:

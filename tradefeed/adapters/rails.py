@@ -139,7 +139,7 @@ class RailsAdapter(Adapter):
         subprotocols = ("authorization#" + token,) if token else ()
         return Handshake(url="%s/?%s" % (base, query), subprotocols=subprotocols)
 
-    def on_open(self) -> list[str]:
+    def on_open(self, now_ns: int = 0) -> list[str]:
         return self._snapshot_requests() if "publicTrades" in self.subscriptions else []
 
     def subscribe(self, items: Sequence[str]) -> list[str]:

@@ -129,7 +129,7 @@ class SynfuturesAdapter(Adapter):
             headers["Origin"] = self.origin
         return Handshake(url=url, headers=headers)
 
-    def on_open(self) -> list[str]:
+    def on_open(self, now_ns: int = 0) -> list[str]:
         """One SUBSCRIBE per 100 pairs."""
         return self._requests("SUBSCRIBE", self.pairs)
 

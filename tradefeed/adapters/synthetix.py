@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import PUBLIC, Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, USER, Liquidity, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -28,6 +28,7 @@ from .base import (
     Handshake,
     loads,
     Parsed,
+    check_params,
     new_parsed,
     record_error,
     require_str,
@@ -36,7 +37,9 @@ from .base import (
     to_ms,
 )
 
-__all__ = ["SynthetixAdapter"]
+from .synthetix_user import SynthetixUserAdapter
+
+__all__ = ["SynthetixAdapter", "SynthetixUserAdapter"]
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +80,61 @@ class SynthetixAdapter(Adapter):
     :param live: subscribe to live trades (default); False polls ``getLastTrades``.
     :param poll_interval: seconds between polls when ``live=False``.
     :param user_agent: ``User-Agent`` header; the venue requires a descriptive one.
+    :param stream: ``"public"`` (this class); ``"user"`` makes :meth:`from_params` build
+        the subaccount's own-fills feed instead (``subaccount_id`` and the feed's
+        ``private_key`` then apply; ``symbols`` and ``limit`` keep their meaning).
     """
 
     venue: ClassVar[str] = "synthetix"
     default_url: ClassVar[str] = "wss://papi.synthetix.io"
-    params: ClassVar[tuple[str, ...]] = ("symbols", "limit", "live", "poll_interval", "user_agent")
+    params: ClassVar[tuple[str, ...]] = (
+        "symbols", "limit", "live", "poll_interval", "user_agent", "stream", "subaccount_id"
+    )  # fmt: skip
     subscription_param: ClassVar[str | None] = "symbols"
+    #: the user feed's wallet key: given to a signer, never to the adapter or a log line
+    auth_params: ClassVar[tuple[str, ...]] = ("private_key",)
+
+    @classmethod
+    def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
+        """The user feed (``stream="user"``) needs ``private_key``; the public tape nothing."""
+        return params.get("stream", PUBLIC) == USER
+
+    @classmethod
+    def from_params(cls, **params: Any) -> Adapter:
+        """The public tape's adapter, or with ``stream="user"`` a
+        :class:`~tradefeed.adapters.synthetix_user.SynthetixUserAdapter`."""
+        check_params(cls.venue, params, cls.params)
+        stream = params.pop("stream", PUBLIC)
+        if stream == USER:
+            for name in ("live", "poll_interval"):
+                if name in params:
+                    raise ConfigError("synthetix: %s is for the public feed, not stream='user'" % name, param=name)
+            if params.get("limit") is None:
+                params.pop("limit", None)
+            if "subaccount_id" not in params:
+                raise ConfigError("synthetix: stream='user' needs subaccount_id", param="subaccount_id")
+            return SynthetixUserAdapter(**params)
+        if stream != PUBLIC:
+            raise ConfigError("synthetix: stream must be 'public' or 'user', not %r" % (stream,), param="stream")
+        if params.get("subaccount_id") is not None:
+            raise ConfigError("synthetix: subaccount_id is for stream='user'", param="subaccount_id")
+        return cls(**params)
 
     def __init__(
         self,
-        symbols: Sequence[str],
-        limit: int = 50,
+        symbols: Sequence[str] | None = None,
+        limit: int | None = None,
         live: bool = True,
         poll_interval: float = 5.0,
         user_agent: str = DEFAULT_USER_AGENT,
+        stream: str = PUBLIC,
+        subaccount_id: str | None = None,
     ) -> None:
+        if stream != PUBLIC or subaccount_id is not None:
+            raise ConfigError("synthetix: the user feed is made by from_params (add_feed(..., stream='user'))", param="stream")
         self.symbols = _symbol_list(symbols)
+        if limit is None:
+            limit = 50
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise ConfigError("synthetix: limit must be an integer within 1..100, not %r" % (limit,), param="limit")
         if not isinstance(live, bool):
@@ -120,7 +162,7 @@ class SynthetixAdapter(Adapter):
         url = self.endpoint(base_url, PATH)
         return Handshake(url=url, headers={"User-Agent": self.user_agent})
 
-    def on_open(self) -> list[str]:
+    def on_open(self, now_ns: int = 0) -> list[str]:
         frames: list[str] = []
         for symbol in self.symbols:
             frames.extend(self._start(symbol))

@@ -300,19 +300,33 @@ class Simulator:
 
     def credentials(self, venue: str, *, read_only: bool = False) -> tuple[str, str]:
         """Return a valid ``(api_key, api_secret)`` of ``venue``; a read-only pair if asked.
+        For ``"synthetix"``: ``(private_key, subaccount_id)`` of the simulated wallet, for
+        the user feed (a public test key, never a real one).
 
-        :raises SimulatorError: if the venue has no HTTP side.
+        :raises SimulatorError: if the venue has neither.
         """
+        served = self._slot(venue).venue
+        if not isinstance(served, HttpVenue) and hasattr(served, "wallet_credentials"):
+            return served.wallet_credentials()  # Synthetix: (private_key, subaccount_id)
         return self._http_venue(venue).credentials(read_only=read_only)
 
-    def feed_params(self, venue: str) -> dict[str, Any]:
+    def feed_params(self, venue: str, stream: str = "public") -> dict[str, Any]:
         """Keyword arguments for the client's ``FeedManager.add_feed(venue, **...)`` that
         stream this simulated venue: its URL, a subscription that covers its markets, and
         for venues with a token endpoint the endpoint and a valid key pair.
 
+        ``stream="user"``: the Synthetix subaccount's own-fills feed instead (with the
+        simulated wallet's ``private_key`` and ``subaccount_id``).
+
         This is plain data, so the simulator still imports nothing of the client.
         """
-        params: dict[str, Any] = {"url": self.url(venue), **self._slot(venue).venue.demo_params()}
+        served = self._slot(venue).venue
+        if stream == "user":
+            user = getattr(served, "user_feed_params", None)
+            if user is None:
+                raise SimulatorError(f"venue {venue!r} has no simulated user feed")
+            return {"url": self.url(venue), **user()}
+        params: dict[str, Any] = {"url": self.url(venue), **served.demo_params()}
         if isinstance(self._slot(venue).venue, HttpVenue):
             params["auth_url"] = self.auth_url(venue)
             params["api_key"], params["api_secret"] = self.credentials(venue)

@@ -72,15 +72,19 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from http import HTTPStatus
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from ._base import Outbox, Venue
+from ._base import Outbox, Venue, call_on_loop
 from ._json import Raw, dumps
+from ._synthetix_trade import SIM_PRIVATE_KEY, SIM_SUBACCOUNT, TRADE_PATH, TradeSocket
 
-__all__ = ["INFO_PATH", "PUSH_ENVELOPES", "SYMBOLS", "SynthetixVenue", "rfc3339"]
+__all__ = [
+    "INFO_PATH", "TRADE_PATH", "PUSH_ENVELOPES", "SYMBOLS", "SIM_PRIVATE_KEY", "SIM_SUBACCOUNT", "SynthetixVenue", "rfc3339"
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +181,18 @@ class SynthetixVenue(Venue):
         ``bucket_window`` seconds); a request it cannot pay for gets status
         429. ``None`` disables it.
     :param bucket_window: seconds to refill the whole bucket.
+    :param fill_every: every this many public trades one also fills the simulated
+        subaccount (pushed on ``/v1/ws/trade``); 0: only :meth:`fill` makes fills.
+    :param fill_history: fills the subaccount's ``getTrades`` history keeps (None: all).
+    :param auth_timeout: seconds a trade-socket connection has to authenticate.
+
+    The private Trade WebSocket (``synthetix-private.md``) is :attr:`trade`, a
+    :class:`~tradefeed.simulator._synthetix_trade.TradeSocket`:
+    ``trade.refuse_next_auth()``, ``trade.fail_next_get_trades()``, ``trade.fills()``.
     """
 
     name = "synthetix"
-    paths = frozenset({INFO_PATH})
+    paths = frozenset({INFO_PATH, TRADE_PATH})
     fault_knobs = frozenset({"duplicate", "reorder", "skip_sequence"})
 
     def demo_params(self) -> dict[str, Any]:
@@ -202,8 +214,15 @@ class SynthetixVenue(Venue):
         max_connections: int | None = 100,
         bucket_tokens: int | None = 10_000,
         bucket_window: float = 10.0,
+        fill_every: int = 4,
+        fill_history: int | None = None,
+        auth_timeout: float = 30.0,
     ) -> None:
         super().__init__(seed=seed, rate=rate, history=history, snapshot_size=snapshot_size)
+        #: the private Trade WebSocket (``/v1/ws/trade``): the simulated subaccount's fills
+        self.trade = TradeSocket(
+            seed=seed, fill_every=fill_every, history_limit=fill_history, auth_timeout=auth_timeout, idle_timeout=idle_timeout
+        )
         if push_time not in ("rfc3339", "tsMs"):
             raise ValueError(f"push_time must be 'rfc3339' or 'tsMs', not {push_time!r}")
         if push_envelope not in PUSH_ENVELOPES:
@@ -237,8 +256,22 @@ class SynthetixVenue(Venue):
         now = _now_ms()
         for age in range(history, 0, -1):
             self._tape.append(self._next_entry(now - age * spacing))
+        self.trade.on_public_trades([entry.trade for entry in self._tape])  # the subaccount's history
 
     # -- helpers for tests (any thread) ------------------------------------------
+
+    def wallet_credentials(self) -> tuple[str, str]:
+        """``(private_key, subaccount_id)`` of the simulated wallet (a public test key)."""
+        return self.trade.credentials
+
+    def user_feed_params(self) -> dict[str, Any]:
+        """``add_feed`` parameters of the subaccount's own-fills feed."""
+        private_key, subaccount_id = self.trade.credentials
+        return {"stream": "user", "subaccount_id": subaccount_id, "private_key": private_key}
+
+    def fill(self, count: int, symbol: str = "BTC-USDT", *, liquidation: bool = False) -> list[dict[str, Any]]:
+        """Make ``count`` fills of the simulated subaccount now; safe from any thread."""
+        return call_on_loop(self._loop, lambda: self.trade.fill(count, symbol, liquidation=liquidation))
 
     def trades(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Return the trades still on the tape, of ``symbol`` or all, oldest first."""
@@ -279,6 +312,7 @@ class SynthetixVenue(Venue):
             timestamp = _now_ms()
             entries = [self._next_entry(timestamp, skip=mark.skip) for mark in marks]
             self._tape.extend(entries)
+        self.trade.on_public_trades([entry.trade for entry in entries])
         sent = max(_now_ms(), self._last_timestamp)  # the envelope's send time
         arranged = self._arrange(entries, marks)
         if self.push_envelope == "method-list":  # one push per subscriber, its trades in order
@@ -300,6 +334,9 @@ class SynthetixVenue(Venue):
 
     async def handler(self, connection: ServerConnection) -> None:
         """Answer requests and push subscribed trades until the connection closes."""
+        if connection.request is not None and urlsplit(connection.request.path).path == TRADE_PATH:
+            await self.trade.handler(connection, self.outboxes)
+            return
         ip = connection.remote_address[0]
         if self.max_connections is not None and self._per_ip[ip] >= self.max_connections:
             logger.info("synthetix: closing %s: over %d connections", connection.remote_address, self.max_connections)
