@@ -52,6 +52,7 @@ import yaml
 from .adapters import REGISTRY
 from .backoff import Backoff
 from .exceptions import ConfigError
+from .signing import Eip712Signer
 
 if TYPE_CHECKING:
     from .manager import FeedManager
@@ -317,6 +318,18 @@ def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
             reported = any(p[0] == _join(path, key) for p in check.problems)  # e.g. its ${VAR} is unset
             if not reported and (not isinstance(credentials.get(key), str) or not credentials[key]):
                 check.add(_join(path, key), "%s needs %s (use ${ENV_VAR})" % (venue, key))
+    if "private_key" in cls.auth_params and _requires_credentials(cls, params):
+        reported = any(p[0] == _join(path, "private_key") for p in check.problems)
+        wallet_key = credentials.get("private_key")
+        if not reported and (not isinstance(wallet_key, str) or not wallet_key):
+            check.add(_join(path, "private_key"), "%s stream 'user' needs private_key (use ${ENV_VAR})" % venue)
+        elif not reported:
+            try:
+                Eip712Signer(str(wallet_key))  # a key that is not one, or eth-account missing: said now
+            except ConfigError as err:
+                check.add(_join(path, "private_key"), str(err))
+    elif "private_key" in credentials:
+        check.add(_join(path, "private_key"), "private_key is for %s feeds with stream: user" % venue)
     missing = [p for p in _required(cls) if p not in params]
     for param in missing:
         check.add(path, "missing key %r (%s needs it)" % (param, venue))

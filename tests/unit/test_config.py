@@ -62,7 +62,7 @@ def test_from_config_accepts_a_dict():
 
 def test_unknown_key_with_did_you_mean():
     assert problems("unknown_key.yaml") == [
-        "F:2: feeds[0]: missing key 'symbols' (synthetix needs it)",
+        "F:2: feeds[0].symbols: synthetix: symbols must be a non-empty list such as ['BTC-USDT']",
         "F:3: feeds[0].symbol: unknown key 'symbol'; did you mean 'symbols'?",
     ]
 

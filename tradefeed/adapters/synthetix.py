@@ -97,7 +97,7 @@ class SynthetixAdapter(Adapter):
     @classmethod
     def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
         """The user feed (``stream="user"``) needs ``private_key``; the public tape nothing."""
-        return params.get("stream", PUBLIC) == USER
+        return bool(params.get("stream", PUBLIC) == USER)
 
     @classmethod
     def from_params(cls, **params: Any) -> Adapter:

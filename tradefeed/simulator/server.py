@@ -307,7 +307,8 @@ class Simulator:
         """
         served = self._slot(venue).venue
         if not isinstance(served, HttpVenue) and hasattr(served, "wallet_credentials"):
-            return served.wallet_credentials()  # Synthetix: (private_key, subaccount_id)
+            private_key, subaccount_id = served.wallet_credentials()  # Synthetix
+            return str(private_key), str(subaccount_id)
         return self._http_venue(venue).credentials(read_only=read_only)
 
     def feed_params(self, venue: str, stream: str = "public") -> dict[str, Any]:
