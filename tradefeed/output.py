@@ -33,7 +33,7 @@ CSV_COLUMNS = (
     "sequence",
     "stream",
 )
-_TABLE = "%-24s %-10s %-20s %-4s %16s %14s  %s\n"
+_TABLE = "%-24s %-10s %-20s %-4s %16s %14s  %-12s %s\n"
 
 
 def iso_utc(timestamp_ms: int) -> str:
@@ -69,7 +69,7 @@ class TradeWriter:
         if header and self._csv is not None:
             self._csv.writerow(CSV_COLUMNS)
         elif header and fmt == "table":
-            stream.write(_TABLE % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id"))
+            stream.write(_TABLE % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id", "stream"))
 
     def write(self, trade: Trade) -> None:
         if self.format == "jsonl":
@@ -103,6 +103,7 @@ class TradeWriter:
                     decimal_text(trade.amount),
                     decimal_text(trade.price),
                     trade.trade_id,
+                    trade.stream,
                 )
             )
         if self.autoflush:

@@ -55,7 +55,7 @@ from . import __version__
 from .adapters import REGISTRY, Adapter
 from .dedup import Deduplicator
 from .dispatcher import Dispatcher
-from .exceptions import ConfigError, FeedError, ParseError, TradefeedError
+from .exceptions import AuthError, ConfigError, FeedError, ParseError, TradefeedError
 from .manager import FeedManager
 from .models import Trade
 
@@ -368,13 +368,16 @@ class ReplayStats:
 class _Feed:
     """One replayed feed: its current adapter and its de-duplication window."""
 
-    __slots__ = ("name", "adapter", "connection", "dedup")
+    __slots__ = ("name", "adapter", "connection", "dedup", "last_seen")
 
     def __init__(self, name: str, adapter: Adapter, connection: int, window: int) -> None:
         self.name = name
         self.adapter = adapter
         self.connection = connection
         self.dedup = Deduplicator(window)
+        #: (stream, symbol) -> (timestamp_ms, sequence) of the newest trade delivered,
+        #: told to each new adapter as the live connection tells it (Adapter.resume)
+        self.last_seen: dict[tuple[Any, str], tuple[int, int | None]] = {}
 
 
 def replay(
@@ -538,6 +541,8 @@ def _connect(name: str, entry: Entry, state: _Feed | None, window: int) -> _Feed
             except ConfigError as err:
                 raise RecordingError(name, entry.line, "feed %r: %s" % (entry.feed, err)) from err
         return state
+    if state is not None:
+        adapter.resume(dict(state.last_seen))
     adapter.on_open()  # request ids and per-connection state as the live adapter had them
     if state is None:
         return _Feed(entry.feed, adapter, entry.connection, window)
@@ -555,6 +560,11 @@ def _parse(state: _Feed, entry: Entry, pending: list[Any]) -> None:
         err.feed = state.name
         pending.append(err)
         return
+    except (AuthError, FeedError) as err:  # the live connection ended here (a refusal)
+        if isinstance(err, FeedError):
+            err.feed = state.name
+        pending.append(err)
+        return
     except Exception as err:  # noqa: BLE001 - an adapter bug: reported, the replay goes on
         log.exception("%s: adapter failed on the frame of line %d", state.name, entry.line)
         wrapped = ParseError("%s: adapter failed: %r" % (state.name, err), raw=entry.frame, venue=entry.venue, feed=state.name)
@@ -562,7 +572,12 @@ def _parse(state: _Feed, entry: Entry, pending: list[Any]) -> None:
         pending.append(wrapped)
         return
     if parsed.trades:
-        pending.extend(state.dedup.fresh(parsed.trades))
+        fresh = state.dedup.fresh(parsed.trades)
+        for trade in fresh:
+            key = (trade.stream, trade.symbol)
+            if key not in state.last_seen or trade.timestamp_ms >= state.last_seen[key][0]:
+                state.last_seen[key] = (trade.timestamp_ms, trade.sequence)
+        pending.extend(fresh)
     for error in parsed.errors:
         if isinstance(error, FeedError):
             error.feed = state.name

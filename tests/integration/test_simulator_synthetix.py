@@ -371,8 +371,8 @@ def test_strict_user_agent_refuses_handshake_without_it() -> None:
 
 
 def test_other_paths_get_404() -> None:
-    """Only /v1/ws/info is served."""
-    with make_sim() as sim, pytest.raises(InvalidStatus) as refused, client(sim, path="/v1/ws/trade"):
+    """Only /v1/ws/info and /v1/ws/trade are served (the older /v1/ws/subscriptions is not)."""
+    with make_sim() as sim, pytest.raises(InvalidStatus) as refused, client(sim, path="/v1/ws/subscriptions"):
         pass
     assert refused.value.response.status_code == 404
 

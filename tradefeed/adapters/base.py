@@ -133,6 +133,9 @@ class Adapter:
     #: feed parameters that are credentials: the manager gives them to a token
     #: provider and never to the adapter, a repr or a log line
     auth_params: ClassVar[tuple[str, ...]] = ()
+    #: what ``tradefeed venues`` says of a parameter, where its default does not tell
+    #: (a value that depends on another parameter)
+    param_notes: ClassVar[Mapping[str, str]] = {}
     #: the production token endpoint, for venues with ``needs_token``
     default_auth_url: ClassVar[str | None] = None
     #: the request signer of feeds that sign with a wallet key (the Synthetix user feed);

@@ -93,6 +93,15 @@ class SynthetixAdapter(Adapter):
     subscription_param: ClassVar[str | None] = "symbols"
     #: the user feed's wallet key: given to a signer, never to the adapter or a log line
     auth_params: ClassVar[tuple[str, ...]] = ("private_key",)
+    param_notes: ClassVar[Mapping[str, str]] = {
+        "symbols": "required (stream='user': optional, default every market)",
+        "limit": "default 50, 1..100 (stream='user': default 100, 1..1000)",
+        "live": "default True (public stream only)",
+        "poll_interval": "default 5.0 (public stream only)",
+        "stream": "default 'public'; 'user': a subaccount's own fills",
+        "subaccount_id": "required with stream='user'",
+        "private_key": "required with stream='user' (pip install \"tradefeed[synthetix]\")",
+    }
 
     @classmethod
     def requires_credentials(cls, params: Mapping[str, Any]) -> bool:

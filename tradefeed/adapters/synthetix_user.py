@@ -41,6 +41,7 @@ from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
+    CloseAction,
     Handshake,
     Parsed,
     dumps,
@@ -200,6 +201,12 @@ class SynthetixUserAdapter(Adapter):
             self._last_ping_ns = now_ns
             return [self._request("ping", "ping", {})]
         return []
+
+    def on_close(self, code: int | None, reason: str) -> CloseAction:
+        """Section 5: reconnect on every close, 1008 included (a connection limit, or the
+        auth window of a session that lost its auth); a refused auth has already ended
+        the feed with AuthError, so a 1008 cannot repeat after one."""
+        return CloseAction.RECONNECT
 
     def _request(self, method: str, kind: str, params: dict[str, Any]) -> str:
         request_id = "%s-%d" % (kind, next(self._ids))
