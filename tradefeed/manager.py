@@ -13,7 +13,9 @@ Who runs what:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
 import logging
 import os
@@ -231,7 +233,7 @@ class FeedManager:
         self._finished = threading.Event()  # stopped, or every feed has ended
         self._stopped = threading.Event()
         self._fatal: list[TradefeedError] = []
-        self._providers: dict[tuple[Any, ...], TokenProvider] = {}
+        self._providers: dict[str, TokenProvider] = {}  # digest of (auth_url, key, secret) -> provider
         self._live = 0  # feed threads started and not yet ended
 
     @classmethod
@@ -351,7 +353,9 @@ class FeedManager:
         url = credentials.get("auth_url") or adapter_cls.default_auth_url
         if not isinstance(url, str):
             raise ConfigError("%s: needs auth_url (the token endpoint)" % adapter_cls.venue)
-        key = (url, credentials["api_key"], credentials["api_secret"])
+        # looked up by a digest, never by the secret itself: the dict is an attribute, and
+        # debuggers, crash reporters and repr(vars(manager)) show attributes
+        key = hashlib.sha256(json.dumps([url, credentials["api_key"], credentials["api_secret"]]).encode()).hexdigest()
         with self._lock:
             provider = self._providers.get(key)
             if provider is None:
