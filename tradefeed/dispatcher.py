@@ -331,7 +331,8 @@ class Dispatcher:
                 self._report(item)
             elif type(item) is Gap:
                 if not self._gap_cbs:
-                    log.warning("possible loss: %s", item)  # never silent, even unobserved
+                    # never silent, even unobserved
+                    log.warning("possible loss: %s", item, extra={"feed": item.feed, "venue": item.venue, "symbol": item.symbol})
                 for gap_cb in self._gap_cbs:
                     try:
                         gap_cb(item)

@@ -745,7 +745,7 @@ class FeedManager:
             self._live -= 1
             if fatal is not None:
                 self._fatal.append(fatal)
-                log.error("feed %s ended: %s", connection.name, fatal)
+                log.error("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 
