@@ -67,34 +67,42 @@ class DeliveryHistogram:
     """
 
     def __init__(self, bounds: Iterable[float] = DELIVERY_BUCKETS) -> None:
+        #: the buckets' upper bounds, seconds
         self.bounds = tuple(bounds)
-        # per venue: a count per bucket (the last one for values above every bound), then the sum
-        self._cells: dict[str, list[float]] = {}
+        self._bounds_ns = tuple(round(bound * 1e9) for bound in self.bounds)
+        # per venue: a count per bucket (the last one for values above every bound), then
+        # the sum in ns; integers throughout, so observe() does no float arithmetic
+        self._cells: dict[str, list[int]] = {}
         self._lock = threading.Lock()  # for a new venue's cells, and for snapshot()
 
-    def observe(self, venue: str, received_ns: int) -> None:
+    def observe(
+        self, venue: str, received_ns: int, _now: Callable[[], int] = time.time_ns, _bucket: Any = bisect.bisect_left
+    ) -> None:
         """Count one batch whose first trade was received at *received_ns* (Unix ns)."""
         if received_ns <= 0:  # a trade built by hand, without a receive time
             return
-        seconds = max(0.0, (time.time_ns() - received_ns) / 1e9)
         cells = self._cells.get(venue)
         if cells is None:
             with self._lock:
-                cells = self._cells.setdefault(venue, [0.0] * (len(self.bounds) + 2))
-        cells[bisect.bisect_left(self.bounds, seconds)] += 1
-        cells[-1] += seconds
+                cells = self._cells.setdefault(venue, [0] * (len(self._bounds_ns) + 2))
+        elapsed = _now() - received_ns
+        if elapsed < 0:  # the wall clock stepped back
+            elapsed = 0
+        cells[_bucket(self._bounds_ns, elapsed)] += 1
+        cells[-1] += elapsed
 
     def snapshot(self) -> list[tuple[str, list[tuple[float, float]], float]]:
-        """Per venue: the cumulative ``(upper bound, count)`` pairs, ``+Inf`` last, and the sum."""
+        """Per venue: the cumulative ``(upper bound, count)`` pairs, ``+Inf`` last, and the
+        sum in seconds."""
         with self._lock:
             venues = [(venue, list(cells)) for venue, cells in self._cells.items()]
         result = []
         for venue, cells in venues:
-            cumulative, buckets = 0.0, []
+            cumulative, buckets = 0, []
             for bound, count in zip(self.bounds + (math.inf,), cells[:-1]):
                 cumulative += count
-                buckets.append((bound, cumulative))
-            result.append((venue, buckets, cells[-1]))
+                buckets.append((bound, float(cumulative)))
+            result.append((venue, buckets, cells[-1] / 1e9))
         return result
 
 
