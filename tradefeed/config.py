@@ -169,10 +169,11 @@ class Config:
     #: None: no metrics endpoint
     metrics: dict[str, Any] | None = None
 
-    def create_manager(self, *, sinks: bool = True, **overrides: Any) -> "FeedManager":
+    def create_manager(self, *, sinks: bool = True, serve_metrics: bool = True, **overrides: Any) -> "FeedManager":
         """A new :class:`FeedManager` with every feed added (not started), with
-        *sinks* a sink for every output other than ``stdout``, and its metrics endpoint
-        serving if ``settings.metrics`` is given (closed by the manager's ``stop()``).
+        *sinks* a sink for every output other than ``stdout``, and with *serve_metrics*
+        its metrics endpoint serving if ``settings.metrics`` is given (closed by the
+        manager's ``stop()``).
 
         :param overrides: FeedManager settings that win over the file's (``dispatch=...``).
         :raises ConfigError: also when the metrics port cannot be bound, or the
@@ -187,7 +188,7 @@ class Config:
             for output in self.outputs:
                 if output.type != "stdout":
                     manager.add_sink(output.create_sink())
-        if self.metrics is not None:
+        if serve_metrics and self.metrics is not None:
             manager.serve_metrics(**self.metrics)
         return manager
 

@@ -30,6 +30,7 @@ import math
 import selectors
 import socket
 import socketserver
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -270,7 +271,11 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver would print the traceback to stderr; a library logs it instead
-        log.warning("metrics: request from %s failed", client_address[0], exc_info=True)
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # a client that hung up or timed out: routine
+            log.debug("metrics: request from %s ended: %s", client_address[0], error)
+        else:
+            log.warning("metrics: request from %s failed", client_address[0], exc_info=True)
 
 
 class _Server6(_Server):
@@ -283,8 +288,16 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        try:
+            self._get(urlsplit(self.path).path)
+        except OSError:
+            raise  # the client went away: handle_error says so
+        except Exception:  # noqa: BLE001 - a bug of ours answers 500 and is logged, the server goes on
+            log.exception("metrics: answering GET %s failed", self.path)
+            self._answer(500, b"internal error; see the process's log\n", "text/plain; charset=utf-8")
+
+    def _get(self, path: str) -> None:
         owner = self.server.owner
-        path = urlsplit(self.path).path
         if path == "/metrics":
             body, content_type = owner.render(self.headers.get("Accept", ""))
             self._answer(200, body, content_type)

@@ -278,3 +278,15 @@ def test_every_metric_of_the_alert_rules_exists_in_a_real_scrape(make_sim, make_
     manager.start()
     assert collector.wait_trades(5)
     assert named - Scrape(server.url).names() == set()
+
+
+def test_a_failing_scrape_answers_500_and_the_server_goes_on(make_manager, monkeypatch, caplog):
+    """An exception while building the answer is a 500 and a logged error; the next scrape works."""
+    manager = make_manager()
+    server = manager.serve_metrics(0)
+    monkeypatch.setattr(manager, "queue_depth", lambda: 1 // 0)
+    status, body, _ = get(server.url + "/metrics")
+    assert status == 500 and "internal error" in body
+    assert any("answering GET /metrics failed" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    assert get(server.url + "/metrics")[0] == 200
