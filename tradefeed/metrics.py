@@ -124,9 +124,9 @@ class MetricsServer:
     Made by :meth:`FeedManager.serve_metrics`, which returns it; the manager's
     ``stop()`` closes it.
 
-    >>> server = manager.serve_metrics(9108)          # doctest: +SKIP
+    >>> server = manager.serve_metrics(9870)          # doctest: +SKIP
     >>> server.url                                    # doctest: +SKIP
-    'http://127.0.0.1:9108'
+    'http://127.0.0.1:9870'
 
     :param port: TCP port; 0 lets the OS choose one (then read :attr:`port`).
     :param host: address to bind: loopback by default; ``0.0.0.0`` (or ``::``) exposes
