@@ -22,6 +22,8 @@ Every consumer reads the same Dopp frames and does the least its design allows:
   to the dispatcher but the callback not yet had, looked at every
   :data:`BACKLOG_EVERY` trades), and the result carries ``samples`` and the feed's
   ``stats()`` counters;
+- ``tradefeed-metrics``: ``tradefeed-thread`` with ``serve_metrics(0)`` open (extra
+  ``metrics``), so the cost of the delivery histogram shows against it (nothing scrapes);
 - ``websockets-json``, ``websockets-orjson``: the ``websockets`` asyncio client;
 - ``cryptofeed``: cryptofeed's connection layer (``WSAsyncConn``, uvloop as its
   FeedHandler sets it up) and the work its Deribit trade handler does per record:
@@ -138,9 +140,10 @@ def _counters(stats: Any) -> dict[str, int]:
     return {name: value for name, value in values.items() if type(value) is int}
 
 
-def tradefeed_consumer(dispatch: str) -> Consumer:
+def tradefeed_consumer(dispatch: str, metrics: bool = False) -> Consumer:
     """A FeedManager in *dispatch* mode: ``manual`` is pumped on this thread; any other
-    mode runs the callbacks on the manager's own threads."""
+    mode runs the callbacks on the manager's own threads.  With *metrics*, its metrics
+    endpoint is open throughout."""
 
     def consume(run: Run) -> None:
         from tradefeed import FeedManager
@@ -176,6 +179,8 @@ def tradefeed_consumer(dispatch: str) -> Consumer:
         manager.on_trade(on_trade_stamped if stamps is not None else on_trade_sampled if every else on_trade)
         manager.on_error(lambda error: run.error("on_error: %r" % (error,)))
         feed = manager.add_feed("dopp", url=run.job.url)
+        if metrics:
+            manager.serve_metrics(0)
         run.watch.start()
         manager.start()
         try:
@@ -203,6 +208,8 @@ def consumer(name: str) -> Consumer:
 
     :raises KeyError: no such consumer.
     """
+    if name == "tradefeed-metrics":
+        return tradefeed_consumer("thread", metrics=True)
     if name.startswith("tradefeed-"):
         return tradefeed_consumer(name[len("tradefeed-") :])
     if name in ("discard", "floor"):
@@ -219,6 +226,8 @@ def consumer(name: str) -> Consumer:
 
 def label(name: str) -> str:
     """How tables show consumer *name*."""
+    if name == "tradefeed-metrics":
+        return "tradefeed dispatch=thread + metrics"
     if name.startswith("tradefeed-"):
         return "tradefeed dispatch=%s" % name[len("tradefeed-") :]
     return LABELS.get(name, name)
@@ -249,6 +258,8 @@ def tradefeed_dispatch_modes() -> list[str]:
 def available() -> list[str]:
     """Every streaming consumer runnable here, in table order (the floor first)."""
     names = ["discard", "floor"] + ["tradefeed-%s" % mode for mode in tradefeed_dispatch_modes()]
+    if importlib.util.find_spec("prometheus_client"):
+        names.append("tradefeed-metrics")
     names.append("websockets-json")
     if importlib.util.find_spec("orjson"):
         names.append("websockets-orjson")

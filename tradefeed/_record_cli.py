@@ -176,7 +176,9 @@ def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
     config = apply_shard(config_module.load(args.config), args)
     done = threading.Event()
     with Recorder(args.out, limit=args.limit, full=done) as recorder:
-        manager = config.create_manager(sinks=False, recorder=recorder)
+        # no metrics endpoint: a recording often runs beside `tradefeed run` of the same
+        # file, whose settings.metrics port it would otherwise compete for
+        manager = config.create_manager(sinks=False, serve_metrics=False, recorder=recorder)
         feeds = len(manager.feeds)
         ended: set[str] = set()
 

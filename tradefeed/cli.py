@@ -32,6 +32,7 @@ from . import config as config_module
 from ._record_cli import positive_float, positive_int
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
+from .logs import LOG_FORMATS, JsonFormatter, TextFormatter, formatter
 from .manager import FeedManager
 from .models import Status, StatusEvent, Trade
 from .output import FORMATS, TradeWriter
@@ -63,6 +64,13 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--limit", type=positive_int, help="stop after N trades")
         p.add_argument("--duration", type=positive_float, help="stop after S seconds")
         p.add_argument("--quiet", action="store_true", help="no status line, only warnings and errors")
+        p.add_argument(
+            "--log-format", choices=LOG_FORMATS, help="log records on stderr as text (default) or one JSON object per line"
+        )
+        p.add_argument(
+            "--metrics-port", type=_port, metavar="P", help="serve Prometheus /metrics and /healthz on port P (0: any free port)"
+        )
+        p.add_argument("--metrics-host", metavar="H", help="address for --metrics-port (default 127.0.0.1: loopback only)")
 
     run = sub.add_parser("run", help="stream the feeds of a YAML config until stopped")
     run.add_argument("config", help="the YAML configuration file")
@@ -98,11 +106,59 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number within 0..65535 (0: any free port), not %r" % text)
+    return value
+
+
 def _configure_logging(level: int, debug: bool) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter())  # redacts credentials, as JsonFormatter does
+    logging.basicConfig(level=level, handlers=[handler])
     if not debug:
         # websocket-client logs every close at ERROR; tradefeed reports closes itself
         logging.getLogger("websocket").setLevel(logging.CRITICAL)
+
+
+def _set_log_format(name: str) -> None:
+    """Switch the stderr handler that :func:`_configure_logging` installed to *name*'s
+    format (``text`` or ``json``)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, (TextFormatter, JsonFormatter)):
+            handler.setFormatter(formatter(name))
+
+
+def _json_logs() -> bool:
+    """Do log records go out as JSON lines (then errors are records too, not bare lines)?"""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
+def _say_error(message: str) -> None:
+    """One error line on stderr: ``tradefeed: error: ...``, or a JSON record with
+    ``--log-format json`` (a log pipeline then reads every line of stderr)."""
+    if _json_logs():
+        log.error("%s", message)
+    else:
+        sys.stderr.write("tradefeed: error: %s\n" % message)
+
+
+def _metrics_settings(args: argparse.Namespace, config: config_module.Config | None) -> dict[str, Any] | None:
+    """serve_metrics' arguments: the config's ``settings.metrics``, with --metrics-port
+    and --metrics-host winning."""
+    metrics = dict(config.metrics or {}) if config is not None else {}
+    if args.metrics_port is not None:
+        metrics["port"] = args.metrics_port
+    if args.metrics_host is not None:
+        if "port" not in metrics:
+            raise ConfigError("--metrics-host needs --metrics-port (or settings.metrics.port in the config)")
+        metrics["host"] = args.metrics_host
+    return metrics or None
 
 
 def _load_simulator() -> Any:
@@ -181,13 +237,18 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
 
     @manager.on_status
     def status(event: StatusEvent) -> None:
-        log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
+        log.info(
+            "%s %s %s", event.feed, event.status.value, dict(event.detail) or "",
+            extra={"feed": event.feed or None, "venue": event.venue or None, "status": event.status.value},
+        )  # fmt: skip
         if event.status is Status.STOPPED and event.detail.get("reason") != "rotated":
             ended.add(event.feed)
             if len(ended) == feeds:  # every feed ended on its own: nothing more will come
                 done.set()
 
-    manager.on_error(lambda err: log.warning("%s", err))
+    manager.on_error(
+        lambda err: log.warning("%s", err, extra={"feed": getattr(err, "feed", None), "venue": getattr(err, "venue", None)})
+    )
     status_line = _console.StatusLine(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
     main_thread = threading.current_thread() is threading.main_thread()
@@ -218,7 +279,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
         return abandoned
     failed = [f for f in manager.feeds if f.error is not None]
     for feed in failed:
-        sys.stderr.write("tradefeed: error: feed %s ended: %s\n" % (feed.name, feed.error))
+        _say_error("feed %s ended: %s" % (feed.name, feed.error))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -245,8 +306,11 @@ def _stop(manager: FeedManager) -> int | None:
     try:
         stopper.join(SLOW_STOP)
         if stopper.is_alive():
-            sys.stderr.write("tradefeed: stopping: delivering what is queued (Ctrl-C again to abandon it)\n")
-            sys.stderr.flush()
+            if _json_logs():
+                log.warning("stopping: delivering what is queued (Ctrl-C again to abandon it)")
+            else:
+                sys.stderr.write("tradefeed: stopping: delivering what is queued (Ctrl-C again to abandon it)\n")
+                sys.stderr.flush()
             _console.wait_until(stopped)
     except _Interrupted as again:
         log.warning("%s: abandoning what is still queued", signal.Signals(again.signum).name)
@@ -273,6 +337,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if not config.feeds:  # load() refuses a file without feeds: only --shard leaves none
         log.warning("shard %d/%d has no feeds (the config has fewer feeds than shards); nothing to run", *args.shard)
         return EXIT_OK
+    config = dataclasses.replace(config, metrics=_metrics_settings(args, config))
     # the command line has no GUI loop to pump: callbacks always get a dispatcher thread
     manager = config.create_manager(sinks=not (args.output or args.format), dispatch="thread")
     with _writers(args, config.outputs, out) as writers:
@@ -316,6 +381,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         config = None
         venues = sorted(REGISTRY) if args.venue == "all" else [args.venue]
     _apply_log_level(args, config)
+    metrics = _metrics_settings(args, config)
     with Simulator(seed=args.seed, rate=args.rate, venues=venues, history=8) as sim:
         if config is None:
             manager = FeedManager()
@@ -323,8 +389,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
                 manager.add_feed(venue, **sim.feed_params(venue))
                 if venue == "synthetix" and _can_sign():  # the subaccount's own fills too
                     manager.add_feed(venue, name="synthetix-user", **sim.feed_params(venue, stream="user"))
+            if metrics is not None:
+                manager.serve_metrics(**metrics)
         else:
-            manager = _against(config, sim).create_manager(dispatch="thread")
+            manager = dataclasses.replace(_against(config, sim), metrics=metrics).create_manager(dispatch="thread")
         with _writers(args, config.outputs if config else (), out) as writers:
             return _stream(manager, writers, args)
 
@@ -386,6 +454,8 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _apply_log_level(args: argparse.Namespace, config: config_module.Config | None) -> None:
+    if getattr(args, "log_format", None) is None and config is not None and config.log_format:
+        _set_log_format(config.log_format)  # --log-format, applied in main(), wins
     if args.debug or args.verbose:
         return  # the command line wins
     if getattr(args, "quiet", False):
@@ -419,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _configure_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING, args.debug)
+    if getattr(args, "log_format", None):
+        _set_log_format(args.log_format)
     _console.tolerant_encoding(sys.stdout)  # a cp1252 console or pipe: escape, never fail
     try:
         return COMMANDS[args.command](args, sys.stdout)
@@ -435,4 +507,4 @@ def main(argv: list[str] | None = None) -> int:
 def _report(err: BaseException, debug: bool) -> None:
     if debug:
         log.exception("tradefeed: %s", err)
-    sys.stderr.write("tradefeed: error: %s\n" % err)
+    _say_error(str(err))

@@ -25,12 +25,18 @@ The document::
       ping_timeout: 10
       connect_timeout: 10
       dedup_window: 4096
+      stale_after: 300            # seconds without trades: a ``stale`` event, and /healthz 503
+      metrics:                    # serve /metrics and /healthz (extra ``metrics``)
+        port: 9870                # 0: any free port
+        host: 127.0.0.1           # loopback unless told otherwise
+        reconnect_grace: 60       # seconds a feed may be down before /healthz says so
+        sink_pending_limit: 10000 # unwritten trades a sink may hold before it says so
     outputs:                      # optional; default: the table on stdout
       - {type: stdout, format: table}                  # the command line writes this one
       - {type: file, path: trades-{date}.csv, format: csv, fsync: false}   # sinks:
       - {type: sqlite, path: trades.db, table: trades}
       - {type: redis, url: "redis://localhost:6379/0", stream: "tradefeed:{venue}:{symbol}", maxlen: 1000000}
-    logging: {level: INFO}
+    logging: {level: INFO, format: json}   # format: text (default) or json lines
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ import yaml
 from .adapters import REGISTRY
 from .backoff import Backoff
 from .exceptions import ConfigError
+from .logs import LOG_FORMATS
 from .signing import Eip712Signer
 
 if TYPE_CHECKING:
@@ -77,7 +84,9 @@ FORMATS = ("table", "jsonl", "csv")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _TOP = ("feeds", "settings", "outputs", "logging")
-_SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window")
+_SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window", "stale_after", "metrics")
+_METRICS = ("port", "host", "reconnect_grace", "sink_pending_limit")
+_LOGGING = ("level", "format")
 _BACKOFF = ("initial", "max_delay", "multiplier", "jitter", "max_retries")
 _FEED_COMMON = ("venue", "name", "url", "backoff")
 _OUTPUT = {
@@ -155,12 +164,21 @@ class Config:
     log_level: str | None = None
     #: where it came from (a file name or ``<dict>``)
     source: str = "<dict>"
+    #: ``text`` or ``json`` (``logging.format``), None when not given
+    log_format: str | None = None
+    #: keyword arguments for :meth:`FeedManager.serve_metrics` (``settings.metrics``), or
+    #: None: no metrics endpoint
+    metrics: dict[str, Any] | None = None
 
-    def create_manager(self, *, sinks: bool = True, **overrides: Any) -> "FeedManager":
-        """A new :class:`FeedManager` with every feed added (not started) and, with
-        *sinks*, a sink for every output other than ``stdout``.
+    def create_manager(self, *, sinks: bool = True, serve_metrics: bool = True, **overrides: Any) -> "FeedManager":
+        """A new :class:`FeedManager` with every feed added (not started), with
+        *sinks* a sink for every output other than ``stdout``, and with *serve_metrics*
+        its metrics endpoint serving if ``settings.metrics`` is given (closed by the
+        manager's ``stop()``).
 
         :param overrides: FeedManager settings that win over the file's (``dispatch=...``).
+        :raises ConfigError: also when the metrics port cannot be bound, or the
+            ``metrics`` extra is not installed.
         """
         from .manager import FeedManager
 
@@ -171,6 +189,8 @@ class Config:
             for output in self.outputs:
                 if output.type != "stdout":
                     manager.add_sink(output.create_sink())
+        if serve_metrics and self.metrics is not None:
+            manager.serve_metrics(**self.metrics)
         return manager
 
 
@@ -410,9 +430,35 @@ def _settings(check: _Checker, value: Any) -> dict[str, Any]:
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 10_000_000:
             check.add("settings.dedup_window", "must be a whole number within 1..10000000, not %r" % (window,))
         out["dedup_window"] = window
+    if value.get("stale_after") is not None:
+        out["stale_after"] = _number(check, value["stale_after"], "settings.stale_after", minimum=0, strict=True)
     interval, timeout = out.get("ping_interval", 20.0), out.get("ping_timeout", 10.0)
     if interval and timeout and timeout >= interval:
         check.add("settings.ping_timeout", "must be below ping_interval (%g s)" % interval)
+    return out
+
+
+def _metrics(check: _Checker, value: Any) -> dict[str, Any] | None:
+    """``settings.metrics``: serve_metrics' keyword arguments."""
+    path = "settings.metrics"
+    if not check.keys(value, _METRICS, path, "metrics"):
+        return None
+    out: dict[str, Any] = {}
+    port = value.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        check.add(_join(path, "port"), "needs a port: a whole number within 0..65535 (0: any free port), not %r" % (port,))
+    out["port"] = port
+    if "host" in value:
+        if not isinstance(value["host"], str) or not value["host"]:
+            check.add(_join(path, "host"), "must be an address or host name, not %r" % (value["host"],))
+        out["host"] = value["host"]
+    if "reconnect_grace" in value:
+        out["reconnect_grace"] = _number(check, value["reconnect_grace"], _join(path, "reconnect_grace"), minimum=0)
+    if "sink_pending_limit" in value:
+        limit = value["sink_pending_limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            check.add(_join(path, "sink_pending_limit"), "must be a whole number >= 0, not %r" % (limit,))
+        out["sink_pending_limit"] = limit
     return out
 
 
@@ -448,14 +494,29 @@ def from_dict(
                 names.add(feed.name or "")
                 feeds.append(feed)
     settings = _settings(check, data["settings"]) if "settings" in data else {}
+    metrics = None
+    if isinstance(data.get("settings"), dict) and "metrics" in data["settings"]:
+        metrics = _metrics(check, data["settings"]["metrics"])
     outputs = _outputs(check, data["outputs"]) if "outputs" in data else ()
-    level = None
-    if "logging" in data and check.keys(data["logging"], ("level",), "logging", "logging"):
+    level = log_format = None
+    if "logging" in data and check.keys(data["logging"], _LOGGING, "logging", "logging"):
         level = str(data["logging"].get("level", "WARNING")).upper()
         if level not in LOG_LEVELS:
             check.add("logging.level", "must be one of %s, not %r" % (", ".join(LOG_LEVELS), data["logging"]["level"]))
+        if "format" in data["logging"]:
+            log_format = data["logging"]["format"]
+            if log_format not in LOG_FORMATS:
+                check.add("logging.format", "must be one of %s, not %r" % (", ".join(LOG_FORMATS), log_format))
     check.raise_if_any()
-    return Config(feeds=tuple(feeds), settings=settings, outputs=outputs, log_level=level, source=source)
+    return Config(
+        feeds=tuple(feeds),
+        settings=settings,
+        outputs=outputs,
+        log_level=level,
+        source=source,
+        log_format=log_format,
+        metrics=metrics,
+    )
 
 
 def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:

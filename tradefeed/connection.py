@@ -197,6 +197,9 @@ class Connection:
         self._wake_w: socket.socket | None = None
         self._rx_frames = 0  # every frame, pongs included: the liveness counter
         self.status = Status.STOPPED
+        #: ``time.monotonic()`` when the status last went from connected to anything else
+        #: or back (or the thread started): how long a feed has been up, or down (health)
+        self.connected_changed = time.monotonic()
         self.messages = 0
         self.errors = 0
         self.reconnects = 0
@@ -217,6 +220,7 @@ class Connection:
     # -- control (any thread) ---------------------------------------------------------
 
     def start(self) -> None:
+        self.connected_changed = time.monotonic()
         self._thread.start()
 
     def stop(self) -> None:
@@ -917,6 +921,8 @@ class Connection:
 
     def _emit(self, status: Status, **detail: Any) -> None:
         """Queue a status event behind whatever is pending, and hand both over."""
+        if (status is Status.CONNECTED) is not (self.status is Status.CONNECTED):
+            self.connected_changed = time.monotonic()
         self.status = status
         if self.redundant:
             detail["connection"] = self.index

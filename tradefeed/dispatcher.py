@@ -67,6 +67,10 @@ class Dispatcher:
         self.delivered = 0
         #: batches taken off the queue
         self.batches = 0
+        #: called as ``observe_delivery(venue, received_ns)`` with the first trade of each
+        #: batch as delivery of the batch begins (on the delivery thread; metrics): once
+        #: per batch, never per trade
+        self.observe_delivery: Callable[[str, int], Any] | None = None
 
     # -- registration ---------------------------------------------------------------
 
@@ -122,6 +126,10 @@ class Dispatcher:
     def backlog(self) -> int:
         """Batches waiting (approximate; for stats)."""
         return self._queue.qsize() + (1 if self._carry else 0)
+
+    def queued(self) -> int:
+        """Trades waiting for the callbacks (approximate; for stats and metrics)."""
+        return self._queue.queued + sum(type(item) is Trade for item in list(self._carry))
 
     def discard(self) -> None:
         """Drop every queued trade now, and the rest of the batch being delivered
@@ -286,6 +294,12 @@ class Dispatcher:
     # -- delivery -------------------------------------------------------------------
 
     def _deliver(self, batch: Sequence[Any], feed: str | None = None) -> None:
+        observe = self.observe_delivery
+        if observe is not None:  # metrics: the batch's oldest trade, receipt to delivery
+            for item in batch:
+                if type(item) is Trade:
+                    observe(item.venue, item.received_ns)
+                    break
         trade_cbs = self._trade_cbs
         unfiltered = self._unfiltered
         abandoned = 0  # trades skipped by stop(drain=False): the batch's last ones (it stays set)
@@ -317,7 +331,8 @@ class Dispatcher:
                 self._report(item)
             elif type(item) is Gap:
                 if not self._gap_cbs:
-                    log.warning("possible loss: %s", item)  # never silent, even unobserved
+                    # never silent, even unobserved
+                    log.warning("possible loss: %s", item, extra={"feed": item.feed, "venue": item.venue, "symbol": item.symbol})
                 for gap_cb in self._gap_cbs:
                     try:
                         gap_cb(item)

@@ -22,7 +22,7 @@ import os
 import ssl
 import threading
 import time
-from typing import Any, Callable, Literal, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar, overload
 
 from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
@@ -31,12 +31,16 @@ from .backoff import Backoff
 from .config import redact
 from .connection import Connection, ConnectionSettings
 from .feedstate import FeedState
+from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate
 from ._queue import OVERFLOW_MODES
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
 from .models import FeedStats, Status
 from .scheduler import Scheduler
 from .sinks import Sink, SinkStats
+
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
 
 __all__ = ["FeedManager", "Feed"]
 
@@ -126,6 +130,14 @@ class Feed:
 
     def __repr__(self) -> str:
         return "<Feed %s %s url=%r params=%r>" % (self.name, self.stats().status.value, self.url, self.params)
+
+    def _status_for(self, now: float) -> float:
+        """Seconds (to monotonic *now*) since the feed last went up or down: up since its
+        longest-connected connection connected, down since the last one went down."""
+        connections = self._connections
+        up = [c.connected_changed for c in connections if c.status is Status.CONNECTED]
+        since = min(up) if up else max(c.connected_changed for c in connections)
+        return max(0.0, now - since)
 
 
 class FeedManager:
@@ -235,6 +247,7 @@ class FeedManager:
         self._fatal: list[TradefeedError] = []
         self._providers: dict[str, TokenProvider] = {}  # digest of (auth_url, key, secret) -> provider
         self._live = 0  # feed threads started and not yet ended
+        self._metrics: "MetricsServer | None" = None
 
     @classmethod
     def from_config(cls, config: "str | os.PathLike[str] | Mapping[str, Any]", **overrides: Any) -> "FeedManager":
@@ -530,8 +543,11 @@ class FeedManager:
         with self._lock:
             self._state = "stopped"
             providers = list(self._providers.values())
+            metrics = self._metrics
         for provider in providers:
             provider.close()
+        if metrics is not None:  # last: scrapes keep working while the queue drains
+            clean &= metrics.close(max(1.0, deadline - time.monotonic()))
         self._stopped.set()
         self._finished.set()
         if not clean:
@@ -595,6 +611,86 @@ class FeedManager:
         """Per-feed counters, by feed name."""
         return {feed.name: feed.stats() for feed in self.feeds}
 
+    def queue_depth(self) -> int:
+        """Trades received and not yet handed to the callbacks (approximate)."""
+        return self._dispatcher.queued()
+
+    def health(self, *, reconnect_grace: float = RECONNECT_GRACE, sink_pending_limit: int = SINK_PENDING_LIMIT) -> Health:
+        """Is the manager healthy now?  The verdict ``/healthz`` serves (see
+        :meth:`serve_metrics`): healthy while it runs, every feed is connected, none has
+        gone without trades for longer than ``stale_after`` (when set), and no sink holds
+        more than *sink_pending_limit* unwritten trades.
+
+        :param reconnect_grace: seconds a feed may be disconnected or reconnecting (a
+            routine reconnect) before that is a problem.
+        :param sink_pending_limit: most unwritten trades a failing sink may hold.
+        """
+        now = time.monotonic()
+        snapshots = []
+        for feed in self.feeds:
+            error = feed.error
+            snapshots.append(FeedSnapshot(feed.stats(), feed._status_for(now), None if error is None else str(error)))
+        return evaluate(
+            snapshots,
+            self.sink_stats(),
+            running=self._state == "running",
+            stale_after=self._settings.stale_after,
+            reconnect_grace=reconnect_grace,
+            sink_pending_limit=sink_pending_limit,
+        )
+
+    def serve_metrics(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        reconnect_grace: float = RECONNECT_GRACE,
+        sink_pending_limit: int = SINK_PENDING_LIMIT,
+    ) -> "MetricsServer":
+        """Serve Prometheus metrics at ``/metrics`` and a health check at ``/healthz``
+        over HTTP, on a daemon thread (``tradefeed-metrics``), until :meth:`stop` (or the
+        returned server's ``close()``).  Callable before or after :meth:`start`.
+
+        Metrics are read from the manager's counters when scraped; the only work added
+        to delivery is one histogram observation per batch (``tradefeed_delivery_seconds``).
+        ``/healthz`` answers 200 or 503 with a JSON body (see :meth:`health`).  Needs the
+        ``metrics`` extra: ``pip install "tradefeed[metrics]"``.
+
+        :param port: TCP port; 0 lets the OS choose (read the server's ``port``).
+        :param host: address to bind; loopback unless told otherwise.
+        :param reconnect_grace: seconds a feed may be down before ``/healthz`` says so.
+        :param sink_pending_limit: unwritten trades a sink may hold before it says so.
+        :returns: the :class:`tradefeed.metrics.MetricsServer` (``port``, ``url``, ``close()``).
+        :raises ConfigError: a bad value, a port that cannot be bound, metrics already
+            served, or prometheus_client not installed.
+        :raises TradefeedError: the manager has been stopped.
+        """
+        from .metrics import MetricsServer
+
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                raise TradefeedError("this FeedManager has been stopped; create a new one")
+            if self._metrics is not None:
+                raise ConfigError("metrics are served already, at %s" % self._metrics.url)
+            server = MetricsServer(
+                self,
+                port,
+                host,
+                reconnect_grace=reconnect_grace,
+                sink_pending_limit=sink_pending_limit,
+                on_close=lambda: self._metrics_closed(server),
+            )
+            self._metrics = server
+            self._dispatcher.observe_delivery = server.delivery.observe
+        log.info("serving metrics at %s/metrics and health at %s/healthz", server.url, server.url)
+        return server
+
+    def _metrics_closed(self, server: "MetricsServer") -> None:
+        with self._lock:
+            if self._metrics is server:
+                self._metrics = None
+                self._dispatcher.observe_delivery = None
+
     def __enter__(self) -> "FeedManager":
         return self.start()
 
@@ -657,7 +753,7 @@ class FeedManager:
             self._live -= 1
             if fatal is not None:
                 self._fatal.append(fatal)
-                log.error("feed %s ended: %s", connection.name, fatal)
+                log.error("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 

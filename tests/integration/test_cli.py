@@ -7,6 +7,7 @@ import io
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -405,3 +406,93 @@ def test_a_second_signal_abandons_a_slow_stop(tmp_path, make_sim, signum, code):
     out.rest()
     process.stdout.close()
     process.stderr.close()
+
+
+def wait_for_health(url: str, timeout: float = 30.0) -> dict:
+    """Poll /healthz (nothing signals it) until it answers 200, bounded; its body."""
+    import urllib.error
+    import urllib.request
+
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            err.close()
+            if time.monotonic() > deadline:
+                raise
+        pause.wait(0.05)
+
+
+def test_run_serves_metrics_and_writes_json_log_lines(tmp_path, make_sim):
+    """run --metrics-port 0 --log-format json: every stderr line is one JSON record (the metrics
+    URL among them, status records with feed/venue/status, no credential anywhere); /metrics
+    names every feed and /healthz turns 200; SIGTERM exits 0 and closes the port."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sim = make_sim(rate=50, history=5, max_connects=None)
+    config = write_config(tmp_path, sim)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradefeed", "-v", "run", str(config), "--format", "jsonl",
+         "--metrics-port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(sim),
+    )  # fmt: skip
+    out, err = PipeLines(process.stdout), PipeLines(process.stderr)
+    try:
+        assert err.wait_for("/metrics"), err.rest()
+        announced = json.loads(next(line for line in err.lines if "/metrics" in line))["message"]
+        url = re.search(r"http://127\.0\.0\.1:\d+", announced).group(0)
+        body = wait_for_health(url)
+        assert body["status"] == "ok" and sorted(body["feeds"]) == ["dopp-1", "rails-1", "synfutures-1", "synthetix-1"]
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+        feeds = {s.labels["feed"] for s in families["tradefeed_feed_up"].samples if s.value == 1}
+        assert feeds == {"dopp-1", "rails-1", "synfutures-1", "synthetix-1"}
+        assert out.wait_for("trade_id")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, err.rest()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.rest()
+    out.rest()
+    process.stdout.close()
+    process.stderr.close()
+    entries = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    assert all({"time", "level", "logger", "message"} <= set(e) and e["time"].endswith("Z") for e in entries)
+    assert any(e.get("status") == "connected" and e.get("feed") == "rails-1" and e.get("venue") == "rails" for e in entries)
+    key, secret = sim.credentials("rails")
+    assert key not in text and secret not in text
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "/metrics", timeout=10)
+
+
+def test_yaml_logging_format_and_settings_metrics(tmp_path, make_sim):
+    """logging: {format: json} and settings: {metrics: {port: 0}} do what the flags do; a
+    configuration error under --log-format json is a JSON record too; --metrics-host alone is
+    a usage error."""
+    sim = make_sim(rate=50, history=5)
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - {venue: dopp, url: '%s'}\nsettings:\n  metrics: {port: 0}\nlogging: {level: INFO, format: json}\n"
+        % sim.url("dopp")
+    )
+    result = run_cli("run", str(config), "--format", "jsonl", "--duration", "1")
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any("/metrics" in e["message"] and e["logger"] == "tradefeed.manager" for e in entries)
+    assert any("metrics server" in e["message"] and "closed" in e["message"] for e in entries)
+    bad = run_cli("run", str(tmp_path / "missing.yaml"), "--log-format", "json")
+    assert bad.returncode == 2
+    (entry,) = [json.loads(line) for line in bad.stderr.splitlines()]
+    assert entry["level"] == "ERROR" and "cannot read" in entry["message"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("feeds:\n  - {venue: dopp, url: '%s'}\n" % sim.url("dopp"))
+    hostless = run_cli("run", str(plain), "--metrics-host", "0.0.0.0")
+    assert hostless.returncode == 2 and "--metrics-host needs --metrics-port" in hostless.stderr

@@ -173,3 +173,53 @@ def test_rails_public_trades_need_no_credentials_and_own_fills_do(tmp_path):
         cfg.load(path, environ={})
     assert "feeds[0].api_key: rails needs api_key" in str(info.value)
     assert "feeds[0].api_secret: rails needs api_secret" in str(info.value)
+
+
+def test_metrics_stale_after_and_log_format_load():
+    """settings.metrics becomes serve_metrics' arguments (not a FeedManager setting);
+    settings.stale_after a FeedManager setting; logging.format the log format."""
+    config = cfg.from_dict(
+        {
+            "feeds": [{"venue": "dopp"}],
+            "settings": {
+                "stale_after": 120,
+                "metrics": {"port": 0, "host": "127.0.0.1", "reconnect_grace": 30, "sink_pending_limit": 500},
+            },
+            "logging": {"format": "json"},
+        }
+    )
+    assert config.settings == {"stale_after": 120.0}
+    assert config.metrics == {"port": 0, "host": "127.0.0.1", "reconnect_grace": 30.0, "sink_pending_limit": 500}
+    assert config.log_format == "json" and config.log_level == "WARNING"
+    plain = cfg.from_dict({"feeds": [{"venue": "dopp"}]})
+    assert plain.metrics is None and plain.log_format is None
+
+
+def test_create_manager_serves_the_configured_metrics():
+    """A config with settings.metrics gives a manager already serving them; stop() closes it."""
+    manager = cfg.from_dict({"feeds": [{"venue": "dopp"}], "settings": {"metrics": {"port": 0}}}).create_manager()
+    try:
+        server = manager._metrics
+        assert server is not None and server.port > 0 and server.url.startswith("http://127.0.0.1:")
+    finally:
+        assert manager.stop()
+    assert server.closed
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"settings": {"metrics": {"host": "0.0.0.0"}}}, "settings.metrics.port: needs a port"),
+        ({"settings": {"metrics": {"port": 70000}}}, "settings.metrics.port: needs a port"),
+        ({"settings": {"metrics": {"port": 1, "prot": 2}}}, "settings.metrics.prot: unknown key 'prot'; did you mean 'port'"),
+        ({"settings": {"metrics": {"port": 1, "reconnect_grace": -1}}}, "settings.metrics.reconnect_grace: must be >= 0"),
+        ({"settings": {"metrics": {"port": 1, "sink_pending_limit": 1.5}}}, "settings.metrics.sink_pending_limit: must be a whole"),
+        ({"settings": {"metrics": 9870}}, "settings.metrics: metrics must be a mapping"),
+        ({"settings": {"stale_after": 0}}, "settings.stale_after: must be > 0"),
+        ({"logging": {"format": "xml"}}, "logging.format: must be one of text, json, not 'xml'"),
+    ],
+)
+def test_metrics_and_logging_mistakes_are_reported(document, message):
+    """Each mistake in the new keys is reported with its path, as for every other key."""
+    with pytest.raises(ConfigError, match=message):
+        cfg.from_dict({"feeds": [{"venue": "dopp"}], **document})
