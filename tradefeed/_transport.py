@@ -383,11 +383,13 @@ class FrameLoop:
         for a socket shut down under it).  A wake-up without an interrupt (``stop()``
         that sent a close frame) waits on, for the peer's reply."""
         while True:
+            readable = False
             for key, _ in self._selector.select():
                 if key.data:
-                    return
-                drain(self._wake)
-            if self.interrupted:
+                    readable = True
+                else:  # drained even when the socket is ready too: a wake-up is never left over
+                    drain(self._wake)
+            if readable or self.interrupted:
                 return
 
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:

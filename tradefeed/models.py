@@ -7,14 +7,16 @@ values only: no parsing of venue formats (that is ``adapters/``), no I/O.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import enum
-import functools
+from collections import abc
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "Status", "StatusEvent", "FeedStats", "Gap"]
+import msgspec
+
+__all__ = ["PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "LazyRaw", "Status", "StatusEvent", "FeedStats", "Gap"]
 
 
 class Side(str, enum.Enum):
@@ -62,8 +64,138 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class RawFrame:
+    """One received frame, shared by the :class:`LazyRaw` of each trade parsed from it:
+    decoded (once, by the generic path's decoder) only when one of them is read.
+
+    :param text: the frame as received.
+    :param records: ``records(text)``: every trade record of the frame as a dict, in
+        the order the fast path numbered them.
+    """
+
+    __slots__ = ("_text", "_records", "_decoded")
+
+    def __init__(self, text: Any, records: Callable[[Any], list[dict[str, Any]]]) -> None:
+        self._text = text
+        self._records = records
+        self._decoded: list[dict[str, Any]] | None = None
+
+    def record(self, index: int) -> dict[str, Any]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = self._records(self._text)
+            self._text = None  # the bytes can go
+        return decoded[index]
+
+
+class LazyRaw(msgspec.Struct, gc=False):
+    """``Trade.raw`` of a trade parsed on the fast path: record *index* of a
+    :class:`RawFrame`, without the keys in *drop*, plus *extra*; decoded on first access
+    and then kept.
+
+    It is a read-only mapping equal to the dict the generic path builds: ``[k]``,
+    ``get``, ``in``, iteration, ``len``, ``keys``/``values``/``items``, ``dict(raw)``,
+    ``==`` against a dict, ``repr``, pickling and copying behave as for that dict (a
+    pickled or copied trade carries a plain dict).  ``json.dumps`` wants a real dict:
+    ``json.dumps(dict(trade.raw))``, or ``trade.to_dict()``.  A msgspec Struct (built
+    in C, not tracked by the cyclic GC): one is made per trade.
+    """
+
+    frame: RawFrame
+    index: int
+    drop: frozenset[str]
+    extra: Mapping[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+
+    def _items(self) -> dict[str, Any]:
+        items = self.cache
+        if items is None:
+            drop = self.drop
+            items = {k: v for k, v in self.frame.record(self.index).items() if k not in drop}
+            if self.extra:
+                items.update(self.extra)
+            self.cache = items
+        return items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items().get(key, default)
+
+    def keys(self) -> Any:
+        return self._items().keys()
+
+    def values(self) -> Any:
+        return self._items().values()
+
+    def items(self) -> Any:
+        return self._items().items()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is LazyRaw:
+            other = other._items()
+        return self._items() == other
+
+    def __repr__(self) -> str:
+        return repr(self._items())
+
+    def __reduce__(self) -> Any:
+        return (dict, (self._items(),))
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self._items())
+
+    def __deepcopy__(self, memo: Any) -> dict[str, Any]:
+        return copy.deepcopy(self._items(), memo)
+
+
+abc.Mapping.register(LazyRaw)
+
+
+def _exact(value: Any, name: str, positive: bool = False) -> Decimal:
+    """*value* as an exact, finite Decimal: a Decimal, an int or a numeric string."""
+    kind = type(value)
+    if kind is not Decimal:
+        if kind is int or kind is str:
+            try:
+                value = Decimal(value)
+            except ArithmeticError:
+                raise ValueError("Trade.%s is not a number: %r" % (name, value)) from None
+        else:
+            raise TypeError(
+                "Trade.%s must be a Decimal (or an int or numeric string), not %s%s"
+                % (name, kind.__name__, ": floats are inexact" if kind is float else "")
+            )
+    if not value.is_finite():
+        raise ValueError("Trade.%s must be finite, not %s" % (name, value))
+    if positive and value <= 0:
+        raise ValueError("Trade.%s must be positive, not %s" % (name, value))
+    return value  # type: ignore[no-any-return]
+
+
+def _text(value: Any, name: str) -> None:
+    if type(value) is not str or not value:
+        raise TypeError("Trade.%s must be a non-empty string, not %r" % (name, value))
+
+
+def _whole(value: Any, name: str, optional: bool = False) -> None:
+    if type(value) is not int and not (optional and value is None):
+        raise TypeError("Trade.%s must be an int%s, not %r" % (name, " or None" if optional else "", value))
+    if value is not None and value < 0:
+        raise ValueError("Trade.%s must not be negative, not %r" % (name, value))
+
+
+class Trade(msgspec.Struct, frozen=True, gc=False):
     """One executed trade, the same shape for every venue.
 
     Money is :class:`~decimal.Decimal`, exactly as the venue sent it; instants carry
@@ -71,6 +203,12 @@ class Trade:
     ``received_ns`` (when *this process* saw the trade) is ignored, so the same
     venue trade seen on two connections compares equal; ``raw`` takes part in
     equality but not in the hash (a dict is not hashable).
+
+    The constructor checks every field and raises ``TypeError``/``ValueError`` naming
+    it: a float price, a negative amount or an unknown side never become a Trade.
+    ``"buy"``/``"sell"``, ``"maker"``/``"taker"``, ints and numeric strings for the
+    Decimals are taken exactly (``"buy"`` becomes ``Side.BUY``).  A frozen
+    ``msgspec.Struct`` (not tracked by the cyclic garbage collector).
 
     >>> t = Trade("dopp", "BTC-PERPETUAL", "771204", Decimal("90125.5"),
     ...           Decimal("0.25"), Side.BUY, 1767225600123)
@@ -93,7 +231,7 @@ class Trade:
     #: venue time of the trade, Unix epoch milliseconds
     timestamp_ms: int
     #: local receive time, Unix epoch nanoseconds (``time.time_ns()``); not compared
-    received_ns: int = field(default=0, compare=False)
+    received_ns: int = 0
     #: venue sequence number where the venue sends one, else None
     sequence: int | None = None
     #: fee charged, where the venue reports it
@@ -105,8 +243,74 @@ class Trade:
     #: :data:`PUBLIC` (a venue's public tape; ``side`` is the aggressor's) or :data:`USER`
     #: (one account's or wallet's own fills; ``side`` is its own)
     stream: str = "public"
-    #: every venue field not mapped above, unchanged
-    raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: every venue field not mapped above, unchanged (a dict, or a :class:`LazyRaw`
+    #: equal to one)
+    raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the exact types an adapter passes cost one check each; anything else is
+        # converted exactly or refused, naming the field
+        if type(self.price) is not Decimal or not self.price.is_finite():
+            _force(self, "price", _exact(self.price, "price"))
+        amount = self.amount
+        if type(amount) is not Decimal or not amount.is_finite() or amount <= 0:
+            _force(self, "amount", _exact(amount, "amount", positive=True))
+        if type(self.side) is not Side:
+            try:
+                _force(self, "side", Side(self.side))
+            except ValueError:
+                raise ValueError("Trade.side must be 'buy' or 'sell', not %r" % (self.side,)) from None
+        venue, symbol, trade_id = self.venue, self.symbol, self.trade_id
+        if type(venue) is not str or type(symbol) is not str or type(trade_id) is not str or not (venue and symbol and trade_id):
+            for name in ("venue", "symbol", "trade_id"):
+                _text(getattr(self, name), name)
+        if type(self.timestamp_ms) is not int or self.timestamp_ms < 0:
+            _whole(self.timestamp_ms, "timestamp_ms")
+        if type(self.received_ns) is not int or self.received_ns < 0:
+            _whole(self.received_ns, "received_ns")
+        if self.sequence is not None and type(self.sequence) is not int:
+            _whole(self.sequence, "sequence", optional=True)
+        fee = self.fee
+        if fee is not None and (type(fee) is not Decimal or not fee.is_finite()):
+            _force(self, "fee", _exact(fee, "fee"))
+        if self.fee_currency is not None and type(self.fee_currency) is not str:
+            raise TypeError("Trade.fee_currency must be a string or None, not %r" % (self.fee_currency,))
+        liquidity = self.liquidity
+        if liquidity is not None and type(liquidity) is not Liquidity:
+            try:
+                _force(self, "liquidity", Liquidity(liquidity))
+            except ValueError:
+                raise ValueError("Trade.liquidity must be 'maker', 'taker' or None, not %r" % (liquidity,)) from None
+        if self.stream is not PUBLIC and self.stream is not USER and self.stream not in STREAMS:
+            raise ValueError("Trade.stream must be 'public' or 'user', not %r" % (self.stream,))
+        raw: Any = self.raw
+        if type(raw) is not dict and type(raw) is not LazyRaw and not isinstance(raw, abc.Mapping):
+            raise TypeError("Trade.raw must be a mapping, not %s" % type(self.raw).__name__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Trade:
+            return NotImplemented
+        return (
+            self.trade_id == other.trade_id
+            and self.symbol == other.symbol
+            and self.venue == other.venue
+            and self.price == other.price
+            and self.amount == other.amount
+            and self.side is other.side
+            and self.timestamp_ms == other.timestamp_ms
+            and self.sequence == other.sequence
+            and self.fee == other.fee
+            and self.fee_currency == other.fee_currency
+            and self.liquidity is other.liquidity
+            and self.stream == other.stream
+            and self.raw == other.raw
+        )
+
+    def __hash__(self) -> int:
+        return hash(
+            (self.venue, self.symbol, self.trade_id, self.price, self.amount, self.side, self.timestamp_ms,
+             self.sequence, self.fee, self.fee_currency, self.liquidity, self.stream)
+        )  # fmt: skip
 
     @property
     def notional(self) -> Decimal:
@@ -134,45 +338,18 @@ class Trade:
         }
 
     def replace(self, **changes: Any) -> "Trade":
-        """A copy with *changes* applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with *changes* applied (checked as the constructor checks)."""
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        values.update(changes)
+        return Trade(**values)
 
 
-def fast_constructor(cls: type) -> type:
-    """A class whose ``__init__(*every_field)`` builds a *cls*, four times faster than
-    the frozen dataclass's own ``__init__``.
-
-    A frozen dataclass sets each field through ``object.__setattr__``: for a
-    :class:`Trade` about 4 µs, more than parsing the trade.  The class made here has
-    the same slots in the same order, sets them with plain assignments, then becomes a
-    *cls* (CPython allows ``__class__`` assignment between classes of identical layout,
-    and checks that; a test pins the field lists together).  Its ``__init__`` is
-    generated from the field names, as ``dataclasses`` generates its own.
-    """
-    names = tuple(f.name for f in dataclasses.fields(cls))
-    source = "def __init__(self, %s):\n%s    self.__class__ = cls\n" % (
-        ", ".join(names),
-        "".join("    self.%s = %s\n" % (name, name) for name in names),
-    )
-    namespace: dict[str, Any] = {}
-    exec(source, {"cls": cls}, namespace)  # noqa: S102 - field names of our own dataclass
-    return type("_%sBuilder" % cls.__name__, (), {"__slots__": names, "__init__": namespace["__init__"], "__module__": cls.__module__})
-
-
-_TradeBuilder = fast_constructor(Trade)
+_force = msgspec.structs.force_setattr
 
 #: ``new_trade(venue, symbol, trade_id, price, amount, side, timestamp_ms, received_ns,
-#: sequence, fee, fee_currency, liquidity, stream, raw)``: ``Trade(...)`` with every field given
-#: positionally, for the adapters' hot path; the same value, built without the frozen
-#: dataclass's per-field cost (the builder class itself: no wrapper call per trade)
-new_trade: Callable[
-    [str, str, str, Decimal, Decimal, Side, int, int, int | None, Decimal | None, str | None, Liquidity | None, str, Mapping[str, Any]],
-    Trade,
-] = _TradeBuilder
-
-#: ``blank_trade()``: an empty builder, for a parser that sets all 14 fields itself and
-#: then assigns ``__class__ = Trade`` (no ``__init__`` call at all: the cheapest build)
-blank_trade = functools.partial(object.__new__, _TradeBuilder)
+#: sequence, fee, fee_currency, liquidity, stream, raw)``: the adapters' name for the
+#: constructor with every field given positionally
+new_trade = Trade
 
 
 class Status(str, enum.Enum):

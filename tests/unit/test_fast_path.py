@@ -8,7 +8,6 @@ dataclass constructor.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from tradefeed import Liquidity, ParseError, Side, Trade
 from tradefeed.adapters import REGISTRY, base
 from tradefeed.adapters.base import Parsed, new_parsed
-from tradefeed.models import _TradeBuilder, new_trade
+from tradefeed.models import new_trade
 
 from .test_adapters_property import PARAMS
 
@@ -128,32 +127,29 @@ def test_every_fixture_parses_identically_with_either_decoder(venue, path, monke
         assert [type(t) for _, t in fast[0]] == [Trade] * len(fast[0])
 
 
-def test_new_trade_equals_the_dataclass_constructor():
-    fields = dict(
-        venue="dopp", symbol="BTC-PERPETUAL", trade_id="7", price=Decimal("90125.50"), amount=Decimal("0.25"),
-        side=Side.SELL, timestamp_ms=1767225600123, received_ns=5, sequence=9, fee=Decimal("-0.01"),
-        fee_currency="USDC", liquidity=Liquidity.MAKER, stream="user", raw={"order_id": 1},
-    )  # fmt: skip
-    built = new_trade(*fields.values())
-    assert type(built) is Trade
-    assert built == Trade(**fields) and hash(built) == hash(Trade(**fields))
-    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Trade)} == fields
-    with pytest.raises(dataclasses.FrozenInstanceError):
+FIELDS = dict(
+    venue="dopp", symbol="BTC-PERPETUAL", trade_id="7", price=Decimal("90125.50"), amount=Decimal("0.25"),
+    side=Side.SELL, timestamp_ms=1767225600123, received_ns=5, sequence=9, fee=Decimal("-0.01"),
+    fee_currency="USDC", liquidity=Liquidity.MAKER, stream="user", raw={"order_id": 1},
+)  # fmt: skip
+
+
+def test_new_trade_is_the_constructor_with_positional_fields():
+    built = new_trade(*FIELDS.values())
+    assert type(built) is Trade and Trade.__struct_fields__ == tuple(FIELDS)
+    assert built == Trade(**FIELDS) and hash(built) == hash(Trade(**FIELDS))
+    assert {name: getattr(built, name) for name in Trade.__struct_fields__} == FIELDS
+    with pytest.raises(AttributeError):
         built.price = Decimal(1)  # type: ignore[misc]
 
 
-def test_the_builder_has_the_dataclass_fields_in_order():
-    assert _TradeBuilder.__slots__ == tuple(f.name for f in dataclasses.fields(Trade)) == Trade.__slots__
-
-
-def test_new_parsed_equals_the_dataclass_constructor():
+def test_new_parsed_is_the_constructor():
     trades = [Trade("dopp", "BTC-PERPETUAL", "7", Decimal("1"), Decimal("2"), Side.BUY, 1767225600123)]
     fields = dict(trades=trades, replies=("pong",), errors=(ParseError("bad", raw="x"),), heartbeat=True)
     built = new_parsed(*fields.values())
     assert type(built) is Parsed
-    assert built == Parsed(**fields)
-    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Parsed)} == fields
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert {name: getattr(built, name) for name in Parsed.__struct_fields__} == fields
+    with pytest.raises(AttributeError):
         built.heartbeat = False  # type: ignore[misc]
 
 
@@ -219,3 +215,30 @@ def test_dopp_typed_path_takes_spec_shaped_frames():
     typed = dopp._parse_typed(frame, 7)
     assert typed is not None and len(typed) == 1  # else the property above compares nothing
     assert str(typed[0].price) == "90125.50"
+
+
+def test_lazy_raw_behaves_as_the_generic_paths_dict():
+    """The typed path's raw is decoded on first access; every dict behaviour README
+    promises holds, with the generic path's values."""
+    import copy
+    import pickle
+
+    from tradefeed.adapters.dopp import DoppAdapter
+    from tradefeed.models import LazyRaw
+
+    frame = (FIXTURES / "dopp" / "snapshot.json").read_bytes()
+    (typed, *_) = DoppAdapter().parse(frame, 1).trades
+    generic = DoppAdapter()._parse_generic(frame, 1).trades[0]
+    assert type(typed.raw) is LazyRaw and type(generic.raw) is dict
+    assert typed.raw.cache is None  # nothing decoded yet
+    expected = generic.raw
+    assert typed.raw == expected and expected == typed.raw and typed == generic
+    assert typed.raw["index_price"] == Decimal("90110.42") and typed.raw.get("nope", 5) == 5
+    assert list(typed.raw) == list(expected) and len(typed.raw) == len(expected) and "iv" in typed.raw
+    assert dict(typed.raw) == expected and list(typed.raw.items()) == list(expected.items())
+    assert repr(typed.raw) == repr(expected) and typed.to_dict() == generic.to_dict()
+    assert json.loads(json.dumps(dict(typed.raw), default=str)) == json.loads(json.dumps(expected, default=str))
+    for twin in (pickle.loads(pickle.dumps(typed)), copy.copy(typed), copy.deepcopy(typed)):
+        assert twin == generic
+    assert type(pickle.loads(pickle.dumps(typed)).raw) is dict
+    assert isinstance(typed.raw, __import__("collections").abc.Mapping)

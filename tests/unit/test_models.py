@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from decimal import Decimal
 
@@ -50,7 +49,7 @@ def test_to_dict_with_optional_fields_absent():
 def test_trade_is_frozen_and_slotted():
     """A Trade cannot be changed after construction and has no __dict__."""
     trade = make()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         trade.price = Decimal(1)  # type: ignore[misc]
     assert not hasattr(trade, "__dict__")
 
@@ -105,3 +104,56 @@ def test_to_dict_never_uses_exponent_notation():
     """Tiny and huge values are written with plain digits, exactly."""
     d = make(fee=Decimal("1E-9"), price=Decimal("1E+3"), amount=Decimal("0.000000000000000001")).to_dict()
     assert d["fee"] == "0.000000001" and d["price"] == "1000" and d["amount"] == "0.000000000000000001"
+
+
+# -- the constructor checks every field (issue 17: "Trade(...) accepts anything") -----------
+
+
+def test_plain_strings_and_exact_numbers_are_taken_exactly():
+    trade = make(side="sell", liquidity="maker", price=90125, amount="0.250", fee="-0.01")
+    assert trade.side is Side.SELL and trade.liquidity is Liquidity.MAKER
+    assert trade.price == Decimal(90125) and type(trade.price) is Decimal and str(trade.amount) == "0.250"
+    assert trade.fee == Decimal("-0.01") and trade.to_dict()["side"] == "sell"
+    assert make(side="buy") == make(side=Side.BUY)
+
+
+@pytest.mark.parametrize(
+    "changes, error, field",
+    [
+        ({"side": "hold"}, ValueError, "side"),
+        ({"side": None}, ValueError, "side"),
+        ({"price": 90125.5}, TypeError, "price"),
+        ({"price": "ninety"}, ValueError, "price"),
+        ({"price": Decimal("NaN")}, ValueError, "price"),
+        ({"amount": Decimal("-0.25")}, ValueError, "amount"),
+        ({"amount": 0}, ValueError, "amount"),
+        ({"timestamp_ms": "1767225600123"}, TypeError, "timestamp_ms"),
+        ({"timestamp_ms": -1}, ValueError, "timestamp_ms"),
+        ({"timestamp_ms": True}, TypeError, "timestamp_ms"),
+        ({"received_ns": 1.5}, TypeError, "received_ns"),
+        ({"sequence": "7"}, TypeError, "sequence"),
+        ({"fee": 0.1}, TypeError, "fee"),
+        ({"fee_currency": 5}, TypeError, "fee_currency"),
+        ({"liquidity": "M"}, ValueError, "liquidity"),
+        ({"stream": "private"}, ValueError, "stream"),
+        ({"venue": ""}, TypeError, "venue"),
+        ({"symbol": None}, TypeError, "symbol"),
+        ({"trade_id": 7}, TypeError, "trade_id"),
+        ({"raw": [1, 2]}, TypeError, "raw"),
+    ],
+)
+def test_a_bad_field_is_refused_naming_it(changes, error, field):
+    with pytest.raises(error, match="Trade.%s" % field):
+        make(**changes)
+    with pytest.raises(error, match="Trade.%s" % field):
+        make().replace(**changes)  # replace checks as the constructor does
+
+
+def test_pickle_copy_and_replace_keep_the_value():
+    import copy
+    import pickle
+
+    trade = make()
+    for twin in (pickle.loads(pickle.dumps(trade)), copy.copy(trade), copy.deepcopy(trade), trade.replace()):
+        assert twin == trade and type(twin) is Trade and twin.received_ns == trade.received_ns
+    assert trade.replace(price=Decimal("1")).price == Decimal("1")

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, ClassVar, Collection, Mapping, Sequence
 
+import msgspec
+
 from ..exceptions import ConfigError, ParseError, TradefeedError
-from ..models import Trade, fast_constructor
+from ..models import Trade
 
 __all__ = [
     "Adapter",
@@ -63,8 +65,7 @@ class Handshake:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(msgspec.Struct, frozen=True, gc=False):
     """The result of parsing one frame.
 
     ``trades`` are in chronological order; ``errors`` are per-record problems found in
@@ -83,9 +84,8 @@ class Parsed:
 DEFAULT_USER_AGENT = "tradefeed (+https://pypi.org/project/tradefeed/)"
 
 #: ``new_parsed(trades, replies, errors, heartbeat)``: ``Parsed(...)`` with every field
-#: given positionally, for the frames that carry trades (once per frame: the frozen
-#: dataclass's ``__init__`` costs more than the rest of a one-trade frame's bookkeeping)
-new_parsed: Callable[[Sequence[Trade], Sequence[str], Sequence[TradefeedError], bool], Parsed] = fast_constructor(Parsed)
+#: given positionally (the name the adapters' hot paths use)
+new_parsed = Parsed
 
 #: a frame that carried nothing of interest
 EMPTY = Parsed()
@@ -246,38 +246,32 @@ def stdlib_loads(frame: str | bytes) -> Any:
     return _STDLIB_DECODER.decode(frame)
 
 
-try:  # the "fast" extra: msgspec decodes the same JSON to the same values, 1.5x faster
-    import msgspec
-except ImportError:  # pragma: no cover - depends on the environment
-    msgspec = None  # type: ignore[assignment]
+_FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # the literal's text, exactly
+_FAST_ERROR = msgspec.DecodeError
 
-if msgspec is not None:
-    _FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # the literal's text, exactly
-    _FAST_ERROR = msgspec.DecodeError
 
-    def fast_loads(frame: str | bytes) -> Any:
-        """:func:`stdlib_loads`, by msgspec: the same value for every document.  What
-        msgspec refuses (``NaN``, lone surrogates, bad UTF-8...) is handed to the
-        reference decoder, which accepts it or raises as it always does."""
-        try:
-            return _FAST_DECODER.decode(frame)
-        except _FAST_ERROR:
-            return stdlib_loads(frame)
+def fast_loads(frame: Any) -> Any:
+    """:func:`stdlib_loads`, by msgspec: the same value for every document.  What
+    msgspec refuses (``NaN``, lone surrogates, bad UTF-8...) is handed to the
+    reference decoder, which accepts it or raises as it always does."""
+    try:
+        return _FAST_DECODER.decode(frame)
+    except _FAST_ERROR:
+        return stdlib_loads(bytes(frame) if type(frame) is msgspec.Raw else frame)
 
-    #: the decoder :func:`loads` uses: ``"msgspec"`` when the ``fast`` extra is installed
-    JSON_BACKEND = "msgspec"
-    _loads = fast_loads
-else:  # pragma: no cover - depends on the environment
-    JSON_BACKEND = "json"
-    _loads = stdlib_loads
+
+#: the decoder :func:`loads` uses (msgspec, a dependency; the standard library's decoder
+#: is the reference a test holds it equal to)
+JSON_BACKEND = "msgspec"
+_loads = fast_loads
 
 
 def loads(frame: str | bytes, venue: str) -> Any:
     """``json.loads`` that keeps every number exact (floats as :class:`Decimal`) and
     refuses ``NaN``/``Infinity``; any failure becomes a :class:`ParseError`.
 
-    Uses msgspec when installed (``pip install tradefeed[fast]``); the values are the
-    same either way (a test compares both decoders over every venue fixture).
+    Decoded by msgspec; the values are the standard library's exactly (a test compares
+    both decoders over every venue fixture).
     """
     try:
         return _loads(frame)

@@ -14,13 +14,14 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
-from ..models import USER, Liquidity, Side, Trade, blank_trade
+from ..models import USER, LazyRaw, Liquidity, RawFrame, Side, Trade
 from .base import (
     RECORD_ERRORS,
     SECONDS_BELOW,
     Adapter,
     Handshake,
     Parsed,
+    fast_loads,
     new_parsed,
     loads,
     record_error,
@@ -29,10 +30,7 @@ from .base import (
     to_ms,
 )
 
-try:  # the "fast" extra
-    import msgspec
-except ImportError:  # pragma: no cover - depends on the environment
-    msgspec = None  # type: ignore[assignment]
+import msgspec
 
 __all__ = ["DoppAdapter"]
 
@@ -196,7 +194,7 @@ def _build(
     symbol: Any,
     trade_id: Any,
     timestamp: Any,
-    raw: dict[str, Any],
+    raw: Any,  # a dict or a LazyRaw (a Mapping at run time; mypy cannot see the registration)
     received_ns: int,
 ) -> Trade:
     """One record's values (None: absent) as a Trade; both parse paths end here.
@@ -234,98 +232,67 @@ def _build(
         trade_id = require_str({"trade_id": trade_id}, "trade_id")
     if type(timestamp) is not int or timestamp < SECONDS_BELOW:
         timestamp = to_ms(timestamp)
-    trade: Any = blank_trade()  # new_trade(...) without its call: this runs once per trade
-    trade.venue = "dopp"
-    trade.symbol = symbol
-    trade.trade_id = trade_id
-    trade.price = price
-    trade.amount = amount
-    trade.side = side
-    trade.timestamp_ms = timestamp
-    trade.received_ns = received_ns
-    trade.sequence = seq
-    trade.fee = fee
-    trade.fee_currency = fee_currency
-    trade.liquidity = liquidity
-    trade.stream = USER  # a wallet's (or the venue's users') own trades: dopp.md
-    trade.raw = raw
-    trade.__class__ = Trade
-    return trade  # type: ignore[no-any-return]
+    return Trade(
+        "dopp", symbol, trade_id, price, amount, side, timestamp, received_ns, seq, fee, fee_currency, liquidity,
+        USER,  # a wallet's (or the venue's users') own trades: dopp.md
+        raw,
+    )  # fmt: skip
 
 
-# -- the typed fast path (the ``fast`` extra) ---------------------------------------------
+# -- the typed fast path ------------------------------------------------------------------
 
-if msgspec is not None:
 
-    class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-        """A trade record with every field dopp.md shows and no other (its optional
-        mapped fields may be absent).  A record with a field missing or an unknown one
-        fails to decode, and its frame takes the generic path, so ``raw`` is always
-        exactly what the generic path would give.  ``gc=False``: decoded JSON cannot
-        refer back to a record, and untracked records do not drive the cyclic GC."""
+class _Record(msgspec.Struct, gc=False):
+    """The fields of a trade record that map onto Trade (dopp.md); the others stay in
+    the record's text for ``raw``.  ``gc=False``: decoded JSON cannot refer back to a
+    record, and untracked records do not drive the cyclic GC."""
 
-        wallet_address: Any
-        amount: Any
-        base_currency: Any
-        direction: Any
-        index_price: Any
-        instrument_name: Any
-        iv: Any
-        mark_price: Any
-        order_id: Any
-        order_type: Any
-        price: Any
-        tick_direction: Any
-        timestamp: Any
-        trade_direction: Any
-        trade_id: Any
-        fee: Any = msgspec.UNSET
-        fee_currency: Any = msgspec.UNSET
-        liquidity: Any = msgspec.UNSET
-        trade_seq: Any = msgspec.UNSET
+    amount: Any
+    direction: Any
+    instrument_name: Any
+    price: Any
+    timestamp: Any
+    trade_id: Any
+    fee: Any = None
+    fee_currency: Any = None
+    liquidity: Any = None
+    trade_seq: Any = None
 
-    class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-        last_trades: list[_Record]
 
-    _UNSET: Any = msgspec.UNSET
-    _TYPED = msgspec.json.Decoder(list[_Element], float_hook=Decimal)  # exact, as loads()
-    _TYPED_ERRORS = (msgspec.DecodeError, *RECORD_ERRORS)
+class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    last_trades: list[_Record]
+
+
+_TYPED = msgspec.json.Decoder(list[_Element], float_hook=Decimal)  # exact, as loads()
+_TYPED_ERRORS = (msgspec.DecodeError, *RECORD_ERRORS)
+_DROP = frozenset(_MAPPED)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """Every record of a frame the fast path took, as the generic path decodes it."""
+    return [record for element in fast_loads(frame) for record in element["last_trades"]]
 
 
 def _parse_typed(frame: str | bytes, received_ns: int) -> list[Trade] | None:
-    """The frame's trades, decoded straight into records (no dict per record, no key
-    strings), about a third faster.  None for anything but a clean frame of records
-    with dopp.md's fields: a bad value, a missing or unknown field, another shape; the
-    generic path then parses it, reporting each problem as it always does."""
-    if msgspec is None:
-        return None
-    unset = _UNSET
+    """The frame's trades, the mapped fields decoded straight into records (no dict per
+    record, no Decimal for a field only ``raw`` has); ``raw`` is a :class:`LazyRaw`: the
+    frame is decoded by the generic path's decoder when a trade's ``raw`` is first read,
+    so its value is the generic path's by construction.  None for anything but a clean
+    frame of records: a bad or missing value, another shape; the generic path then
+    parses it, reporting each problem as it always does."""
     try:
+        shared = RawFrame(frame, _records)
         trades = []
+        index = 0
         for element in _TYPED.decode(frame):
             for r in element.last_trades:
-                raw = {  # the unmapped fields, in dopp.md's order
-                    "wallet_address": r.wallet_address,
-                    "base_currency": r.base_currency,
-                    "index_price": r.index_price,
-                    "iv": r.iv,
-                    "mark_price": r.mark_price,
-                    "order_id": r.order_id,
-                    "order_type": r.order_type,
-                    "tick_direction": r.tick_direction,
-                    "trade_direction": r.trade_direction,
-                }
-                liquidity, seq, fee, fee_currency = r.liquidity, r.trade_seq, r.fee, r.fee_currency
                 trades.append(
                     _build(
-                        r.direction, r.amount, r.price,
-                        None if liquidity is unset else liquidity,
-                        None if seq is unset else seq,
-                        None if fee is unset else fee,
-                        None if fee_currency is unset else fee_currency,
-                        r.instrument_name, r.trade_id, r.timestamp, raw, received_ns,
+                        r.direction, r.amount, r.price, r.liquidity, r.trade_seq, r.fee, r.fee_currency,
+                        r.instrument_name, r.trade_id, r.timestamp, LazyRaw(shared, index, _DROP), received_ns,
                     )  # fmt: skip
                 )
+                index += 1
     except _TYPED_ERRORS:
         return None
     return trades

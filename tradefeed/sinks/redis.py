@@ -16,7 +16,6 @@ reconnect or a restarted process adds no entry twice (within ``dedup_ttl``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import string
@@ -51,7 +50,7 @@ return id
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _DECIMALS = ("price", "amount", "fee")
 _INTS = ("timestamp_ms", "received_ns", "sequence")
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Trade))
+_FIELDS = frozenset(Trade.__struct_fields__)
 
 
 def _redis() -> Any:
