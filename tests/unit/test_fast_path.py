@@ -242,3 +242,184 @@ def test_lazy_raw_behaves_as_the_generic_paths_dict():
         assert twin == generic
     assert type(pickle.loads(pickle.dumps(typed)).raw) is dict
     assert isinstance(typed.raw, __import__("collections").abc.Mapping)
+
+
+# -- Synthetix's typed push path against its generic path ----------------------------
+
+SNX_RECORD = {
+    "tradeId": '"1950384714"', "symbol": '"BTC-USDT"', "side": '"buy"', "price": '"90127.0"', "quantity": '"0.010"',
+    "timestamp": '"2026-01-01T00:00:02.010Z"', "isMaker": "false",
+}  # fmt: skip
+SNX_ENVELOPE = {"channel": '"trade"', "timestamp": "1767225602012", "meseq": "9", "prevMeseq": "8"}
+snx_odd = st.one_of(
+    odd_values,
+    st.sampled_from(['"sell"', '"BTC-USDT"', "1767225602010", '"2026-01-01T00:00:02Z"', '"trade"', "9", "true"]),
+)
+
+
+def _object(fields):
+    return "{" + ",".join('"%s":%s' % kv for kv in fields) + "}"
+
+
+def _fuzzed(draw, base, keys):
+    fields = list(base.items())
+    for _ in range(draw(st.integers(0, 2))):
+        action = draw(st.sampled_from(["change", "drop", "add"]))
+        index = draw(st.integers(0, len(fields) - 1))
+        if action == "change":
+            fields[index] = (fields[index][0], draw(snx_odd))
+        elif action == "drop":
+            del fields[index]
+        else:
+            fields.append((draw(st.sampled_from(keys)), draw(snx_odd)))
+    return fields
+
+
+@st.composite
+def synthetix_pushes(draw):
+    record = _object(_fuzzed(draw, SNX_RECORD, ["extra", "tsMs", "isTaker", "meseq"]))
+    envelope = _fuzzed(draw, SNX_ENVELOPE, ["extra", "method", "channel"])
+    return _object(envelope + [("data", record)]).encode()
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(frame=synthetix_pushes())
+def test_synthetix_typed_push_gives_the_generic_result_or_none(frame):
+    from tradefeed.adapters.synthetix import SynthetixAdapter
+
+    adapter = SynthetixAdapter(symbols=["BTC-USDT"])
+    typed = adapter._parse_typed(frame, 7)
+    try:
+        doc = base.fast_loads(frame)
+        generic = SynthetixAdapter(symbols=["BTC-USDT"])._notification(doc, frame, 7)
+    except ParseError:
+        generic = None
+    if typed is not None:
+        assert generic is not None and not generic.errors, generic
+        assert [exact(t.to_dict()) for t in generic.trades] == [exact(t.to_dict()) for t in adapter._live(typed)]
+
+
+def test_synthetix_typed_path_takes_the_documented_push():
+    from tradefeed.adapters.synthetix import SynthetixAdapter
+    from tradefeed.models import LazyRaw
+
+    frame = (FIXTURES / "synthetix" / "live_trade.json").read_bytes()
+    trade = SynthetixAdapter(symbols=["BTC-USDT"])._parse_typed(frame, 7)
+    assert trade is not None and type(trade.raw) is LazyRaw
+    generic = SynthetixAdapter(symbols=["BTC-USDT"])._notification(base.fast_loads(frame), frame, 7).trades
+    assert generic == [trade] and generic[0].to_dict() == trade.to_dict()
+
+
+# -- Rails's typed path (public deltas) against its generic path -----------------------
+
+RAILS_RECORD = {
+    "executionType": '"taker"', "matchId": '"9eb783a6-7abc-4e94-9d9c-fd404e7580eb"', "orderType": '"buy"',
+    "price": '"90125.5"', "quantity": '"0.042"', "updatedAt": "1767225600500",
+}  # fmt: skip
+rails_odd = st.one_of(odd_values, st.sampled_from(['"maker"', '"sell"', '"BTC-USDT"', "1767225600", "200", "500"]))
+
+
+@st.composite
+def rails_deltas(draw):
+    records = []
+    for _ in range(draw(st.integers(1, 3))):
+        fields = list(RAILS_RECORD.items())
+        for _ in range(draw(st.integers(0, 2))):
+            action = draw(st.sampled_from(["change", "drop", "add"]))
+            index = draw(st.integers(0, len(fields) - 1))
+            if action == "change":
+                fields[index] = (fields[index][0], draw(rails_odd))
+            elif action == "drop":
+                del fields[index]
+            else:
+                fields.append((draw(st.sampled_from(["extra", "stream", "market"])), draw(rails_odd)))
+        records.append(_object(fields))
+    data = [("orders", "[%s]" % ",".join(records))]
+    if draw(st.booleans()):
+        data.append(("statusCode", draw(rails_odd)))
+    envelope = [("resultType", '"publicCompletedOrdersDelta"'), ("data", _object(data))]
+    if draw(st.booleans()):
+        envelope.append(("market", draw(st.sampled_from(['"BTC-USDT"', '"ETH-USDT"', "null", "5"]))))
+    return _object(envelope).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(frame=rails_deltas(), market=st.sampled_from(["BTC-USDT", "ALL"]))
+def test_rails_typed_delta_gives_the_generic_result_or_none(frame, market):
+    from tradefeed.adapters.rails import RailsAdapter
+
+    typed = RailsAdapter(market=market)._parse_typed(frame, 7)
+    adapter = RailsAdapter(market=market)
+    try:  # the legacy name of the same message takes the generic path
+        generic = adapter.parse(frame.replace(b"publicCompletedOrdersDelta", b"completedOrdersDelta"), 7)
+    except ParseError:
+        generic = None
+    if typed is not None:
+        assert generic is not None and not generic.errors
+        assert [exact(t.to_dict()) for t in generic.trades] == [exact(t.to_dict()) for t in typed.trades]
+
+
+def test_rails_typed_path_takes_the_public_delta():
+    from tradefeed.adapters.rails import RailsAdapter
+    from tradefeed.models import LazyRaw
+
+    frame = (FIXTURES / "rails" / "public_delta.json").read_bytes()
+    typed = RailsAdapter(market="BTC-USDT")._parse_typed(frame, 7)
+    assert typed is not None and [type(t.raw) for t in typed.trades] == [LazyRaw, LazyRaw]
+    assert typed.trades[0].raw == {"executionType": "taker", "orderType": "buy", "stream": "publicTrades"}
+
+
+# -- SynFutures's typed path (trades pushes) against its generic path ---------------------
+
+SF_PUSH = json.loads((FIXTURES / "synfutures" / "push.json").read_text())
+sf_odd = st.one_of(odd_values, st.sampled_from(['"long"', '"short"', '"Limit"', '"90120"', "1767225602", '"4294967295"', "143"]))
+
+
+@st.composite
+def synfutures_pushes(draw):
+    records = []
+    for item in SF_PUSH["data"]:
+        fields = [(k, json.dumps(v)) for k, v in item.items()]
+        for _ in range(draw(st.integers(0, 2))):
+            action = draw(st.sampled_from(["change", "drop", "add"]))
+            index = draw(st.integers(0, len(fields) - 1))
+            if action == "change":
+                fields[index] = (fields[index][0], draw(sf_odd))
+            elif action == "drop":
+                del fields[index]
+            else:
+                fields.append((draw(st.sampled_from(["extra", "expiry", "chainId", "instrumentAddress", "pair"])), draw(sf_odd)))
+        records.append(_object(fields))
+    envelope = [(k, json.dumps(v)) for k, v in SF_PUSH.items() if k != "data"]
+    if draw(st.booleans()):
+        index = draw(st.integers(0, len(envelope) - 1))
+        envelope[index] = (envelope[index][0], draw(sf_odd))
+    return _object(envelope + [("data", "[%s]" % ",".join(records))]).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(frame=synfutures_pushes())
+def test_synfutures_typed_push_gives_the_generic_result_or_none(frame):
+    from tradefeed.adapters.synfutures import SynfuturesAdapter
+
+    params = PARAMS["synfutures"]
+    typed = SynfuturesAdapter(**params)._parse_typed(frame, 7)
+    try:
+        generic = SynfuturesAdapter(**params)._push(base.fast_loads(frame), frame, 7)
+    except ParseError:
+        generic = None
+    if typed is not None:
+        assert generic is not None and not generic.errors
+        assert [exact(t.to_dict()) for t in generic.trades] == [exact(t.to_dict()) for t in typed.trades]
+
+
+def test_synfutures_typed_path_takes_the_spec_push():
+    from tradefeed.adapters.synfutures import SynfuturesAdapter
+    from tradefeed.models import LazyRaw
+
+    frame = (FIXTURES / "synfutures" / "push.json").read_bytes()
+    typed = SynfuturesAdapter(**PARAMS["synfutures"])._parse_typed(frame, 7)
+    assert typed is not None and typed.trades and all(type(t.raw) is LazyRaw for t in typed.trades)
+    generic = SynfuturesAdapter(**PARAMS["synfutures"])._push(base.fast_loads(frame), frame, 7)
+    assert list(generic.trades) == list(typed.trades)

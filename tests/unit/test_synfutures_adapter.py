@@ -73,7 +73,7 @@ def test_parameters_are_validated_before_connecting(kwargs, message):
 def test_push_maps_wad_values_exactly_and_sorts_by_time():
     """WAD strings become exact Decimals, seconds become ms, fees are summed, long/short map to buy/sell."""
     parsed = adapter().parse(frame("push.json"), 7)
-    assert parsed.errors == []
+    assert list(parsed.errors) == []
     first, second = parsed.trades
     assert (first.trade_id, second.trade_id) == ("58120394", "58120395")  # oldest first
     assert first.price == Decimal("90125.5") and str(first.price) == "90125.5"

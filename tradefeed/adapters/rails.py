@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, ClassVar, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, Mapping, Sequence
+
+import msgspec
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import PUBLIC, USER, Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
     RECORD_ERRORS,
     Adapter,
     CloseAction,
     dumps,
     Handshake,
+    fast_loads,
     loads,
     Parsed,
     new_parsed,
@@ -203,6 +207,9 @@ class RailsAdapter(Adapter):
 
         :raises ParseError: not JSON, or not a message of this protocol.
         """
+        typed = self._parse_typed(frame, received_ns)
+        if typed is not None:
+            return typed
         doc = loads(frame, self.venue)
         if type(doc) is not dict or type(doc.get("resultType")) is not str:
             raise ParseError("expected an object with a resultType string", raw=frame, venue=self.venue)
@@ -296,26 +303,34 @@ class RailsAdapter(Adapter):
         return new_parsed(trades, (), errors, False)
 
     def _public(self, record: dict[str, Any], market: Any, received_ns: int) -> Trade:
-        own_side = _SIDES.get(record["orderType"])
+        return self._public_trade(
+            record["orderType"], record["executionType"], record["matchId"], record["price"], record["quantity"],
+            record["updatedAt"], market, _public_raw(record), received_ns,
+        )  # fmt: skip
+
+    def _public_trade(
+        self, order_type: Any, execution_type: Any, match_id: Any, price: Any, quantity: Any, updated_at: Any,
+        market: Any, raw: Any, received_ns: int,
+    ) -> Trade:  # fmt: skip
+        """One public trade from its values; both parse paths end here."""
+        own_side = _SIDES.get(order_type)
         if own_side is None:
-            raise ValueError("unknown orderType %r" % (record["orderType"],))
-        role = _EXECUTION.get(record["executionType"])
+            raise ValueError("unknown orderType %r" % (order_type,))
+        role = _EXECUTION.get(execution_type)
         if role is None:
-            raise ValueError("unknown executionType %r" % (record["executionType"],))
+            raise ValueError("unknown executionType %r" % (execution_type,))
         symbol = market if market is not None else (None if self.market == "ALL" else self.market)
         if not isinstance(symbol, str) or not symbol:
             raise ValueError("no market on the message (connected with market=ALL)")
-        raw = {k: v for k, v in record.items() if k not in _PUBLIC_MAPPED}
-        raw["stream"] = "publicTrades"
         return new_trade(
             "rails",
             symbol,
-            require_str(record, "matchId"),
-            to_decimal(record["price"], "price"),
-            _positive(record["quantity"]),
+            match_id if type(match_id) is str and match_id else require_str({"matchId": match_id}, "matchId"),
+            to_decimal(price, "price"),
+            _positive(quantity),
             # the aggressor's side: a maker record's orderType is the resting side
             own_side if role is Liquidity.TAKER else _OPPOSITE[own_side],
-            to_ms(record["updatedAt"], "updatedAt"),
+            to_ms(updated_at, "updatedAt"),
             received_ns,
             None,  # no sequence
             None,  # no fee on the public tape
@@ -324,6 +339,35 @@ class RailsAdapter(Adapter):
             PUBLIC,
             raw,
         )
+
+    def _parse_typed(self, frame: str | bytes, received_ns: int) -> Parsed | None:
+        """A ``publicCompletedOrdersDelta`` (the public tape's pushes) decoded straight
+        into records; ``raw`` is a :class:`LazyRaw` the generic path's decoder fills on
+        first access.  None for anything else or anything odd (an error status, a
+        request id, a bad value): the generic path then parses it as it always does."""
+        try:
+            message = _TYPED.decode(frame)
+            data = message.data
+            status = data.statusCode
+            if (type(status) is int and status >= 400) or data.clientRequestId is not _UNSET:
+                return None  # an error, or a reply to a request: the generic path's bookkeeping
+            if "publicTrades" not in self.subscriptions:
+                return None
+            shared = RawFrame(frame, _delta_raws)
+            market = message.market
+            trades = [
+                self._public_trade(
+                    r.orderType, r.executionType, r.matchId, r.price, r.quantity, r.updatedAt, market,
+                    LazyRaw(shared, index, _NO_DROP), received_ns,
+                )  # fmt: skip
+                for index, r in enumerate(data.orders)
+            ]
+        except _TYPED_ERRORS:
+            return None
+        if len(trades) > 1:
+            trades.sort(key=_timestamp)  # stable: the venue's order within one millisecond stays
+        parsed = new_parsed(trades, (), (), False)
+        return self._merge_held(parsed, None) if self._held else parsed
 
     def _private(self, record: dict[str, Any], received_ns: int) -> Trade:
         side = _SIDES.get(record["orderType"])
@@ -352,6 +396,50 @@ class RailsAdapter(Adapter):
             USER,  # the account's own fills
             raw,
         )
+
+
+def _public_raw(record: dict[str, Any]) -> dict[str, Any]:
+    """A public trade's ``raw``: the record's unmapped fields and the stream's name."""
+    raw = {k: v for k, v in record.items() if k not in _PUBLIC_MAPPED}
+    raw["stream"] = "publicTrades"
+    return raw
+
+
+# -- the typed fast path: public deltas ---------------------------------------------------
+
+
+class _PublicRecord(msgspec.Struct, gc=False):
+    """The mapped fields of a public trade (rails.md); the rest stays in the frame."""
+
+    executionType: Any
+    matchId: Any
+    orderType: Any
+    price: Any
+    quantity: Any
+    updatedAt: Any
+
+
+class _PublicData(msgspec.Struct, gc=False):
+    orders: list[_PublicRecord]
+    statusCode: Any = None
+    clientRequestId: Any = msgspec.UNSET
+
+
+class _PublicDelta(msgspec.Struct, gc=False):
+    resultType: Literal["publicCompletedOrdersDelta"]
+    data: _PublicData
+    market: Any = None
+
+
+_TYPED = msgspec.json.Decoder(_PublicDelta, float_hook=Decimal)
+_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
+_UNSET: Any = msgspec.UNSET
+_NO_DROP: frozenset[str] = frozenset()
+
+
+def _delta_raws(frame: Any) -> list[dict[str, Any]]:
+    """The ``raw`` of each trade of a delta the typed path took, as the generic path builds it."""
+    return [_public_raw(record) for record in fast_loads(frame)["data"]["orders"]]
 
 
 def _positive(value: Any) -> Any:

@@ -12,20 +12,24 @@ seconds, answered by ``pong`` (and a ``ping`` from the server is answered the sa
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
+
+import msgspec
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import PUBLIC, Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
     dumps,
     Handshake,
+    fast_loads,
     loads,
     Parsed,
     new_parsed,
@@ -176,6 +180,9 @@ class SynfuturesAdapter(Adapter):
             return Parsed(heartbeat=True)
         if frame == "ping" or frame == b"ping":  # the server's own heartbeat
             return Parsed(replies=("pong",), heartbeat=True)
+        typed = self._parse_typed(frame, received_ns)
+        if typed is not None:
+            return typed
         doc = loads(frame, self.venue)
         if type(doc) is not dict:
             raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
@@ -205,75 +212,114 @@ class SynfuturesAdapter(Adapter):
             data = [data]  # a single object instead of the array (row 4)
         elif type(data) is not list:
             raise ParseError("trades push without a data array", raw=frame, venue=self.venue)
-        envelope = {"chainId": doc.get("chainId"), "instrumentAddress": doc.get("instrument"), "expiry": doc.get("expiry")}
+        envelope = _envelope(doc)
         trades: list[Trade] = []
         errors: list[TradefeedError] = []
         subscribed = self.pairs
         for item in data:
             try:
-                trade = self._trade(item, envelope, received_ns)
+                pair, trade = self._trade(item, envelope, received_ns)
             except RECORD_ERRORS as err:
                 errors.append(record_error(self.venue, err, item))
                 continue
-            if trade.raw["pair"] in subscribed:
+            if pair in subscribed:
                 trades.append(trade)
         if len(trades) > 1:
             trades.sort(key=_order)
         return new_parsed(trades, (), errors, False)
 
-    def _trade(self, item: dict[str, Any], envelope: dict[str, Any], received_ns: int) -> Trade:
-        side = _SIDES.get(item["side"])
+    def _trade(self, item: dict[str, Any], envelope: dict[str, Any], received_ns: int) -> tuple[str, Trade]:
+        get = item.get
+        return self._build(
+            item["side"], item["size"], item["price"], get("type"), item["symbol"], item["id"], item["timestamp"],
+            get("tradeFee"), get("protocolFee"), get("baseToken"), get("quoteToken"),
+            item["instrumentAddress"] if "instrumentAddress" in item else envelope["instrumentAddress"],
+            item["expiry"] if "expiry" in item else envelope["expiry"],
+            item["chainId"] if "chainId" in item else envelope["chainId"],
+            lambda guessed: _raw(item, envelope, guessed), received_ns,
+        )  # fmt: skip
+
+    def _build(
+        self, side_text: Any, size: Any, price: Any, kind: Any, symbol: Any, trade_id: Any, timestamp: Any,
+        trade_fee: Any, protocol_fee: Any, base_token: Any, quote_token: Any, instrument: Any, expiry: Any,
+        chain_id: Any, raw: Callable[[bool], Any], received_ns: int,
+    ) -> tuple[str, Trade]:  # fmt: skip
+        """One trade from its values, and its pair; both parse paths end here.  *raw*
+        makes the trade's ``raw`` (given whether the scale was guessed)."""
+        side = _SIDES.get(side_text)
         if side is None:
-            raise ValueError("unknown side %r" % (item["side"],))
-        scale, guessed = record_scale(item)
+            raise ValueError("unknown side %r" % (side_text,))
+        scale, guessed = _scale(price, base_token, quote_token)
         number = wad_to_decimal if scale == _WAD else to_decimal
-        amount = number(item["size"], "size")
+        amount = number(size, "size")
         if amount < 0:
             amount = -amount  # shorts may carry a negative size (row 6); the side says which way
         if not amount:
             raise ValueError("size is zero")
-        kind = item.get("type")
         liquidity = None
         if kind is not None:
             liquidity = _LIQUIDITY.get(kind)
             if liquidity is None:
                 raise ValueError("unknown type %r" % (kind,))
-        raw = {k: v for k, v in item.items() if k not in _MAPPED}
-        for key, value in envelope.items():
-            raw.setdefault(key, value)
-        instrument = raw.get("instrumentAddress")
         if not isinstance(instrument, str):
             raise ValueError("instrumentAddress is missing")
-        raw["expiry"] = expiry = _whole(raw.get("expiry"), "expiry")
-        raw["chainId"] = _whole(raw.get("chainId"), "chainId")
-        raw["pair"] = "%s_%s" % (instrument.lower(), expiry)
-        symbol = require_str(item, "symbol")
-        if guessed:
-            raw["scale_guess"] = _WAD
-            if symbol not in self._guessed:
-                self._guessed.add(symbol)
-                log.warning(
-                    "synfutures: %s: no usable reference price (baseToken.price / quoteToken.price) to tell WAD "
-                    "from plain numbers; reading dot-less numbers as WAD (raw['scale_guess'] marks such trades)",
-                    symbol,
-                )
-        quote = item.get("quoteToken")
-        return new_trade(
+        expiry = _whole(expiry, "expiry")
+        _whole(chain_id, "chainId")
+        pair = "%s_%s" % (instrument.lower(), expiry)
+        if type(symbol) is not str or not symbol:
+            symbol = require_str({"symbol": symbol}, "symbol")
+        if guessed and symbol not in self._guessed:
+            self._guessed.add(symbol)
+            log.warning(
+                "synfutures: %s: no usable reference price (baseToken.price / quoteToken.price) to tell WAD "
+                "from plain numbers; reading dot-less numbers as WAD (raw['scale_guess'] marks such trades)",
+                symbol,
+            )
+        trade = new_trade(
             "synfutures",
             symbol,
-            require_str(item, "id"),
-            number(item["price"], "price"),
+            trade_id if type(trade_id) is str and trade_id else require_str({"id": trade_id}, "id"),
+            number(price, "price"),
             amount,
             side,
-            to_ms(item["timestamp"]),
+            to_ms(timestamp),
             received_ns,
             None,  # no sequence
-            _fee(item, number),
-            quote.get("symbol") if type(quote) is dict else None,
+            _fee(trade_fee, protocol_fee, number),
+            quote_token.get("symbol") if type(quote_token) is dict else None,
             liquidity,
             PUBLIC,
-            raw,
+            raw(guessed),
         )
+        return pair, trade
+
+    def _parse_typed(self, frame: str | bytes, received_ns: int) -> Parsed | None:
+        """A ``trades`` push decoded straight into records; ``raw`` is a :class:`LazyRaw`
+        the generic path's code fills on first access.  None for anything else or anything
+        odd: the generic path then parses it as it always does."""
+        try:
+            push = _TYPED.decode(frame)
+            env_instrument, env_expiry, env_chain = push.instrument, push.expiry, push.chainId
+            shared = RawFrame(frame, _push_raws)
+            subscribed = self.pairs
+            trades = []
+            for index, r in enumerate(push.data):
+                pair, trade = self._build(
+                    r.side, r.size, r.price, r.type, r.symbol, r.id, r.timestamp, r.tradeFee, r.protocolFee,
+                    r.baseToken, r.quoteToken,
+                    env_instrument if r.instrumentAddress is _UNSET else r.instrumentAddress,
+                    env_expiry if r.expiry is _UNSET else r.expiry,
+                    env_chain if r.chainId is _UNSET else r.chainId,
+                    functools.partial(_lazy_raw, shared, index),
+                    received_ns,
+                )  # fmt: skip
+                if pair in subscribed:
+                    trades.append(trade)
+        except _TYPED_ERRORS:
+            return None
+        if len(trades) > 1:
+            trades.sort(key=_order)
+        return new_parsed(trades, (), (), False)
 
 
 def record_scale(item: dict[str, Any]) -> tuple[str, bool]:
@@ -292,13 +338,17 @@ def record_scale(item: dict[str, Any]) -> tuple[str, bool]:
     >>> record_scale({"price": "90136", **tokens}), record_scale({"price": "90136" + "0" * 18, **tokens})
     (('plain', False), ('wad', False))
     """
-    price = item["price"]
+    return _scale(item["price"], item.get("baseToken"), item.get("quoteToken"))
+
+
+def _scale(price: Any, base_token: Any, quote_token: Any) -> tuple[str, bool]:
+    """:func:`record_scale` from the record's values."""
     if type(price) is str:
         if "." in price or "e" in price or "E" in price:
             return _PLAIN, False
     elif type(price) is not int:
         return _PLAIN, False  # a JSON number with a fraction (Decimal): plain; to_decimal checks it
-    reference = _reference(item)
+    reference = _reference(base_token, quote_token)
     if reference is None:
         return _WAD, True
     try:
@@ -313,12 +363,11 @@ def record_scale(item: dict[str, Any]) -> tuple[str, bool]:
     return _WAD, True
 
 
-def _reference(item: dict[str, Any]) -> Decimal | None:
+def _reference(base_token: Any, quote_token: Any) -> Decimal | None:
     """``baseToken.price / quoteToken.price``; None if either is missing, not a positive
     finite number (or numeric string), or zero."""
     prices = []
-    for key in ("baseToken", "quoteToken"):
-        token = item.get(key)
+    for key, token in (("baseToken", base_token), ("quoteToken", quote_token)):
         value = token.get("price") if type(token) is dict else None
         try:
             number = to_decimal(value, key + ".price")  # JSON numbers arrive as Decimal/int
@@ -340,9 +389,9 @@ def _whole(value: Any, name: str) -> Any:
     raise ValueError("%s must be a whole number, not %r" % (name, value))
 
 
-def _fee(item: dict[str, Any], number: Any) -> Decimal | None:
+def _fee(trade_fee: Any, protocol_fee: Any, number: Any) -> Decimal | None:
     """``tradeFee + protocolFee`` in the record's scale, exactly; None when neither is sent."""
-    parts = [number(item[k], k) for k in ("tradeFee", "protocolFee") if item.get(k) is not None]
+    parts = [number(v, k) for k, v in (("tradeFee", trade_fee), ("protocolFee", protocol_fee)) if v is not None]
     if not parts:
         return None
     with localcontext() as ctx:
@@ -356,3 +405,67 @@ def _order(trade: Trade) -> tuple[int, int, int, str]:
     return (trade.timestamp_ms, 0, int(tid), "") if tid.isdigit() else (trade.timestamp_ms, 1, 0, tid)
 
 
+def _envelope(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"chainId": doc.get("chainId"), "instrumentAddress": doc.get("instrument"), "expiry": doc.get("expiry")}
+
+
+def _raw(item: dict[str, Any], envelope: dict[str, Any], guessed: bool) -> dict[str, Any]:
+    """A trade's ``raw``: the record's unmapped fields, the envelope's where the record
+    has none, ``expiry``/``chainId`` as ints, the ``pair`` key and ``scale_guess``."""
+    raw = {k: v for k, v in item.items() if k not in _MAPPED}
+    for key, value in envelope.items():
+        raw.setdefault(key, value)
+    raw["expiry"] = expiry = _whole(raw.get("expiry"), "expiry")
+    raw["chainId"] = _whole(raw.get("chainId"), "chainId")
+    raw["pair"] = "%s_%s" % (str(raw.get("instrumentAddress")).lower(), expiry)
+    if guessed:
+        raw["scale_guess"] = _WAD
+    return raw
+
+
+# -- the typed fast path: trades pushes ---------------------------------------------------
+
+
+class _Item(msgspec.Struct, gc=False):
+    """The fields of a trade record the mapping reads (synfutures.md); the rest stays in
+    the frame for ``raw``."""
+
+    id: Any
+    symbol: Any
+    price: Any
+    size: Any
+    side: Any
+    timestamp: Any
+    type: Any = None
+    tradeFee: Any = None
+    protocolFee: Any = None
+    baseToken: Any = None
+    quoteToken: Any = None
+    instrumentAddress: Any = msgspec.UNSET
+    expiry: Any = msgspec.UNSET
+    chainId: Any = msgspec.UNSET
+
+
+class _Push(msgspec.Struct, gc=False):
+    stream: Literal["trades"]
+    data: list[_Item]
+    instrument: Any = None
+    expiry: Any = None
+    chainId: Any = None
+
+
+_TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
+_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
+_UNSET: Any = msgspec.UNSET
+_NO_DROP: frozenset[str] = frozenset()
+
+
+def _lazy_raw(shared: RawFrame, index: int, guessed: bool) -> Any:
+    return LazyRaw(shared, index, _NO_DROP)  # the decoded raw says scale_guess itself
+
+
+def _push_raws(frame: Any) -> list[dict[str, Any]]:
+    """The ``raw`` of each trade of a push the typed path took, as the generic path builds it."""
+    doc = fast_loads(frame)
+    envelope = _envelope(doc)
+    return [_raw(item, envelope, record_scale(item)[1]) for item in doc["data"]]

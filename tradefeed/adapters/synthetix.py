@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, ClassVar, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, Mapping, Sequence
+
+import msgspec
 
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
-from ..models import PUBLIC, USER, Liquidity, Side, Trade, new_trade
+from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -27,8 +30,10 @@ from .base import (
     dumps,
     Handshake,
     loads,
+    EMPTY,
     Parsed,
     check_params,
+    fast_loads,
     new_parsed,
     record_error,
     require_str,
@@ -237,6 +242,10 @@ class SynthetixAdapter(Adapter):
 
         :raises ParseError: not JSON, or not a frame of this protocol.
         """
+        trade = self._parse_typed(frame, received_ns)
+        if trade is not None:
+            trades = self._live(trade)
+            return new_parsed(trades, (), (), False) if trades else EMPTY
         doc = loads(frame, self.venue)
         if type(doc) is not dict:
             raise ParseError("expected a JSON object", raw=frame, venue=self.venue)
@@ -248,6 +257,36 @@ class SynthetixAdapter(Adapter):
         if request_id is not None:
             return self._reply(str(request_id), doc, frame, received_ns)
         raise ParseError("neither a trade notification nor a reply", raw=frame, venue=self.venue)
+
+    def _parse_typed(self, frame: str | bytes, received_ns: int) -> Trade | None:
+        """The trade of a documented push (``{"channel": "trade", "data": {...}}``),
+        decoded straight into a record; ``raw`` is a :class:`LazyRaw` the generic path's
+        decoder fills on first access.  None for anything else (replies, the SDK's
+        envelope, a bad value): the generic path then parses it as it always does."""
+        try:
+            push = _TYPED.decode(frame)
+            r = push.data
+            if r.timestamp is not _UNSET:
+                stamp, stamp_name = r.timestamp, "timestamp"
+            elif r.tsMs is not _UNSET:
+                stamp, stamp_name = r.tsMs, "tsMs"
+            elif push.timestamp is not _UNSET:
+                stamp, stamp_name = push.timestamp, "envelope"
+            else:
+                return None
+            if r.isMaker is not _UNSET:
+                flag, maker_when = r.isMaker, True
+            elif r.isTaker is not _UNSET:
+                flag, maker_when = r.isTaker, False
+            else:
+                flag, maker_when = None, True
+            raw = LazyRaw(RawFrame(frame, _push_raw), 0, _NO_DROP)
+            return self._build(
+                r.side, r.quantity, r.price, r.symbol, r.tradeId, stamp, stamp_name, flag, maker_when,
+                push.meseq, push.prevMeseq, raw, received_ns,
+            )  # fmt: skip
+        except _TYPED_ERRORS:
+            return None
 
     def _notification(self, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
         """A live push: ``data`` one trade (the docs), or a list of trades in order (the
@@ -347,36 +386,58 @@ class SynthetixAdapter(Adapter):
         return Parsed(trades=trades, errors=[venue_error])
 
     def _trade(self, record: dict[str, Any], received_ns: int, envelope: dict[str, Any] | None = None) -> Trade:
-        side = _SIDES.get(record["side"])
-        if side is None:
-            raise ValueError("unknown side %r" % (record["side"],))
-        amount = to_decimal(record["quantity"], "quantity")
-        if amount <= 0:
-            raise ValueError("quantity must be positive, not %s" % amount)
         if "timestamp" in record:
-            stamp = record["timestamp"]
-            timestamp_ms = rfc3339_to_ms(stamp) if type(stamp) is str and "T" in stamp.upper() else to_ms(stamp)
+            stamp, stamp_name = record["timestamp"], "timestamp"
         elif "tsMs" in record:
-            timestamp_ms = to_ms(record["tsMs"], "tsMs")
+            stamp, stamp_name = record["tsMs"], "tsMs"
         elif envelope is not None and "timestamp" in envelope:
-            timestamp_ms = to_ms(envelope["timestamp"])
+            stamp, stamp_name = envelope["timestamp"], "envelope"
         else:
             raise KeyError("timestamp")
-        liquidity = _liquidity(record)
-        raw = {k: v for k, v in record.items() if k not in _MAPPED}
-        sequence = None
+        if "isMaker" in record:
+            flag, maker_when = record["isMaker"], True
+        elif "isTaker" in record:
+            flag, maker_when = record["isTaker"], False
+        else:
+            flag, maker_when = None, True
+        sequence = previous = None
         if envelope is not None:
-            raw.update((k, v) for k, v in envelope.items() if k not in ("data", "meseq"))
-            sequence = envelope.get("meseq")
-            if sequence is not None:
-                if type(sequence) is not int:
-                    raise ValueError("meseq must be an integer, not %r" % (sequence,))
-                self._check_sequence(record.get("symbol"), envelope.get("prevMeseq"), sequence)
-        return new_trade(
+            sequence, previous = envelope.get("meseq"), envelope.get("prevMeseq")
+        return self._build(
+            record["side"], record["quantity"], record["price"], record["symbol"], record["tradeId"], stamp, stamp_name,
+            flag, maker_when, sequence, previous, _raw(record, envelope), received_ns,
+        )  # fmt: skip
+
+    def _build(
+        self, side_text: Any, quantity: Any, price: Any, symbol: Any, trade_id: Any, stamp: Any, stamp_name: str,
+        flag: Any, maker_when: bool, sequence: Any, previous: Any, raw: Any, received_ns: int,
+    ) -> Trade:  # fmt: skip
+        """One trade from its values; both parse paths end here."""
+        side = _SIDES.get(side_text)
+        if side is None:
+            raise ValueError("unknown side %r" % (side_text,))
+        amount = quantity if type(quantity) is Decimal else to_decimal(quantity, "quantity")
+        if amount <= 0:
+            raise ValueError("quantity must be positive, not %s" % amount)
+        if stamp_name == "timestamp" and type(stamp) is str and "T" in stamp.upper():
+            timestamp_ms = rfc3339_to_ms(stamp)
+        else:
+            timestamp_ms = to_ms(stamp, "tsMs" if stamp_name == "tsMs" else "timestamp")
+        liquidity = None
+        if flag is not None:
+            if type(flag) is not bool:
+                raise ValueError("isMaker/isTaker must be true or false, not %r" % (flag,))
+            liquidity = Liquidity.MAKER if flag is maker_when else Liquidity.TAKER
+        if sequence is not None:
+            if type(sequence) is not int:
+                raise ValueError("meseq must be an integer, not %r" % (sequence,))
+        if type(symbol) is not str or not symbol:
+            symbol = require_str({"symbol": symbol}, "symbol")
+        trade = new_trade(
             "synthetix",
-            require_str(record, "symbol"),
-            require_str(record, "tradeId"),
-            to_decimal(record["price"], "price"),
+            symbol,
+            trade_id if type(trade_id) is str and trade_id else require_str({"tradeId": trade_id}, "tradeId"),
+            price if type(price) is Decimal else to_decimal(price, "price"),
             amount,
             side,
             timestamp_ms,
@@ -388,6 +449,9 @@ class SynthetixAdapter(Adapter):
             PUBLIC,
             raw,
         )
+        if sequence is not None:  # once the trade is sure (the typed path may fall back)
+            self._check_sequence(symbol, previous, sequence)
+        return trade
 
     def _check_sequence(self, symbol: Any, previous: Any, sequence: int) -> None:
         """Row 10: gap-detect only when both ``meseq`` and ``prevMeseq`` are present, and
@@ -398,15 +462,47 @@ class SynthetixAdapter(Adapter):
             log.warning("synthetix: %s meseq jumped from %s to %s (prevMeseq %s)", symbol, last, sequence, previous)
 
 
-def _liquidity(record: dict[str, Any]) -> Liquidity | None:
-    if "isMaker" in record:
-        flag, maker_when = record["isMaker"], True
-    elif "isTaker" in record:
-        flag, maker_when = record["isTaker"], False
-    else:
-        return None
-    if type(flag) is not bool:
-        raise ValueError("isMaker/isTaker must be true or false, not %r" % (flag,))
-    return Liquidity.MAKER if flag is maker_when else Liquidity.TAKER
+def _raw(record: dict[str, Any], envelope: dict[str, Any] | None) -> dict[str, Any]:
+    """A trade's ``raw``: the record's unmapped fields, then the envelope's (but its
+    ``data`` and ``meseq``); the generic path builds it, the typed path decodes it so."""
+    raw = {k: v for k, v in record.items() if k not in _MAPPED}
+    if envelope is not None:
+        raw.update((k, v) for k, v in envelope.items() if k not in ("data", "meseq"))
+    return raw
 
 
+# -- the typed fast path: the documented push, one trade per frame ------------------------
+
+
+class _Record(msgspec.Struct, gc=False):
+    """The mapped fields of a pushed trade (synthetix.md); the rest stays in the frame."""
+
+    tradeId: Any
+    symbol: Any
+    side: Any
+    price: Any
+    quantity: Any
+    timestamp: Any = msgspec.UNSET
+    tsMs: Any = msgspec.UNSET
+    isMaker: Any = msgspec.UNSET
+    isTaker: Any = msgspec.UNSET
+
+
+class _Push(msgspec.Struct, gc=False):
+    channel: Literal["trade"]
+    data: _Record
+    timestamp: Any = msgspec.UNSET
+    meseq: Any = None
+    prevMeseq: Any = None
+
+
+_TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
+_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
+_UNSET: Any = msgspec.UNSET
+_NO_DROP: frozenset[str] = frozenset()
+
+
+def _push_raw(frame: Any) -> list[dict[str, Any]]:
+    """The ``raw`` of a push the typed path took, as the generic path builds it."""
+    doc = fast_loads(frame)
+    return [_raw(doc["data"], doc)]
