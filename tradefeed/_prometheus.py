@@ -16,10 +16,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .health import Observed
 from .models import Status
 
 if TYPE_CHECKING:
-    from .manager import FeedManager
     from .metrics import DeliveryHistogram
 
 __all__ = ["ManagerCollector", "Exporter"]
@@ -45,7 +45,7 @@ SINK_COUNTERS = (
 class ManagerCollector(Collector):
     """Every ``tradefeed_*`` family of one manager, read at scrape time."""
 
-    def __init__(self, manager: "FeedManager", delivery: "DeliveryHistogram") -> None:
+    def __init__(self, manager: Observed, delivery: "DeliveryHistogram") -> None:
         self._manager = manager
         self._delivery = delivery
 
@@ -101,7 +101,7 @@ class Exporter:
     """A registry of its own (never the process-wide default one, which other code
     and other managers share) holding one manager's collector."""
 
-    def __init__(self, manager: "FeedManager", delivery: "DeliveryHistogram") -> None:
+    def __init__(self, manager: Observed, delivery: "DeliveryHistogram") -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(ManagerCollector(manager, delivery))
 

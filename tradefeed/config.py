@@ -58,7 +58,7 @@ import yaml
 from .adapters import REGISTRY
 from .backoff import Backoff
 from .exceptions import ConfigError
-from .logs import LOG_FORMATS
+from .logs import LOG_FORMATS, redact
 from .signing import Eip712Signer
 
 if TYPE_CHECKING:
@@ -96,14 +96,6 @@ _OUTPUT = {
     "redis": ("type", "url", "stream", "maxlen"),
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
-
-
-def redact(params: Mapping[str, Any]) -> dict[str, Any]:
-    """*params* with every value named like a key, secret or token replaced by ``***``."""
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
-
-
 @dataclass(frozen=True)
 class FeedConfig:
     """One feed of the file.  Its ``repr`` hides credentials."""

@@ -14,7 +14,7 @@ trades for longer than *stale_after* seconds, and no sink holds more than
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from .models import FeedStats, Status
 from .sinks import SinkStats
@@ -123,3 +123,13 @@ def _feed_problems(snapshot: FeedSnapshot, running: bool, stale_after: float | N
         if quiet > stale_after:
             return ["stale: no trade for %.1f s (stale_after %g s)" % (quiet, stale_after)]
     return []
+
+
+class Observed(Protocol):
+    """What metrics and health read from a :class:`~tradefeed.FeedManager` (a protocol,
+    so the modules that read it need not import the manager, which imports them)."""
+
+    def stats(self) -> dict[str, FeedStats]: ...
+    def sink_stats(self) -> dict[str, SinkStats]: ...
+    def queue_depth(self) -> int: ...
+    def health(self, *, reconnect_grace: float = ..., sink_pending_limit: int = ...) -> Health: ...

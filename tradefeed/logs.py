@@ -22,9 +22,9 @@ import datetime
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Mapping
 
-__all__ = ["JsonFormatter", "TextFormatter", "redact_text", "LOG_FORMATS", "formatter"]
+__all__ = ["JsonFormatter", "TextFormatter", "redact", "redact_text", "LOG_FORMATS", "formatter"]
 
 #: the ``--log-format`` / ``logging.format`` choices
 LOG_FORMATS = ("text", "json")
@@ -43,6 +43,14 @@ _NAMED = re.compile(
 _BEARER = re.compile(r"(authorization#|Bearer\s+|Authorization:\s*\S+\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 # scheme://user:password@host
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
+
+
+_SECRET_WORDS = ("secret", "key", "token", "password", "passphrase")
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """*params* with every value named like a key, secret or token replaced by ``***``."""
+    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in params.items()}
 
 
 def redact_text(text: str) -> str:

@@ -28,7 +28,7 @@ from .adapters import Adapter, get_adapter_class
 from .auth import TokenProvider
 from .signing import Eip712Signer
 from .backoff import Backoff
-from .config import redact
+from .logs import redact
 from .connection import Connection, ConnectionSettings
 from .feedstate import FeedState
 from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate

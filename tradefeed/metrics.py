@@ -34,15 +34,12 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from ._transport import Selector, drain, wake
 from .exceptions import ConfigError
-from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, Health
-
-if TYPE_CHECKING:
-    from .manager import FeedManager
+from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, Health, Observed
 
 __all__ = ["MetricsServer", "DeliveryHistogram", "DELIVERY_BUCKETS"]
 
@@ -142,7 +139,7 @@ class MetricsServer:
 
     def __init__(
         self,
-        manager: "FeedManager",
+        manager: Observed,
         port: int,
         host: str = "127.0.0.1",
         *,

@@ -41,13 +41,31 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from ._base import Venue
 from ._http import HttpRequest, HttpResponse
 
-if TYPE_CHECKING:
-    from .server import Simulator
+
+
+class Simulator(Protocol):
+    """What the admin API calls on :class:`~tradefeed.simulator.Simulator` (a protocol, so
+    this module does not import the server module that imports it)."""
+
+    @property
+    def venue_names(self) -> list[str]: ...
+    def venue(self, name: str) -> Venue: ...
+    def fault_status(self, venue: str) -> dict[str, Any]: ...
+    def drop_connections(
+        self, venue: str | None = None, code: int | None = None, reason: str = "", *, port: int | None = None
+    ) -> int: ...
+    def refuse_handshakes(self, n: int, status: int = 429, retry_after: int | None = 1, venue: str | None = None) -> int: ...
+    def stall(self, venue: str | None = None, *, new_connections: bool = False) -> int: ...
+    def resume(self, venue: str | None = None) -> int: ...
+    def mute_pings(self, venue: str | None = None, *, new_connections: bool = False) -> int: ...
+    def unmute_pings(self, venue: str | None = None) -> int: ...
+    def clear_faults(self, venue: str | None = None) -> None: ...
 
 __all__ = ["FAULTS", "AdminApi", "add_admin_arguments"]
 
