@@ -1,12 +1,15 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This is the only module that imports ``websocket``; its exceptions are translated
-here into :mod:`tradefeed.exceptions`.  The thread parses frames through the venue
-adapter, de-duplicates, and hands *batches* to the dispatcher: everything parsed while
-the socket still has bytes pending goes over in one ``put`` (up to ``batch_items``, a
-batch small enough to stay in the CPU cache), so under load the consumer wakes once per
-batch, not once per frame.  It never runs user code and never blocks on the queue.
+This module owns the connection's life: token, connect, stream, classify the end,
+back off, reconnect (the retry loop), websocket-client's callbacks, and the timers of a
+connection (pings, ticks, staleness, rotation, stalled lines).  It is the only module
+that imports ``websocket``; its exceptions are translated here into
+:mod:`tradefeed.exceptions`.  Each frame is parsed by the venue adapter and handed to
+the connection's :class:`~tradefeed.pipeline.Pipeline` (de-duplication, seams, gaps, the
+batch); everything parsed while the socket still has bytes pending goes over in one
+``put`` (up to ``batch_items``), so under load the consumer wakes once per batch, not
+once per frame.  It never runs user code and never blocks on the queue.
 
 The TCP (and TLS) socket is opened here rather than by websocket-client, for three
 reasons: a connect timeout per feed without touching websocket-client's process-wide
@@ -45,7 +48,8 @@ from .exceptions import (
     TradefeedError,
     TransportError,
 )
-from .models import FeedStats, Gap, Status, StatusEvent, Trade
+from .models import FeedStats, Status, StatusEvent
+from .pipeline import Pipeline
 from .scheduler import Scheduler
 
 __all__ = ["Connection", "ConnectionSettings"]
@@ -182,14 +186,11 @@ class Connection:
         self.state = state if state is not None else FeedState(settings.dedup_window, settings.join_timeout)
         #: 1-based number of this connection within its feed (redundancy)
         self.index = index
-        #: the feed has several connections (status events then name theirs)
-        self.redundant = False
         #: set once this connection delivered data (a rotation's replacement is then ready)
         self.data_seen = threading.Event()
         #: set when the manager retires this connection (rotation): its end is not the feed's
         self.retiring = False
         self._record = settings.recorder
-        self._pending: list[Any] = []
         self._current: _Attempt | None = None
         self._raw_sock: socket.socket | None = None
         # a byte written to _wake_w (any thread) ends this thread's socket wait at once
@@ -205,10 +206,10 @@ class Connection:
         self.reconnects = 0
         #: how many of this feed's trades the queue dropped (set by the manager)
         self.dropped: Callable[[str], int] = lambda name: 0
-        # keys whose continuity across the last reconnect is not yet proven
-        self._seam: set[tuple[Any, str]] = set()
         # this connection among the feed's (line arbitration, FeedState)
         self._line = Line(self)
+        #: parsed trades -> de-duplication, seam, gaps -> the batch handed to the dispatcher
+        self._pipe = Pipeline(name, venue, self.state, self._line, put, settings.batch_items)
         #: set while this connection is live and caught up with the feed's other
         #: connections (they may then fail without loss); see FeedState
         self.in_sync = self._line.in_sync
@@ -216,6 +217,16 @@ class Connection:
         self.fatal_error: TradefeedError | None = None
         suffix = "" if index == 1 else "#%d" % index
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name + suffix, daemon=True)
+
+    @property
+    def redundant(self) -> bool:
+        """The feed has several connections: status events name theirs, and trades go
+        through the feed's line arbitration."""
+        return self._pipe.redundant
+
+    @redundant.setter
+    def redundant(self, value: bool) -> None:
+        self._pipe.redundant = value
 
     # -- control (any thread) ---------------------------------------------------------
 
@@ -385,7 +396,7 @@ class Connection:
                 fatal.venue = self.venue
             self.fatal_error = fatal
             if fatal is not None:
-                self._pending.append(fatal)
+                self._pipe.pending.append(fatal)
             final: dict[str, Any] = {"error": fatal} if fatal is not None else {}
             if self.retiring:
                 final["reason"] = "rotated"
@@ -408,7 +419,7 @@ class Connection:
         with self._lock:
             checked = attempt.adapter.resume(last_seen)
         if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
-            self._seam = set(last_seen) if checked is None else set(checked) & set(last_seen)
+            self._pipe.seam = set(last_seen) if checked is None else set(checked) & set(last_seen)
         try:
             return self._connect_and_stream(attempt)
         finally:
@@ -626,10 +637,10 @@ class Connection:
         received_ns = time.time_ns()
         self._rx_frames += 1
         self.messages += 1
-        pending = self._pending
+        pipe = self._pipe
         if len(data) > self.settings.max_frame_bytes:
             self.errors += 1
-            self._pending.append(
+            pipe.pending.append(
                 ParseError(
                     "%s: frame of %d bytes is over max_frame_bytes (%d); not parsed"
                     % (self.name, len(data), self.settings.max_frame_bytes),
@@ -639,7 +650,7 @@ class Connection:
                 )
             )
             if not self._more_pending(attempt):
-                self._flush()
+                pipe.flush()
             return
         try:
             with self._lock:
@@ -649,7 +660,7 @@ class Connection:
         except ParseError as err:
             err.feed = self.name
             self.errors += 1
-            pending.append(err)
+            pipe.pending.append(err)
         except (AuthError, FeedError) as err:  # the venue refused us: this connection ends
             self._refused(attempt, err)
         except Exception as err:  # noqa: BLE001 - an adapter bug must not kill the connection
@@ -657,88 +668,39 @@ class Connection:
             wrapped = ParseError("%s: adapter failed: %r" % (self.name, err), raw=data, venue=self.venue, feed=self.name)
             wrapped.__cause__ = err
             self.errors += 1
-            pending.append(wrapped)
+            pipe.pending.append(wrapped)
         else:
-            if parsed.trades and self.redundant:
-                self._merge(attempt, parsed.trades, received_ns)
-                pending = self._pending  # _merge handed the old list over
-            elif parsed.trades:
-                state = self.state
-                with state.lock:  # shared with the feed's other connections (redundancy)
-                    repeats: set[tuple[Any, str]] | None = set() if self._seam else None
-                    fresh = state.dedup.fresh(parsed.trades, repeats)
-                    if repeats is not None:
-                        self._check_seam(parsed.trades, fresh, repeats)
-                    if fresh:
-                        self._check_gaps(fresh, attempt.adapter.sequenced, received_ns)
-                        state.trades += len(fresh)
-                        state.last_trade_ns = received_ns
-                if fresh:
-                    pending.extend(fresh)
+            if parsed.trades:
+                pipe.trades(parsed.trades, attempt.adapter.sequenced, received_ns)
             if parsed.errors:
                 for error in parsed.errors:
                     if isinstance(error, FeedError):
                         error.feed = self.name
                 self.errors += len(parsed.errors)
-                pending.extend(parsed.errors)
+                pipe.pending.extend(parsed.errors)
             if parsed.replies:
                 self._send(attempt, parsed.replies)
             if not parsed.heartbeat:
                 attempt.healthy = True
                 if not self.data_seen.is_set():
                     self.data_seen.set()
+        pending = pipe.pending
         if pending and (len(pending) >= self.settings.batch_items or not self._more_pending(attempt)):
-            self._flush()
+            pipe.flush()
 
     # -- redundancy: line arbitration (FeedState) ---------------------------------------
 
     def _join(self, attempt: _Attempt) -> None:
         """Open: take this connection's place among the feed's; if another is live, this
         one is joining, and a watchdog looks for connections that fail to catch up."""
-        state = self.state
-        with state.lock:
-            # a redundant feed's seam is checked by the arbitration from now on
-            joining = state.opened(self._line, self._seam if self.redundant else (), time.monotonic())
-            if self.redundant:
-                self._seam = set()
-        if joining:
-            every = max(0.05, state.join_timeout / 4)
+        if self._pipe.join(time.monotonic()):
+            every = max(0.05, self.state.join_timeout / 4)
             attempt.jobs.append(self._scheduler.add(every, self._join_job(attempt, every)))
-
-    def _merge(self, attempt: _Attempt, trades: Any, received_ns: int) -> None:
-        """A redundant feed's trades go through its line arbitration and are handed
-        over under ``state.lock``, so the feed's order is the arbitration's."""
-        state = self.state
-        sequenced = attempt.adapter.sequenced
-        with state.lock:
-            if self._seam:  # opened before its feed became redundant (a rotation)
-                state.adopt(self._line, self._seam)
-                self._seam = set()
-            fresh, gaps = state.accept(self._line, trades, sequenced, time.monotonic())
-            if fresh or gaps:
-                self._deliver(fresh, gaps, sequenced, received_ns)
 
     def _leave(self, attempt: _Attempt) -> None:
         """End of an attempt: trades other connections held for this one to deliver are
         released (with the seam's Gap checks) and handed over from this thread."""
-        state = self.state
-        sequenced = attempt.adapter.sequenced
-        with state.lock:
-            released, gaps = state.closed(self._line, sequenced)
-            if released or gaps:
-                self._deliver(released, gaps, sequenced, time.time_ns())
-
-    def _deliver(self, fresh: list[Trade], gaps: list[tuple[Any, Trade]], sequenced: bool, received_ns: int) -> None:
-        """Hand over what the arbitration let through; the caller holds ``state.lock``."""
-        state = self.state
-        for key, first in gaps:
-            self._gap(key, "reconnect", state.last_seen[key][0], first.timestamp_ms)
-        if fresh:
-            self._check_gaps(fresh, sequenced, received_ns)
-            state.trades += len(fresh)
-            state.last_trade_ns = received_ns
-            self._pending.extend(fresh)
-        self._flush()
+        self._pipe.leave(attempt.adapter.sequenced)
 
     def _join_job(self, attempt: _Attempt, every: float) -> Callable[[float], float | None]:
         """While joining: reconnect the connections that should deliver what this one
@@ -771,59 +733,6 @@ class Connection:
         log.warning("%s", attempt.error)
         self._interrupt(attempt.sock)
 
-    def _check_seam(self, trades: Any, fresh: list[Trade], repeats: set[tuple[Any, str]]) -> None:
-        """First trades of a symbol after a reconnect: a repeat of something seen proves
-        the back-fill reached back far enough; otherwise report the hole as a Gap."""
-        for key in {(t.stream, t.symbol) for t in trades} & self._seam:
-            self._seam.discard(key)
-            if key in repeats:
-                continue
-            first = next(t for t in fresh if (t.stream, t.symbol) == key)
-            self._gap(key, "reconnect", self.state.last_seen[key][0], first.timestamp_ms)
-
-    def _check_gaps(self, fresh: list[Trade], sequenced: bool, received_ns: int) -> None:
-        """Remember the newest trade per symbol; on sequenced venues, report jumps.
-
-        Runs once per trade: a run of trades of one key (most frames have one symbol)
-        reads and writes the shared dicts once, at its ends, and allocates nothing."""
-        state = self.state
-        last_seen, data_ns = state.last_seen, state.data_ns
-        if state.stale:
-            self._freshen(fresh)
-        key: tuple[Any, str] | None = None
-        symbol: str = ""
-        stream: Any = None
-        newest_ts: int | None = None  # the key's newest trade: None when none was seen
-        newest_seq: int | None = None
-        for trade in fresh:
-            if key is None or trade.symbol != symbol or trade.stream != stream:
-                if key is not None and newest_ts is not None:
-                    last_seen[key] = (newest_ts, newest_seq)
-                symbol, stream = trade.symbol, trade.stream
-                key = (stream, symbol)
-                data_ns[key] = received_ns
-                newest_ts, newest_seq = last_seen.get(key, (None, None))
-            seq = trade.sequence
-            if sequenced and seq is not None and newest_seq is not None:
-                if seq > newest_seq + 1:
-                    self._gap(key, "sequence", newest_ts, trade.timestamp_ms, newest_seq, seq)  # type: ignore[arg-type]
-                elif seq <= newest_seq:
-                    continue  # late (reordered) trade: the newest stays the reference
-            newest_ts, newest_seq = trade.timestamp_ms, seq
-        if key is not None and newest_ts is not None:
-            last_seen[key] = (newest_ts, newest_seq)
-
-    def _freshen(self, fresh: list[Trade]) -> None:
-        """Data for a stale symbol (or a stale feed): say it is fresh again."""
-        keys = {(t.stream, t.symbol) for t in fresh}
-        stale = self.state.stale  # the caller holds state.lock
-        back = [k for k in stale if k is None or k in keys]
-        stale.difference_update(back)
-        for key in back:
-            self._pending.append(
-                StatusEvent(self.name, self.venue, Status.FRESH, time.time_ns(), {"symbol": None if key is None else key[1]})
-            )
-
     def _stale_job(self, attempt: _Attempt, stale_after: float) -> Callable[[float], float | None]:
         """Watchdog: report symbols (and the feed) without data for *stale_after* seconds."""
         limit_ns = int(stale_after * 1e9)
@@ -832,22 +741,7 @@ class Connection:
         def job(now: float) -> float | None:
             if self._current is not attempt:
                 return None
-            now_ns = time.time_ns()
-            state = self.state
-            events = []
-            with state.lock:
-                quiet = [key for key, seen in state.data_ns.items() if now_ns - seen > limit_ns]
-                newest = max([opened_ns, *state.data_ns.values()])
-                for key in quiet + ([None] if now_ns - newest > limit_ns else []):
-                    if key not in state.stale:
-                        state.stale.add(key)
-                        age = (now_ns - (newest if key is None else state.data_ns[key])) / 1e9
-                        events.append(
-                            StatusEvent(
-                                self.name, self.venue, Status.STALE, now_ns,
-                                {"symbol": None if key is None else key[1], "age": age},
-                            )
-                        )
+            events = self._pipe.stale(time.time_ns(), limit_ns, opened_ns)
             if events:
                 self._put(events, self.name)  # from this thread straight to the queue (thread-safe)
             if self.settings.reconnect_on_stale and any(e.detail["symbol"] is None for e in events):
@@ -860,18 +754,12 @@ class Connection:
 
         return job
 
-    def _gap(self, key: tuple[Any, str], reason: str, from_ms: int, to_ms: int, last: int | None = None, nxt: int | None = None) -> None:
-        self.state.gaps += 1  # the caller holds state.lock
-        gap = Gap(self.name, self.venue, key[1], reason, from_ms, to_ms, last, nxt, key[0])
-        log.warning("%s: possible loss: %s", self.name, gap)
-        self._pending.append(gap)
-
     def _on_control_frame(self) -> None:
         """A ping or pong: proof of life, and the end of a burst (a data frame that saw
         these bytes pending must not wait for the next data frame to be handed over)."""
         self._rx_frames += 1
-        if self._pending:
-            self._flush()
+        if self._pipe.pending:
+            self._pipe.flush()
 
     def _on_ws_error(self, attempt: _Attempt, err: BaseException) -> None:
         # websocket-client also reports a received close frame here, as an exception
@@ -914,11 +802,6 @@ class Connection:
         """Are more bytes waiting on the socket (so more frames will follow at once)?"""
         return attempt.loop is not None and attempt.loop.pending()
 
-    def _flush(self) -> None:
-        batch = self._pending
-        self._pending = []
-        self._put(batch, self.name)
-
     def _emit(self, status: Status, **detail: Any) -> None:
         """Queue a status event behind whatever is pending, and hand both over."""
         if (status is Status.CONNECTED) is not (self.status is Status.CONNECTED):
@@ -926,8 +809,8 @@ class Connection:
         self.status = status
         if self.redundant:
             detail["connection"] = self.index
-        self._pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
-        self._flush()
+        self._pipe.pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
+        self._pipe.flush()
 
     def _send(self, attempt: _Attempt, frames: Any) -> None:
         app = attempt.app
