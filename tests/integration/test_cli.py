@@ -69,7 +69,9 @@ def test_version_and_usage_errors():
     assert version.returncode == 0 and version.stdout.startswith("tradefeed ")
     assert run_cli().returncode == 2
     bad = run_cli("demo", "--limit", "0")
-    assert bad.returncode == 2 and "must be >= 1" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.splitlines() == [
+        "tradefeed demo: error: argument --limit: must be a whole number >= 1, not '0' (see tradefeed demo --help)"
+    ]
 
 
 def test_sim_serves_until_sigterm_and_exits_zero(make_manager, collector):
