@@ -334,8 +334,23 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     except ConfigError as err:
         out.write("%s\n" % err)
         return EXIT_USAGE
-    out.write("%s: ok, %d feed(s): %s\n" % (args.config, len(config.feeds), ", ".join(f.venue for f in config.feeds)))
+    names = ", ".join("%s (%s)" % (name, feed.venue) for name, feed in zip(_feed_names(config), config.feeds))
+    out.write("%s: ok, %d feed(s): %s\n" % (args.config, len(config.feeds), names))
     return EXIT_OK
+
+
+def _feed_names(config: config_module.Config) -> list[str]:
+    """The names the feeds will have: their own, else ``<venue>-<n>`` as ``add_feed``
+    numbers them."""
+    names: list[str] = []
+    counters: dict[str, int] = {}
+    for feed in config.feeds:
+        name = feed.name
+        while name is None or name in names:
+            counters[feed.venue] = counters.get(feed.venue, 0) + 1
+            name = "%s-%d" % (feed.venue, counters[feed.venue])
+        names.append(name)
+    return names
 
 
 def cmd_venues(args: argparse.Namespace, out: TextIO) -> int:

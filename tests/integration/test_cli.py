@@ -194,7 +194,7 @@ def test_check_exit_codes(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RAILS_API_KEY", "k")
     monkeypatch.setenv("RAILS_API_SECRET", "s")
     assert main(["check", str(fixtures / "all_venues.yaml")]) == 0
-    assert "ok, 4 feed(s): dopp, synfutures, synthetix, rails" in capsys.readouterr().out
+    assert "ok, 4 feed(s): dopp-1 (dopp), synfutures-1 (synfutures), snx (synthetix), rails-1 (rails)" in capsys.readouterr().out
     assert main(["check", str(fixtures / "many_problems.yaml")]) == 2
     out = capsys.readouterr().out
     assert "8 problem(s)" in out and "did you mean 'venue'?" in out

@@ -107,6 +107,9 @@ class RailsAdapter(Adapter):
     params: ClassVar[tuple[str, ...]] = ("market", "subscriptions", "snapshot_markets")
     auth_params: ClassVar[tuple[str, ...]] = ("api_key", "api_secret", "auth_url")
     subscription_param: ClassVar[str | None] = "subscriptions"
+    #: "ALL" rather than one market: as a stand-in it lets snapshot_markets be checked too
+    examples: ClassVar[Mapping[str, Any]] = {"market": "ALL"}
+    param_notes: ClassVar[Mapping[str, str]] = {"market": "required (no default): a market such as 'BTC-USDT', or 'ALL'"}
 
     def __init__(
         self,
