@@ -33,8 +33,9 @@ from ._args import open_output, output_format, positive_float, positive_int, pre
 from ._console import stop_signals, wait_until
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
-from .models import Status, StatusEvent, Trade
+from .models import Trade
 from .output import FORMATS, TradeWriter
+from ._watch import FeedWatch, say_error
 from .recording import Recorder, read, replay
 
 __all__ = [
@@ -167,32 +168,23 @@ def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
         # file, whose settings.metrics port it would otherwise compete for
         manager = config.create_manager(sinks=False, serve_metrics=False, recorder=recorder)
         feeds = len(manager.feeds)
-        ended: set[str] = set()
-
-        @manager.on_status
-        def status(event: StatusEvent) -> None:
-            log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
-            if event.status is Status.STOPPED:
-                ended.add(event.feed)
-                if len(ended) == feeds:
-                    done.set()
-
-        manager.on_error(lambda err: log.warning("%s", err))
+        watch = FeedWatch(manager, say_error, all_ended=done)
+        interrupted = False
         if feeds:
-            _run(manager, done, args.duration, recorder.flush)
+            interrupted = _run(manager, done, args.duration, recorder.flush)
         else:
             log.warning("no feeds to record (an empty shard)")
     out.write("recorded %d frames of %d feed(s) to %s\n" % (recorder.frames, feeds, args.out))
     if recorder.error is not None:
         raise TradefeedError("recording to %s failed: %s" % (args.out, recorder.error))
-    failed = [f for f in manager.feeds if f.error is not None]
-    for feed in failed:
-        log.error("feed %s ended: %s", feed.name, feed.error)
-    return EXIT_FAILURE if failed else EXIT_OK
+    return watch.exit_code(ran=bool(feeds) and not interrupted)
 
 
-def _run(manager: FeedManager, done: threading.Event, duration: float | None, every_second: Callable[[], None]) -> None:
-    """Run *manager* until *done*, *duration* seconds or Ctrl-C/SIGTERM; then stop it."""
+def _run(manager: FeedManager, done: threading.Event, duration: float | None, every_second: Callable[[], None]) -> bool:
+    """Run *manager* until *done*, *duration* seconds or Ctrl-C/SIGTERM; then stop it.
+
+    :returns: whether Ctrl-C or SIGTERM ended it.
+    """
     deadline = None if duration is None else time.monotonic() + duration
     with _sigterm_interrupts():
         try:
@@ -204,8 +196,10 @@ def _run(manager: FeedManager, done: threading.Event, duration: float | None, ev
                 every_second()
         except (KeyboardInterrupt, _Interrupted):
             log.info("interrupted; stopping")
+            return True
         finally:
             manager.stop()
+    return False
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -313,7 +307,7 @@ def cmd_sim_replay(args: argparse.Namespace, out: TextIO) -> int:
     ports = {(servable or served)[0]: port} if port else None
     write = getattr(args, "write_config", None)
     if write:
-        prepare_output(write)
+        _sim_cli.check_config_target(write)
     kwargs = dict(seed=getattr(args, "seed", 1), rate=getattr(args, "rate", 200.0), venues=served, ports=ports)
     with _sim_cli.simulator(**kwargs, custom_venues=venues) as sim, _sigterm_interrupts():
         for name, venue in venues.items():

@@ -30,7 +30,18 @@ from ._console import stop_signals, wait_until
 from .adapters import REGISTRY
 from .exceptions import ConfigError
 
-__all__ = ["add_sim_arguments", "cmd_sim", "simulator", "config_text", "write_config", "can_sign", "MARKER"]
+__all__ = [
+    "add_sim_arguments",
+    "cmd_sim",
+    "simulator",
+    "sim_feeds",
+    "config_text",
+    "check_config_target",
+    "write_config",
+    "can_sign",
+    "serve_until_stopped",
+    "MARKER",
+]
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +173,16 @@ def config_text(feeds: Sequence[tuple[str, str | None, Mapping[str, Any]]], sour
     return "\n".join(lines) + "\n"
 
 
-def write_config(path: str, text: str) -> None:
-    """Write :data:`MARKER` and *text* to *path*, creating its directory; a file there is
-    replaced only if ``--write-config`` wrote it (its first line is :data:`MARKER`).
+def check_config_target(path: str) -> None:
+    """Say before the simulator starts whether ``--write-config`` may write *path*: its
+    directory is created; a file there may be replaced only if ``--write-config`` wrote
+    it (its first line is :data:`MARKER`).
 
-    :raises ConfigError: another file is in the way, or the file cannot be written.
+    :raises ConfigError: another file is in the way, or the path cannot be written.
     """
     target = Path(path)
-    if target.exists() and not target.is_dir():
+    _args.prepare_output(target)
+    if target.exists():
         try:
             with open(target, encoding="utf-8", errors="replace") as existing:
                 first = existing.readline().rstrip("\r\n")
@@ -177,7 +190,15 @@ def write_config(path: str, text: str) -> None:
             raise ConfigError("cannot write %s: %s" % (path, err.strerror or err)) from err
         if first != MARKER:
             raise ConfigError("%s exists and was not written by tradefeed sim; give another FILE, or remove it first" % path)
-    _args.prepare_output(target)
+
+
+def write_config(path: str, text: str) -> None:
+    """Write :data:`MARKER` and *text* to *path* (checked by :func:`check_config_target`).
+
+    :raises ConfigError: the file cannot be written.
+    """
+    check_config_target(path)
+    target = Path(path)
     try:
         with open(target, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(MARKER + "\n" + text)
@@ -191,7 +212,7 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     venues = args.venue or sorted(REGISTRY)
     ports = {venues[0]: args.port} if args.port else None
     if args.write_config:
-        _args.prepare_output(args.write_config)  # a bad path is said before anything starts
+        check_config_target(args.write_config)  # a bad path is said before anything starts
     with simulator(seed=args.seed, rate=args.rate, venues=venues, ports=ports, admin_port=args.admin_port) as sim:
         for venue in venues:
             out.write("%-10s %s\n" % (venue, sim.url(venue)))

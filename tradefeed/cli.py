@@ -26,14 +26,14 @@ import threading
 import time
 from typing import Any, Callable, Iterator, TextIO
 
-from . import __version__, _args, _console, _record_cli, _sim_cli
+from . import __version__, _args, _console, _record_cli, _sim_cli, _watch
 from . import config as config_module
 from ._args import positive_float, positive_int
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
 from .logs import LOG_FORMATS, JsonFormatter, TextFormatter, formatter
 from .manager import FeedManager
-from .models import Status, StatusEvent, Trade
+from .models import Trade
 from .output import FORMATS, TradeWriter
 from .signing import EXTRA
 
@@ -116,6 +116,8 @@ def _configure_logging(level: int, debug: bool) -> None:
     if not debug:
         # websocket-client logs every close at ERROR; tradefeed reports closes itself
         logging.getLogger("websocket").setLevel(logging.CRITICAL)
+        # the connections' INFO lines repeat their status events, which -v shows as sentences
+        logging.getLogger("tradefeed.connection").setLevel(logging.WARNING)
 
 
 def _set_log_format(name: str) -> None:
@@ -126,18 +128,8 @@ def _set_log_format(name: str) -> None:
             handler.setFormatter(formatter(name))
 
 
-def _json_logs() -> bool:
-    """Do log records go out as JSON lines (then errors are records too, not bare lines)?"""
-    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
-
-
-def _say_error(message: str) -> None:
-    """One error line on stderr: ``tradefeed: error: ...``, or a JSON record with
-    ``--log-format json`` (a log pipeline then reads every line of stderr)."""
-    if _json_logs():
-        log.error("%s", message)
-    else:
-        sys.stderr.write("tradefeed: error: %s\n" % message)
+_json_logs = _watch.json_logs
+_say_error = _watch.say_error
 
 
 def _metrics_settings(args: argparse.Namespace, config: config_module.Config | None) -> dict[str, Any] | None:
@@ -197,8 +189,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
     counts: dict[str, int] = {}
     lag_ms: dict[str, int] = {}
     total = [0]
-    ended: set[str] = set()
-    feeds = len(manager.feeds)
+    interrupted = False
 
     @manager.on_trade
     def write(trade: Trade) -> None:
@@ -219,20 +210,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
             manager.stop(drain=False)
             done.set()
 
-    @manager.on_status
-    def status(event: StatusEvent) -> None:
-        log.info(
-            "%s %s %s", event.feed, event.status.value, dict(event.detail) or "",
-            extra={"feed": event.feed or None, "venue": event.venue or None, "status": event.status.value},
-        )  # fmt: skip
-        if event.status is Status.STOPPED and event.detail.get("reason") != "rotated":
-            ended.add(event.feed)
-            if len(ended) == feeds:  # every feed ended on its own: nothing more will come
-                done.set()
-
-    manager.on_error(
-        lambda err: log.warning("%s", err, extra={"feed": getattr(err, "feed", None), "venue": getattr(err, "venue", None)})
-    )
+    watch = _watch.FeedWatch(manager, _say_error, all_ended=done)  # then nothing more will come
     status_line = _console.StatusLine(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
     main_thread = threading.current_thread() is threading.main_thread()
@@ -250,6 +228,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
                 _print_status(status_line, manager, counts, seen, lag_ms)
                 seen = dict(counts)
     except _Interrupted:
+        interrupted = True
         log.info("interrupted; stopping")
     finally:
         if status_line is not None:
@@ -261,10 +240,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
                 signal.signal(signum, handler)
     if abandoned is not None:
         return abandoned
-    failed = [f for f in manager.feeds if f.error is not None]
-    for feed in failed:
-        _say_error("feed %s ended: %s" % (feed.name, feed.error))
-    return EXIT_FAILURE if failed else EXIT_OK
+    return watch.exit_code(ran=not interrupted)
 
 
 def _stop(manager: FeedManager) -> int | None:
@@ -482,12 +458,19 @@ def main(argv: list[str] | None = None) -> int:
         _set_log_format(args.log_format)
     _console.tolerant_encoding(sys.stdout)  # a cp1252 console or pipe: escape, never fail
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        code = COMMANDS[args.command](args, sys.stdout)
+        sys.stdout.flush()  # here, where a closed pipe can still be told from a failure
+        return code
+    except BrokenPipeError:  # `tradefeed ... | head`: the reader has what it wanted
+        _console.silence(sys.stdout)
+        return EXIT_OK
     except ConfigError as err:
         _report(err, args.debug)
         return EXIT_USAGE
     except _Interrupted as err:  # a second signal before a stop could wait for it
         return 128 + err.signum
+    except KeyboardInterrupt:  # Ctrl-C outside a stream's own handling (which exits 0)
+        return 128 + signal.SIGINT
     except (TradefeedError, OSError) as err:
         _report(err, args.debug)
         return EXIT_FAILURE

@@ -761,7 +761,9 @@ class FeedManager:
             self._live -= 1
             if fatal is not None:
                 self._fatal.append(fatal)
-                log.error("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
+                # reported once, where it is handled: on_error callbacks, or without any the
+                # dispatcher's warning; here only for debugging
+                log.debug("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 

@@ -289,6 +289,13 @@ class Adapter:
         """Frames to send every ``tick_interval`` seconds (application heartbeats)."""
         return []
 
+    def asked_for(self) -> str | None:
+        """What this feed asked the venue for (its filter, its market), as
+        ``"instrument_name 'BTC-PERPETUAL'"``: named in the message of a refusal that ends
+        the feed (a close 1008, an upgrade refused with HTTP 400 or 404), where it is
+        most likely the cause.  None (the default): nothing worth naming."""
+        return None
+
     def on_close(self, code: int | None, reason: str) -> CloseAction:
         """Decide what a close means.  Default: 1008 (policy violation) is final, any
         other close (normal, going away, abnormal, server error) is retried."""

@@ -109,6 +109,14 @@ class DoppAdapter(Adapter):
                 param="currency",
             )
 
+    def asked_for(self) -> str | None:
+        """The filters: an unknown one is what Dopp's 1008 "invalid filter" refuses."""
+        asked = ["%s %r" % (name, value) for name, value in self._filters()]
+        return " and ".join(asked) or None
+
+    def _filters(self) -> list[tuple[str, str]]:
+        return [(n, v) for n in self.params if (v := getattr(self, n)) is not None]
+
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         """The endpoint URL with its filters; a *base_url* that already has a path is
         used as the full endpoint (only the query is added)."""

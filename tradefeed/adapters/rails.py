@@ -128,6 +128,10 @@ class RailsAdapter(Adapter):
         self._snapshots: dict[str, str] = {}  # clientRequestId of a snapshot request -> its market
         self._held: dict[str, list[Trade]] = {}  # market -> public deltas awaiting its snapshot
 
+    def asked_for(self) -> str | None:
+        """The market and streams: what a 400 upgrade or a 1008 close refuses."""
+        return "market %r (subscriptions %s)" % (self.market, ", ".join(self.subscriptions))
+
     @classmethod
     def requires_credentials(cls, params: Mapping[str, Any]) -> bool:
         """The account's own fills (``trades``) need credentials; the public tape does not."""
