@@ -160,7 +160,8 @@ class Config:
     #: keyword arguments for :class:`FeedManager`
     settings: dict[str, Any] = field(default_factory=dict)
     outputs: tuple[OutputConfig, ...] = ()
-    log_level: str | None = None
+    #: ``logging.level``: DEBUG, INFO, WARNING (the default), ERROR or CRITICAL
+    log_level: str = "WARNING"
     #: where it came from (a file name or ``<dict>``)
     source: str = "<dict>"
     #: ``text`` or ``json`` (``logging.format``), None when not given
@@ -496,7 +497,8 @@ def from_dict(
     if isinstance(data.get("settings"), dict) and "metrics" in data["settings"]:
         metrics = _metrics(check, data["settings"]["metrics"])
     outputs = _outputs(check, data["outputs"]) if "outputs" in data else ()
-    level = log_format = None
+    level = "WARNING"
+    log_format = None
     if "logging" in data and check.keys(data["logging"], _LOGGING, "logging", "logging"):
         level = str(data["logging"].get("level", "WARNING")).upper()
         if level not in LOG_LEVELS:

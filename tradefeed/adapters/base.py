@@ -394,7 +394,7 @@ SECONDS_BELOW = 10**11
 
 def to_ms(value: Any, name: str = "timestamp") -> int:
     """Unix epoch milliseconds from an int or numeric value in ms, falling back to
-    seconds for values below 10^11 (shared/venues rule); sub-ms digits are truncated.
+    seconds for values below 10^11 (docs/venues rule); sub-ms digits are truncated.
 
     :raises ValueError: not a non-negative number.
     """

@@ -1,4 +1,4 @@
-"""Dopp "last user trades": push-on-connect, filters in the URL (``shared/venues/dopp.md``).
+"""Dopp "last user trades": push-on-connect, filters in the URL (``docs/venues/dopp.md``).
 
 The client sends no application message: the endpoint and its query string choose the
 trades, and the server pushes JSON arrays of ``{"last_trades": [...]}`` objects, the

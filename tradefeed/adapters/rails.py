@@ -1,5 +1,5 @@
 """Rails WebSocket API v2: public and private trades, authenticated by a JWT in
-``Sec-WebSocket-Protocol`` (``shared/venues/rails.md``).
+``Sec-WebSocket-Protocol`` (``docs/venues/rails.md``).
 
 Streams are chosen by the ``subscriptions`` query at connect time and changed with
 ``subscribe``/``unsubscribe`` messages (``clientRequestId`` correlates replies).  Public

@@ -1,5 +1,5 @@
 """SynFutures V3 on Monad, served by Monday Trade: the public ``trades`` stream
-(``shared/venues/synfutures.md``).
+(``docs/venues/synfutures.md``).
 
 Subscribe-stream: one ``SUBSCRIBE`` (integer ``id``, ``chainId``, ``pairs``,
 ``tradesLimit``) acknowledged by ``{"id", "result": "success"}``; pushes carry the

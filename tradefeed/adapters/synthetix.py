@@ -1,4 +1,4 @@
-"""Synthetix: the public Info WebSocket (``shared/venues/synthetix.md``).
+"""Synthetix: the public Info WebSocket (``docs/venues/synthetix.md``).
 
 Two patterns on one socket: ``getLastTrades`` request/response (``method: "post"``) and
 the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``; the
