@@ -179,6 +179,19 @@ class PipeLines:
             self.lines.append(line)
         return True
 
+    def wait_for_count(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until at least *count* lines have arrived (False at EOF or after *timeout* s)."""
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < count:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+        return True
+
     def rest(self, timeout: float = 10.0) -> str:
         """Everything after the lines seen so far, once the pipe has closed."""
         self._thread.join(timeout)
