@@ -187,7 +187,9 @@ class FeedWatch:
             never = ran and self._feeds and not self._connected
             failures = dict(self._last_failure)
         if never and not failed:
-            reasons = "; ".join("%s: %s" % item for item in failures.items()) or "no attempt finished"
+            reasons = "; ".join(
+                "%s: %s" % (name, failures.get(name, "still trying to connect when the run ended")) for name in self._feeds
+            )
             self._say_error("no feed connected (%s)" % reasons)
             return 1
         return 1 if failed else 0

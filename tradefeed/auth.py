@@ -169,7 +169,8 @@ class TokenProvider:
             if retry_after is not None:  # a floor: jitter only adds
                 delay = max(delay, retry_after * (1 + backoff.jitter * rand))
             backoff = backoff.increment()
-            log.warning("%s; retrying in %.1f s", error, delay)
+            # the first failure in a row is worth a warning; its repeats are routine
+            log.log(logging.WARNING if backoff.retries == 1 else logging.INFO, "%s; retrying in %.1f s", error, delay)
             if wait(delay):
                 raise TransportError("stopped while waiting to retry the token endpoint")
 
