@@ -34,7 +34,7 @@ OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
 
-#: one Dopp trade record (``shared/venues/dopp.md``); ``%(id)d`` fills the ids and sequence
+#: one Dopp trade record (``docs/venues/dopp.md``); ``%(id)d`` fills the ids and sequence
 _RECORD = (
     '{"wallet_address":"0x9b1e4f0c2a7d3e8b5f6a1c2d3e4f5a6b7c8d9e0f","amount":0.25,"base_currency":"BTC",'
     '"direction":"buy","fee":11.27,"fee_currency":"USDC","index_price":90110.42,'

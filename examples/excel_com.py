@@ -6,8 +6,11 @@ run there and write rows through a small writer interface.  On Windows with pywi
 rows go to a live Excel workbook; elsewhere the same rows go to a CSV file, so the
 example runs anywhere.
 
-    python examples/excel_com.py --limit 50               # simulator -> Excel or trades.csv
+    python examples/excel_com.py --limit 50               # simulator -> Excel, else a CSV file
     python examples/excel_com.py --csv out.csv --limit 50  # force the CSV writer
+
+Without Excel and without ``--csv`` the rows go to ``tradefeed-excel_com.csv`` in the
+system's temporary directory (it says where), never into the current directory.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
+import sys
+import tempfile
 from typing import Any, Protocol, Sequence
 
-from tradefeed import FeedManager, Trade
+from tradefeed import ConfigError, FeedManager, Trade, TradefeedError
 from tradefeed.output import iso_utc
 
 HEADER = ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id")
@@ -70,7 +76,7 @@ def open_writer(csv_path: str | None) -> RowWriter:
         try:
             return ExcelRows()
         except ImportError:
-            csv_path = "trades.csv"
+            csv_path = os.path.join(tempfile.gettempdir(), "tradefeed-excel_com.csv")
     print("writing rows to", csv_path, flush=True)
     return CsvRows(csv_path)
 
@@ -111,4 +117,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: whatever was open has been closed on the way out
+        pass
+    except ImportError as error:  # an extra that is not installed (the simulator's: 'sim')
+        sys.exit("%s: error: %s" % (sys.argv[0], error))
+    except TradefeedError as error:  # a bad config, a feed that ended: one line, as the CLI says it
+        print("%s: error: %s" % (sys.argv[0], error), file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)

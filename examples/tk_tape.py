@@ -8,8 +8,8 @@ Closing the window stops the manager cleanly.
     python examples/tk_tape.py                   # the built-in simulator, all venues
     python examples/tk_tape.py --config examples/feeds.yaml
 
-``--duration S`` closes the window after S seconds, and SIGTERM closes it at once, the
-same way as the window's close button; once ``--ready N`` trades are on screen it
+``--duration S`` closes the window after S seconds, and Ctrl-C or SIGTERM closes it at
+once, the same way as the window's close button; once ``--ready N`` trades are on screen it
 prints ``ready`` (the tests take a screenshot then).
 """
 
@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 import tkinter as tk
 from tkinter import ttk
 
-from tradefeed import FeedManager, Trade
+from tradefeed import ConfigError, FeedManager, Trade, TradefeedError
 from tradefeed.output import iso_utc
 
 PUMP_EVERY_MS = 50
@@ -47,7 +48,10 @@ def main() -> None:
             for venue in ("dopp", "synfutures", "synthetix", "rails"):
                 manager.add_feed(venue, **sim.feed_params(venue))
 
-        root = tk.Tk()
+        try:
+            root = tk.Tk()
+        except tk.TclError as error:  # no display ($DISPLAY unset, say): one line, not a traceback
+            raise SystemExit("%s: error: cannot open a window: %s" % (sys.argv[0], error)) from None
         root.title("tradefeed tape")
         root.geometry("900x500+0+0")
         columns = ("time", "venue", "symbol", "side", "amount", "price")
@@ -89,8 +93,10 @@ def main() -> None:
             root.destroy()
 
         root.protocol("WM_DELETE_WINDOW", close)
-        # SIGTERM closes the window the same way (the handler runs at the next pump)
-        signal.signal(signal.SIGTERM, lambda signum, frame: root.after(0, close))
+        # Ctrl-C and SIGTERM close the window the same way (the handler runs at the next
+        # pump; a KeyboardInterrupt raised inside a Tk callback would only be printed)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda signum, frame: root.after(0, close))
         if args.duration:
             root.after(int(args.duration * 1000), close)
         manager.start()
@@ -99,4 +105,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: whatever was open has been closed on the way out
+        pass
+    except ImportError as error:  # an extra that is not installed (the simulator's: 'sim')
+        sys.exit("%s: error: %s" % (sys.argv[0], error))
+    except TradefeedError as error:  # a bad config, a feed that ended: one line, as the CLI says it
+        print("%s: error: %s" % (sys.argv[0], error), file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import threading
 import time
 from collections import defaultdict, deque
 from decimal import Decimal
 
-from tradefeed import FeedManager, Trade
+from tradefeed import ConfigError, FeedManager, Trade, TradefeedError
 
 
 class RollingVWAP:
@@ -84,4 +85,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: whatever was open has been closed on the way out
+        pass
+    except ImportError as error:  # an extra that is not installed (the simulator's: 'sim')
+        sys.exit("%s: error: %s" % (sys.argv[0], error))
+    except TradefeedError as error:  # a bad config, a feed that ended: one line, as the CLI says it
+        print("%s: error: %s" % (sys.argv[0], error), file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)

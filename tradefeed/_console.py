@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 import signal
 import sys
 from typing import Callable, TextIO
 
-__all__ = ["stop_signals", "wait_until", "ansi_escapes", "StatusLine", "tolerant_encoding"]
+__all__ = ["stop_signals", "wait_until", "ansi_escapes", "StatusLine", "tolerant_encoding", "silence"]
 
 #: the console mode flag that makes a Windows console interpret ANSI escapes
 ENABLE_VIRTUAL_TERMINAL_PROCESSING = 0x0004
@@ -104,3 +105,18 @@ def tolerant_encoding(stream: TextIO) -> None:
     if codecs.lookup(encoding).name in ("utf-8", "utf-16", "utf-32", "utf-8-sig"):
         return
     stream.reconfigure(errors="backslashreplace")
+
+
+def silence(stream: TextIO) -> None:
+    """Point *stream*'s file descriptor at the null device, so that what is still
+    buffered for a reader that has gone (``| head``) is dropped at exit instead of
+    ending in a "BrokenPipeError ignored" message.  Works the same on Windows."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)

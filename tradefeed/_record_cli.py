@@ -23,19 +23,20 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import threading
 import time
 from typing import Any, Callable, Iterator, TextIO
 
 from . import config as config_module
+from ._args import open_output, output_format, positive_float, positive_int, prepare_output
 from ._console import stop_signals, wait_until
 from .exceptions import ConfigError, TradefeedError
 from .manager import FeedManager
-from .models import Status, StatusEvent, Trade
+from .models import Trade
 from .output import FORMATS, TradeWriter
-from .recording import Recorder, replay
+from ._watch import FeedWatch, say_error
+from .recording import Recorder, read, replay
 
 __all__ = [
     "COMMANDS",
@@ -61,22 +62,6 @@ def _shard_arg(text: str) -> tuple[int, int]:
         return config_module.parse_shard(text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (shared with cli.py)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (shared with cli.py)."""
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a number > 0")
-    return value
 
 
 def _pace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,8 +113,10 @@ def add_record_commands(subparsers: Any) -> None:
     play.add_argument("file", help="a recording made by 'tradefeed record'")
     _pace_arguments(play)
     play.add_argument("--feed", action="append", metavar="NAME", help="replay only this feed (repeatable)")
-    play.add_argument("--format", choices=FORMATS, help="output format (default table; jsonl with --output)")
-    play.add_argument("--output", metavar="FILE", help="append trades to FILE instead of stdout")
+    play.add_argument(
+        "--format", choices=FORMATS, help="output format (default table; with --output: csv for a .csv FILE, else jsonl)"
+    )
+    play.add_argument("--output", metavar="FILE", help="append trades to FILE (created with its directory) instead of stdout")
     play.add_argument("--config", help="also write to this YAML config's sinks (file, sqlite, redis outputs)")
 
 
@@ -174,38 +161,30 @@ def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
     run the config's feeds (not its outputs) and write every raw frame to FILE, until
     the duration or frame limit, Ctrl-C/SIGTERM, or every feed has ended."""
     config = apply_shard(config_module.load(args.config), args)
+    prepare_output(args.out)
     done = threading.Event()
     with Recorder(args.out, limit=args.limit, full=done) as recorder:
         # no metrics endpoint: a recording often runs beside `tradefeed run` of the same
         # file, whose settings.metrics port it would otherwise compete for
         manager = config.create_manager(sinks=False, serve_metrics=False, recorder=recorder)
         feeds = len(manager.feeds)
-        ended: set[str] = set()
-
-        @manager.on_status
-        def status(event: StatusEvent) -> None:
-            log.info("%s %s %s", event.feed, event.status.value, dict(event.detail) or "")
-            if event.status is Status.STOPPED:
-                ended.add(event.feed)
-                if len(ended) == feeds:
-                    done.set()
-
-        manager.on_error(lambda err: log.warning("%s", err))
+        watch = FeedWatch(manager, say_error, all_ended=done)
+        interrupted = False
         if feeds:
-            _run(manager, done, args.duration, recorder.flush)
+            interrupted = _run(manager, done, args.duration, recorder.flush)
         else:
             log.warning("no feeds to record (an empty shard)")
     out.write("recorded %d frames of %d feed(s) to %s\n" % (recorder.frames, feeds, args.out))
     if recorder.error is not None:
         raise TradefeedError("recording to %s failed: %s" % (args.out, recorder.error))
-    failed = [f for f in manager.feeds if f.error is not None]
-    for feed in failed:
-        log.error("feed %s ended: %s", feed.name, feed.error)
-    return EXIT_FAILURE if failed else EXIT_OK
+    return watch.exit_code(ran=bool(feeds) and not interrupted)
 
 
-def _run(manager: FeedManager, done: threading.Event, duration: float | None, every_second: Callable[[], None]) -> None:
-    """Run *manager* until *done*, *duration* seconds or Ctrl-C/SIGTERM; then stop it."""
+def _run(manager: FeedManager, done: threading.Event, duration: float | None, every_second: Callable[[], None]) -> bool:
+    """Run *manager* until *done*, *duration* seconds or Ctrl-C/SIGTERM; then stop it.
+
+    :returns: whether Ctrl-C or SIGTERM ended it.
+    """
     deadline = None if duration is None else time.monotonic() + duration
     with _sigterm_interrupts():
         try:
@@ -217,14 +196,17 @@ def _run(manager: FeedManager, done: threading.Event, duration: float | None, ev
                 every_second()
         except (KeyboardInterrupt, _Interrupted):
             log.info("interrupted; stopping")
+            return True
         finally:
             manager.stop()
+    return False
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     """``tradefeed replay FILE [--speed X | --max] [--feed NAME] [--format F] [--output
     FILE] [--config CONFIG]``: the recording's trades through the adapters, to stdout
     (or ``--output``) and to the sinks of ``--config``."""
+    _check_recording(args.file, args.feed)
     manager = FeedManager()
     if args.config:
         config = config_module.load(args.config)
@@ -234,11 +216,11 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         if args.output:
-            fresh = not os.path.exists(args.output) or os.path.getsize(args.output) == 0
-            stream: TextIO = stack.enter_context(open(args.output, "a", encoding="utf-8", newline=""))
-            writer = TradeWriter(stream, args.format or "jsonl", header=fresh)
+            stream, fresh = open_output(args.output)
+            stack.enter_context(stream)
+            writer = TradeWriter(stream, output_format(args.output, args.format), header=fresh, defer_header=True)
         else:
-            writer = TradeWriter(out, args.format or "table")
+            writer = TradeWriter(out, args.format or "table", defer_header=True)
 
         @manager.on_trade
         def write(trade: Trade) -> None:
@@ -263,34 +245,87 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_sim_replay(args: argparse.Namespace, out: TextIO) -> int:
-    """``tradefeed sim --replay FILE [--speed X | --max] [--port P] [--venue V]``:
-    serve each feed of the recording on a port of its own (any path), plus any
-    ``--venue`` given, until Ctrl-C/SIGTERM.  Prints ``feed venue url params`` lines."""
+def _check_recording(path: str, feeds: list[str] | None) -> None:
+    """Say at once when the recording cannot be read, or holds no feed named in *feeds*
+    (``--feed``): then it names the feeds it holds.
+
+    :raises ConfigError: as one line.
+    """
     try:
-        from .simulator import Simulator
-        from .simulator.replay import replay_venues
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise ConfigError("cannot read %s: %s" % (path, err.strerror or err)) from err
+    if not feeds:
+        return
+    held: list[str] = []
+    for entry in read(path):
+        if entry.kind == "feed" and entry.feed not in held:
+            held.append(entry.feed)
+    missing = [name for name in feeds if name not in held]
+    if missing:
+        raise ConfigError(
+            "%s holds no feed named %s; it holds %s" % (path, ", ".join(map(repr, missing)), ", ".join(held) or "no feed")
+        )
+
+
+def cmd_sim_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """``tradefeed sim --replay FILE [--speed X | --max] [--port P] [--venue V]
+    [--write-config FILE]``: serve each feed of the recording on a port of its own (any
+    path), plus any ``--venue`` given, until Ctrl-C/SIGTERM.  Prints ``feed venue url
+    params`` lines.  A feed whose client needs credentials (a Rails recording of the
+    account's ``trades``) is not served: replay has no token endpoint to give it one."""
+    from . import _sim_cli
+    from .adapters import REGISTRY
+
+    try:
+        from .simulator.replay import load
     except ImportError as err:
         raise ConfigError("the simulator needs the 'sim' extra: pip install 'tradefeed[sim]' (%s)" % err) from err
+    _check_recording(args.replay, None)
     try:
-        venues = replay_venues(args.replay, speed=None if args.max else args.speed)
+        recorded = load(args.replay)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    unservable = {
+        name: feed.venue
+        for name, feed in recorded.items()
+        if feed.venue in REGISTRY and _needs_credentials(REGISTRY[feed.venue], feed.params)
+    }
+    servable = [name for name in recorded if name not in unservable]
     served = list(getattr(args, "venue", None) or [])
+    if not servable and not served:
+        raise ConfigError(
+            "%s: nothing to serve: %s need(s) credentials, which a replayed feed cannot check; "
+            "use tradefeed replay %s instead" % (args.replay, ", ".join(unservable), args.replay)
+        )
+    from .simulator.replay import ReplayVenue
+
+    speed = None if args.max else args.speed
+    venues = {name: ReplayVenue(recorded[name], speed=speed) for name in servable}
     port = getattr(args, "port", 0)
-    ports = {next(iter(venues)): port} if port else None
-    sim = Simulator(
-        seed=getattr(args, "seed", 1),
-        rate=getattr(args, "rate", 200.0),
-        venues=served,
-        ports=ports,
-        custom_venues=venues,
-    )
-    with sim, _sigterm_interrupts():
+    ports = {(servable or served)[0]: port} if port else None
+    write = getattr(args, "write_config", None)
+    if write:
+        _sim_cli.check_config_target(write)
+    kwargs = dict(seed=getattr(args, "seed", 1), rate=getattr(args, "rate", 200.0), venues=served, ports=ports)
+    with _sim_cli.simulator(**kwargs, custom_venues=venues) as sim, _sigterm_interrupts():
         for name, venue in venues.items():
             out.write("%-14s %-10s %s  %s\n" % (name, venue.recorded_venue, sim.url(name), json.dumps(venue.demo_params())))
         for name in served:
             out.write("%-14s %-10s %s\n" % (name, name, sim.url(name)))
+        for name, venue_name in unservable.items():
+            log.warning(
+                "%s (%s) is not served: its client needs credentials, which a replayed feed cannot check "
+                "(tradefeed replay %s replays it)", name, venue_name, args.replay,
+            )  # fmt: skip
+        if write:
+            feeds: list[tuple[str, str | None, dict[str, Any]]] = [
+                (v.recorded_venue, name, {"url": sim.url(name), **v.demo_params()}) for name, v in venues.items()
+            ]
+            feeds += _sim_cli.sim_feeds(sim, served)
+            _sim_cli.write_config(write, _sim_cli.config_text(feeds, "`tradefeed sim --replay %s`" % args.replay))
+            out.write("wrote %s: tradefeed run %s\n" % (write, write))
         out.write("simulator replaying %s; Ctrl-C to stop\n" % args.replay)
         out.flush()
         try:
@@ -298,6 +333,13 @@ def cmd_sim_replay(args: argparse.Namespace, out: TextIO) -> int:
         except (KeyboardInterrupt, _Interrupted):
             log.info("interrupted")
     return EXIT_OK
+
+
+def _needs_credentials(cls: Any, params: dict[str, Any]) -> bool:
+    try:
+        return bool(cls.requires_credentials(params))
+    except ConfigError:
+        return False
 
 
 #: command name -> function, for ``cli.COMMANDS``

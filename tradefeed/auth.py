@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -168,7 +169,8 @@ class TokenProvider:
             if retry_after is not None:  # a floor: jitter only adds
                 delay = max(delay, retry_after * (1 + backoff.jitter * rand))
             backoff = backoff.increment()
-            log.warning("%s; retrying in %.1f s", error, delay)
+            # the first failure in a row is worth a warning; its repeats are routine
+            log.log(logging.WARNING if backoff.retries == 1 else logging.INFO, "%s; retrying in %.1f s", error, delay)
             if wait(delay):
                 raise TransportError("stopped while waiting to retry the token endpoint")
 
@@ -183,24 +185,29 @@ class TokenProvider:
             )
         except requests.RequestException as err:
             # named by class only: the message of a requests error may quote the request
-            return TransportError("token endpoint %s unreachable (%s)" % (self.url, type(err).__name__)), None
+            return TransportError("token endpoint %s unreachable (%s)" % (_shown(self.url), type(err).__name__)), None
         status = response.status_code
         if status == 200:
             return self._token_from(response)
+        url = _shown(self.url)
         if status in (401, 403):
-            return AuthError("token endpoint refused the API key/secret with HTTP %d" % status, status_code=status), None
+            message = "token endpoint %s refused the API key/secret with HTTP %d: check api_key and api_secret"
+            return AuthError(message % (url, status), status_code=status), None
         if status == 429 or status >= 500:
-            return TransportError("token endpoint answered HTTP %d" % status), _retry_after(response)
-        return AuthError("token endpoint answered HTTP %d" % status, status_code=status), None
+            return TransportError("token endpoint %s answered HTTP %d" % (url, status)), _retry_after(response)
+        phrase = {404: " (not found)", 405: " (method not allowed)", 410: " (gone)"}.get(status, "")
+        message = "token endpoint %s answered HTTP %d%s: check auth_url"
+        return AuthError(message % (url, status, phrase), status_code=status), None
 
     def _token_from(self, response: requests.Response) -> Token:
         try:
             body = response.json()
             value = body["access_token"]
         except (ValueError, KeyError, TypeError):
-            raise AuthError("token endpoint answered 200 without an access_token") from None
+            message = "token endpoint %s answered 200 without an access_token: check auth_url"
+            raise AuthError(message % _shown(self.url)) from None
         if not isinstance(value, str) or not value:
-            raise AuthError("token endpoint answered 200 with an empty access_token")
+            raise AuthError("token endpoint %s answered 200 with an empty access_token" % _shown(self.url))
         now = self._clock()
         expires_in = body.get("expires_in")
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
@@ -210,6 +217,12 @@ class TokenProvider:
         self.fetches += 1
         log.info("fetched a token from %s, expires in %s s", self.url, "?" if expires_at is None else round(expires_at - now))
         return Token(value=value, obtained_at=now, expires_at=expires_at)
+
+
+def _shown(url: str) -> str:
+    """*url* as messages show it: without a user, password or query (they may be secrets)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -20,21 +20,20 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, TextIO
 
-from . import __version__, _console, _record_cli
+from . import __version__, _args, _console, _record_cli, _sim_cli, _watch
 from . import config as config_module
-from ._record_cli import positive_float, positive_int
+from ._args import positive_float, positive_int
 from .adapters import REGISTRY
 from .exceptions import ConfigError, TradefeedError
 from .logs import LOG_FORMATS, JsonFormatter, TextFormatter, formatter
 from .manager import FeedManager
-from .models import Status, StatusEvent, Trade
+from .models import Trade
 from .output import FORMATS, TradeWriter
 from .signing import EXTRA
 
@@ -52,15 +51,21 @@ ABANDON_WAIT = 1.0
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradefeed", description="Real-time crypto trade feeds, normalized.")
+    parser: argparse.ArgumentParser = _args.Parser(prog="tradefeed", description="Real-time crypto trade feeds, normalized.")
     parser.add_argument("--version", action="version", version="tradefeed " + __version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log connection events to stderr")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def streaming(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", choices=FORMATS, help="output format (default: the config's outputs, else table)")
-        p.add_argument("--output", metavar="FILE", help="append trades to FILE instead of the config's outputs")
+        p.add_argument(
+            "--format",
+            choices=FORMATS,
+            help="output format (default: the config's outputs, else table; with --output: csv for a .csv FILE, else jsonl)",
+        )
+        p.add_argument(
+            "--output", metavar="FILE", help="append trades to FILE (created with its directory) instead of the config's outputs"
+        )
         p.add_argument("--limit", type=positive_int, help="stop after N trades")
         p.add_argument("--duration", type=positive_float, help="stop after S seconds")
         p.add_argument("--quiet", action="store_true", help="no status line, only warnings and errors")
@@ -68,7 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "--log-format", choices=LOG_FORMATS, help="log records on stderr as text (default) or one JSON object per line"
         )
         p.add_argument(
-            "--metrics-port", type=_port, metavar="P", help="serve Prometheus /metrics and /healthz on port P (0: any free port)"
+            "--metrics-port", type=_args.port, metavar="P", help="serve Prometheus /metrics and /healthz on port P (0: any free port)"
         )
         p.add_argument("--metrics-host", metavar="H", help="address for --metrics-port (default 127.0.0.1: loopback only)")
 
@@ -90,31 +95,18 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="stream trades from the built-in simulator")
     demo.add_argument("--venue", default="dopp", choices=sorted(REGISTRY) + ["all"], help="venue to show (default dopp)")
     demo.add_argument("--config", help="demo this YAML config's feeds against the simulator")
-    demo.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
-    demo.add_argument("--rate", type=positive_float, default=20.0, help="simulated trades per second per venue (default 20)")
+    demo.add_argument("--seed", type=_args.whole_number, default=1, help="simulator seed (default 1)")
+    demo.add_argument(
+        "--rate", type=_args.rate, default=20.0, help="simulated trades per second per venue (default 20; 0: only the initial history)"
+    )
     streaming(demo)
 
-    sim = sub.add_parser("sim", help="run the simulator in the foreground and print its URLs")
-    sim.add_argument("--venue", action="append", choices=sorted(REGISTRY), help="venue to serve (repeatable; default all)")
-    sim.add_argument("--port", type=int, default=0, help="port for the (first) venue; default: any free port")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--rate", type=float, default=200.0, help="trades per second per venue (default 200)")
+    sim = _sim_cli.add_sim_arguments(sub)
     _record_cli.add_sim_replay_arguments(sim)
     from .simulator.admin import add_admin_arguments
 
     add_admin_arguments(sim)
     return parser
-
-
-def _port(text: str) -> int:
-    """A TCP port for argparse: 0..65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number within 0..65535 (0: any free port), not %r" % text)
-    return value
 
 
 def _configure_logging(level: int, debug: bool) -> None:
@@ -124,6 +116,8 @@ def _configure_logging(level: int, debug: bool) -> None:
     if not debug:
         # websocket-client logs every close at ERROR; tradefeed reports closes itself
         logging.getLogger("websocket").setLevel(logging.CRITICAL)
+        # the connections' INFO lines repeat their status events, which -v shows as sentences
+        logging.getLogger("tradefeed.connection").setLevel(logging.WARNING)
 
 
 def _set_log_format(name: str) -> None:
@@ -134,18 +128,8 @@ def _set_log_format(name: str) -> None:
             handler.setFormatter(formatter(name))
 
 
-def _json_logs() -> bool:
-    """Do log records go out as JSON lines (then errors are records too, not bare lines)?"""
-    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
-
-
-def _say_error(message: str) -> None:
-    """One error line on stderr: ``tradefeed: error: ...``, or a JSON record with
-    ``--log-format json`` (a log pipeline then reads every line of stderr)."""
-    if _json_logs():
-        log.error("%s", message)
-    else:
-        sys.stderr.write("tradefeed: error: %s\n" % message)
+_json_logs = _watch.json_logs
+_say_error = _watch.say_error
 
 
 def _metrics_settings(args: argparse.Namespace, config: config_module.Config | None) -> dict[str, Any] | None:
@@ -159,14 +143,6 @@ def _metrics_settings(args: argparse.Namespace, config: config_module.Config | N
             raise ConfigError("--metrics-host needs --metrics-port (or settings.metrics.port in the config)")
         metrics["host"] = args.metrics_host
     return metrics or None
-
-
-def _load_simulator() -> Any:
-    try:
-        from .simulator import Simulator
-    except ImportError as err:
-        raise ConfigError("the simulator needs the 'sim' extra: pip install 'tradefeed[sim]' (%s)" % err) from err
-    return Simulator
 
 
 # -- streaming (run and demo) ---------------------------------------------------------
@@ -189,7 +165,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _writers(args: argparse.Namespace, outputs: tuple[config_module.OutputConfig, ...], out: TextIO) -> Iterator[list[TradeWriter]]:
     """The writers for ``--output``/``--format`` or the config's outputs (files appended)."""
     if args.output:
-        outputs = (config_module.OutputConfig("file", args.format or "jsonl", args.output),)
+        outputs = (config_module.OutputConfig("file", _args.output_format(args.output, args.format), args.output),)
     elif args.format or not outputs:
         outputs = (config_module.OutputConfig("stdout", args.format or "table"),)
     else:  # the config's other outputs are sinks, attached to the manager
@@ -198,12 +174,12 @@ def _writers(args: argparse.Namespace, outputs: tuple[config_module.OutputConfig
         writers = []
         for output in outputs:
             if output.type == "stdout":
-                writers.append(TradeWriter(out, output.format))
+                writers.append(TradeWriter(out, output.format, defer_header=True))
                 continue
             assert output.path is not None
-            fresh = not os.path.exists(output.path) or os.path.getsize(output.path) == 0
-            stream = stack.enter_context(open(output.path, "a", encoding="utf-8", newline=""))
-            writers.append(TradeWriter(stream, output.format, header=fresh))
+            stream, fresh = _args.open_output(output.path)
+            stack.enter_context(stream)
+            writers.append(TradeWriter(stream, output.format, header=fresh, defer_header=True))
         yield writers
 
 
@@ -213,8 +189,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
     counts: dict[str, int] = {}
     lag_ms: dict[str, int] = {}
     total = [0]
-    ended: set[str] = set()
-    feeds = len(manager.feeds)
+    interrupted = False
 
     @manager.on_trade
     def write(trade: Trade) -> None:
@@ -235,20 +210,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
             manager.stop(drain=False)
             done.set()
 
-    @manager.on_status
-    def status(event: StatusEvent) -> None:
-        log.info(
-            "%s %s %s", event.feed, event.status.value, dict(event.detail) or "",
-            extra={"feed": event.feed or None, "venue": event.venue or None, "status": event.status.value},
-        )  # fmt: skip
-        if event.status is Status.STOPPED and event.detail.get("reason") != "rotated":
-            ended.add(event.feed)
-            if len(ended) == feeds:  # every feed ended on its own: nothing more will come
-                done.set()
-
-    manager.on_error(
-        lambda err: log.warning("%s", err, extra={"feed": getattr(err, "feed", None), "venue": getattr(err, "venue", None)})
-    )
+    watch = _watch.FeedWatch(manager, _say_error, all_ended=done)  # then nothing more will come
     status_line = _console.StatusLine(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
     main_thread = threading.current_thread() is threading.main_thread()
@@ -266,6 +228,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
                 _print_status(status_line, manager, counts, seen, lag_ms)
                 seen = dict(counts)
     except _Interrupted:
+        interrupted = True
         log.info("interrupted; stopping")
     finally:
         if status_line is not None:
@@ -277,10 +240,7 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
                 signal.signal(signum, handler)
     if abandoned is not None:
         return abandoned
-    failed = [f for f in manager.feeds if f.error is not None]
-    for feed in failed:
-        _say_error("feed %s ended: %s" % (feed.name, feed.error))
-    return EXIT_FAILURE if failed else EXIT_OK
+    return watch.exit_code(ran=not interrupted)
 
 
 def _stop(manager: FeedManager) -> int | None:
@@ -350,8 +310,23 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     except ConfigError as err:
         out.write("%s\n" % err)
         return EXIT_USAGE
-    out.write("%s: ok, %d feed(s): %s\n" % (args.config, len(config.feeds), ", ".join(f.venue for f in config.feeds)))
+    names = ", ".join("%s (%s)" % (name, feed.venue) for name, feed in zip(_feed_names(config), config.feeds))
+    out.write("%s: ok, %d feed(s): %s\n" % (args.config, len(config.feeds), names))
     return EXIT_OK
+
+
+def _feed_names(config: config_module.Config) -> list[str]:
+    """The names the feeds will have: their own, else ``<venue>-<n>`` as ``add_feed``
+    numbers them."""
+    names: list[str] = []
+    counters: dict[str, int] = {}
+    for feed in config.feeds:
+        name = feed.name
+        while name is None or name in names:
+            counters[feed.venue] = counters.get(feed.venue, 0) + 1
+            name = "%s-%d" % (feed.venue, counters[feed.venue])
+        names.append(name)
+    return names
 
 
 def cmd_venues(args: argparse.Namespace, out: TextIO) -> int:
@@ -373,7 +348,6 @@ def cmd_venues(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    Simulator = _load_simulator()
     if args.config:
         config = config_module.load(args.config, environ=_Placeholders())  # the simulator supplies credentials
         venues = sorted({f.venue for f in config.feeds})
@@ -382,7 +356,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         venues = sorted(REGISTRY) if args.venue == "all" else [args.venue]
     _apply_log_level(args, config)
     metrics = _metrics_settings(args, config)
-    with Simulator(seed=args.seed, rate=args.rate, venues=venues, history=8) as sim:
+    with _sim_cli.simulator(seed=args.seed, rate=args.rate, venues=venues, history=8) as sim:
         if config is None:
             manager = FeedManager()
             for venue in venues:
@@ -411,12 +385,10 @@ class _Placeholders(dict):  # type: ignore[type-arg]
 
 def _can_sign() -> bool:
     """Is eth-account installed (the ``sim`` and ``synthetix`` extras bring it)?"""
-    try:
-        import eth_account  # noqa: F401
-    except ImportError:
-        log.info("eth-account is not installed: the demo leaves out the Synthetix user feed (%s)", EXTRA)
-        return False
-    return True
+    if _sim_cli.can_sign():
+        return True
+    log.info("eth-account is not installed: the demo leaves out the Synthetix user feed (%s)", EXTRA)
+    return False
 
 
 def _against(config: config_module.Config, sim: Any) -> config_module.Config:
@@ -432,25 +404,7 @@ def _against(config: config_module.Config, sim: Any) -> config_module.Config:
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     if args.replay:
         return _record_cli.cmd_sim_replay(args, out)
-    Simulator = _load_simulator()
-    venues = args.venue or sorted(REGISTRY)
-    ports = {venues[0]: args.port} if args.port else None
-    with Simulator(seed=args.seed, rate=args.rate, venues=venues, ports=ports, admin_port=args.admin_port) as sim:
-        for venue in venues:
-            out.write("%-10s %s\n" % (venue, sim.url(venue)))
-        if args.admin_port is not None:
-            out.write("%-10s %s\n" % ("admin", sim.admin_url()))
-        out.write("simulator running; Ctrl-C to stop\n")
-        out.flush()
-        previous = {signum: signal.signal(signum, _interrupt) for signum in _console.stop_signals()}
-        try:
-            _console.wait_until(threading.Event().wait)  # until Ctrl-C or a stop signal
-        except (KeyboardInterrupt, _Interrupted):
-            log.info("interrupted")
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-    return EXIT_OK
+    return _sim_cli.cmd_sim(args, out)
 
 
 def _apply_log_level(args: argparse.Namespace, config: config_module.Config | None) -> None:
@@ -465,9 +419,20 @@ def _apply_log_level(args: argparse.Namespace, config: config_module.Config | No
 
 
 def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
-    from .sinks.sqlite import cmd_query as query
+    from .sinks.sqlite import cmd_query as query, last_trades
 
-    return query(args, out)
+    code = query(args, out)
+    if code == EXIT_OK and (args.venue or args.symbol) and not last_trades(
+        args.db, 1, table=args.table, venue=args.venue, symbol=args.symbol
+    ):
+        held = sorted(last_trades(args.db, 1, table=args.table))
+        log.warning(
+            "no trades of %s in %s; it holds %s",
+            " and ".join("%s %r" % kv for kv in (("venue", args.venue), ("symbol", args.symbol)) if kv[1]),
+            args.db,
+            ", ".join("%s %s" % pair for pair in held) or "no trades at all",
+        )
+    return code
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
@@ -493,12 +458,19 @@ def main(argv: list[str] | None = None) -> int:
         _set_log_format(args.log_format)
     _console.tolerant_encoding(sys.stdout)  # a cp1252 console or pipe: escape, never fail
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        code = COMMANDS[args.command](args, sys.stdout)
+        sys.stdout.flush()  # here, where a closed pipe can still be told from a failure
+        return code
+    except BrokenPipeError:  # `tradefeed ... | head`: the reader has what it wanted
+        _console.silence(sys.stdout)
+        return EXIT_OK
     except ConfigError as err:
         _report(err, args.debug)
         return EXIT_USAGE
     except _Interrupted as err:  # a second signal before a stop could wait for it
         return 128 + err.signum
+    except KeyboardInterrupt:  # Ctrl-C outside a stream's own handling (which exits 0)
+        return 128 + signal.SIGINT
     except (TradefeedError, OSError) as err:
         _report(err, args.debug)
         return EXIT_FAILURE

@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import inspect
 import math
 import json
 import os
@@ -153,7 +152,8 @@ class Config:
     #: keyword arguments for :class:`FeedManager`
     settings: dict[str, Any] = field(default_factory=dict)
     outputs: tuple[OutputConfig, ...] = ()
-    log_level: str | None = None
+    #: ``logging.level``: DEBUG, INFO, WARNING (the default), ERROR or CRITICAL
+    log_level: str = "WARNING"
     #: where it came from (a file name or ``<dict>``)
     source: str = "<dict>"
     #: ``text`` or ``json`` (``logging.format``), None when not given
@@ -328,7 +328,7 @@ def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
     if cls.needs_token and (keyed or _requires_credentials(cls, params)):
         for key in ("api_key", "api_secret"):
             reported = any(p[0] == _join(path, key) for p in check.problems)  # e.g. its ${VAR} is unset
-            if not reported and (not isinstance(credentials.get(key), str) or not credentials[key]):
+            if not reported and credentials.get(key) is None:  # a wrong one: auth_problems below
                 check.add(_join(path, key), "%s needs %s (use ${ENV_VAR})" % (venue, key))
     if "private_key" in cls.auth_params and _requires_credentials(cls, params):
         reported = any(p[0] == _join(path, "private_key") for p in check.problems)
@@ -342,35 +342,32 @@ def _feed(check: _Checker, item: Any, path: str) -> FeedConfig | None:
                 check.add(_join(path, "private_key"), str(err))
     elif "private_key" in credentials:
         check.add(_join(path, "private_key"), "private_key is for %s feeds with stream: user" % venue)
-    missing = [p for p in _required(cls) if p not in params]
-    for param in missing:
-        check.add(path, "missing key %r (%s needs it)" % (param, venue))
-    try:
-        if not missing:
-            cls.from_params(**params)
-    except ConfigError as err:
-        check.add(_join(path, err.param) if err.param else path, str(err))
+    for problem in cls.auth_problems({k: v for k, v in credentials.items() if not _reported(check, _join(path, k))}):
+        if not _reported(check, _join(path, problem.param or "")):
+            check.add(_join(path, problem.param or ""), str(problem))
+    # a value already found wrong (an unset ${VAR}) is not judged again as empty: the
+    # venue's example stands in for it, so the other parameters are still checked
+    trial = {k: v for k, v in params.items() if not _reported(check, _join(path, k))}
+    trial.update({k: cls.examples[k] for k in params if k not in trial and k in cls.examples})
+    for wrong in cls.param_problems(trial):
+        check.add(_join(path, wrong.param) if wrong.param else path, str(wrong))
     if len(check.problems) > before:
         return None
     return FeedConfig(venue=venue, params={**params, **credentials}, name=name, url=url, backoff=backoff)
 
 
 def _requires_credentials(cls: Any, params: dict[str, Any]) -> bool:
-    """Does this feed need credentials (its parameters may still be invalid: then yes)?"""
+    """Does this feed need credentials?  While the parameters that decide it are wrong
+    it cannot be told: no (their own problem is reported, not a guessed second one)."""
     try:
         return bool(cls.requires_credentials(params))
     except ConfigError:
-        return True
+        return False
 
 
-def _required(cls: type) -> list[str]:
-    """The adapter's parameters that have no default."""
-    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
-    return [
-        name
-        for name, p in signature.parameters.items()
-        if name != "self" and p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
-    ]
+def _reported(check: _Checker, path: str) -> bool:
+    """Is a problem at *path* (or inside it) already on the list?"""
+    return any(p[0] == path or p[0].startswith((path + ".", path + "[")) for p in check.problems)
 
 
 def _outputs(check: _Checker, value: Any) -> tuple[OutputConfig, ...]:
@@ -460,6 +457,7 @@ def from_dict(
     source: str = "<dict>",
     lines: Mapping[str, int] | None = None,
     environ: Mapping[str, str] | None = None,
+    _problems: tuple[tuple[str, int | None, str], ...] = (),
 ) -> Config:
     """Check a parsed document and return its :class:`Config`.
 
@@ -469,6 +467,7 @@ def from_dict(
     :raises ConfigError: every problem found, one per line, also in ``.problems``.
     """
     check = _Checker(source, lines or {})
+    check.problems.extend(_problems)  # found in the text (a key given twice), by load()
     if not check.keys(data, _TOP, "", "the document"):
         check.raise_if_any()
     data = _substitute(check, data, "", os.environ if environ is None else environ)
@@ -490,7 +489,8 @@ def from_dict(
     if isinstance(data.get("settings"), dict) and "metrics" in data["settings"]:
         metrics = _metrics(check, data["settings"]["metrics"])
     outputs = _outputs(check, data["outputs"]) if "outputs" in data else ()
-    level = log_format = None
+    level = "WARNING"
+    log_format = None
     if "logging" in data and check.keys(data["logging"], _LOGGING, "logging", "logging"):
         level = str(data["logging"].get("level", "WARNING")).upper()
         if level not in LOG_LEVELS:
@@ -530,21 +530,33 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError("%s: not valid YAML: %s" % (where, problem)) from None
     lines: dict[str, int] = {}
+    twice: list[tuple[str, int | None, str]] = []
     if node is not None:
-        _collect_lines(node, "", lines)
-    return from_dict({} if data is None else data, source=name, lines=lines, environ=environ)
+        _collect_lines(node, "", lines, twice)
+    return from_dict({} if data is None else data, source=name, lines=lines, environ=environ, _problems=tuple(twice))
 
 
-def _collect_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+def _collect_lines(node: yaml.Node, path: str, lines: dict[str, int], twice: list[tuple[str, int | None, str]]) -> None:
+    """Each document path's line, into *lines*; a key written twice in one mapping
+    (YAML would keep the later value without a word) into *twice*, as a problem."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
         for key_node, value_node in node.value:
-            child = _join(path, str(key_node.value))
-            lines[child] = key_node.start_mark.line + 1
-            _collect_lines(value_node, child, lines)
+            key = str(key_node.value)
+            child = _join(path, key)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                twice.append(
+                    (child, line, "key %r is given twice (also on line %d); keep one of them" % (key, first[key]))
+                )
+            else:
+                first[key] = line
+                lines[child] = line
+            _collect_lines(value_node, child, lines, twice)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _collect_lines(item, "%s[%d]" % (path, index), lines)
+            _collect_lines(item, "%s[%d]" % (path, index), lines, twice)
 
 
 # -- sharding: N processes, one config, disjoint shares ------------------------------------

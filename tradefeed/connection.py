@@ -543,8 +543,9 @@ class Connection:
             headers = getattr(err, "resp_headers", None) or {}
             outcome.retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
             status = getattr(err, "status_code", None)
+            refused = _refused(attempt.adapter) if status in (400, 404, 410) else ""  # the feed's ask, named
             error = HandshakeError(
-                "%s: handshake refused with HTTP %s" % (self.name, status),
+                "%s: handshake refused with HTTP %s%s" % (self.name, status, refused),
                 status_code=status,
                 retry_after=outcome.retry_after,
                 venue=self.venue,
@@ -565,15 +566,16 @@ class Connection:
                 outcome.action = CloseAction.STOP
         elif attempt.close_code is not None:
             code, reason = attempt.close_code, attempt.close_reason
+            with self._lock:
+                outcome.action = attempt.adapter.on_close(code, reason)
+                refused = _refused(attempt.adapter) if outcome.action is CloseAction.STOP else ""
             error = FeedClosedError(
-                "%s: closed by the venue with code %d%s" % (self.name, code, " (%s)" % reason if reason else ""),
+                "%s: closed by the venue with code %d%s%s" % (self.name, code, " (%s)" % reason if reason else "", refused),
                 code=code,
                 reason=reason,
                 venue=self.venue,
                 feed=self.name,
             )
-            with self._lock:
-                outcome.action = attempt.adapter.on_close(code, reason)
         elif err is not None and not isinstance(err, websocket.WebSocketConnectionClosedException):
             error = TransportError("%s: %s" % (self.name, err or type(err).__name__), venue=self.venue, feed=self.name)
         else:
@@ -890,6 +892,13 @@ def _mid_message(app: websocket.WebSocketApp) -> bool:
     """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
     cont = getattr(app.sock, "cont_frame", None)
     return getattr(cont, "recving_frames", None) is not None
+
+
+def _refused(adapter: Adapter) -> str:
+    """``": check this feed's instrument_name 'X'"``: what a venue that ends a feed
+    most likely refused, for the error's message (empty when the adapter names nothing)."""
+    asked = adapter.asked_for()
+    return ": check this feed's %s" % asked if asked else ""
 
 
 def _retry_after(value: Any) -> float | None:

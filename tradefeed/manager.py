@@ -302,6 +302,8 @@ class FeedManager:
             raise ConfigError("rotate_after works on single-connection feeds (redundancy=1)")
         credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
         adapter_cls.from_params(**params)  # validate now, synchronously
+        for problem in adapter_cls.auth_problems(credentials):  # a key of the wrong type, say
+            raise problem
         keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
         needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
         provider = self._token_provider(adapter_cls, credentials) if needed else None
@@ -362,7 +364,13 @@ class FeedManager:
         which keeps them under the token endpoint's rate limit."""
         missing = [k for k in ("api_key", "api_secret") if not credentials.get(k)]
         if missing:
-            raise ConfigError("%s: needs %s" % (adapter_cls.venue, " and ".join(missing)))
+            if len(missing) == 1:  # one of the pair given
+                reason = "api_key and api_secret go together"
+            else:
+                reason = "its parameters ask for the account's own data"
+            raise ConfigError(
+                "%s: this feed needs %s (%s)" % (adapter_cls.venue, " and ".join(missing), reason), param=missing[0]
+            )
         url = credentials.get("auth_url") or adapter_cls.default_auth_url
         if not isinstance(url, str):
             raise ConfigError("%s: needs auth_url (the token endpoint)" % adapter_cls.venue)
@@ -753,7 +761,9 @@ class FeedManager:
             self._live -= 1
             if fatal is not None:
                 self._fatal.append(fatal)
-                log.error("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
+                # reported once, where it is handled: on_error callbacks, or without any the
+                # dispatcher's warning; here only for debugging
+                log.debug("feed %s ended: %s", connection.name, fatal, extra={"feed": connection.name, "venue": connection.venue})
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 

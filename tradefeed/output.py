@@ -57,21 +57,35 @@ class TradeWriter:
     :param header: write the table/CSV header now (False when appending to a file that
         has one).
     :param autoflush: flush after every trade (False: the owner flushes, e.g. per batch).
+    :param defer_header: write the header just before the first trade instead, so a
+        command that fails or finds nothing leaves no header behind.
     """
 
-    def __init__(self, stream: TextIO, fmt: str, *, header: bool = True, autoflush: bool = True) -> None:
+    def __init__(
+        self, stream: TextIO, fmt: str, *, header: bool = True, autoflush: bool = True, defer_header: bool = False
+    ) -> None:
         if fmt not in FORMATS:
             raise ValueError("format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
         self.stream = stream
         self.format = fmt
         self.autoflush = autoflush
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
-        if header and self._csv is not None:
+        self._header = header and fmt != "jsonl"
+        if not defer_header:
+            self._write_header()
+
+    def _write_header(self) -> None:
+        if not self._header:
+            return
+        self._header = False
+        if self._csv is not None:
             self._csv.writerow(CSV_COLUMNS)
-        elif header and fmt == "table":
-            stream.write(_TABLE % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id", "stream"))
+        else:
+            self.stream.write(_TABLE % ("time (UTC)", "venue", "symbol", "side", "amount", "price", "trade id", "stream"))
 
     def write(self, trade: Trade) -> None:
+        if self._header:
+            self._write_header()
         if self.format == "jsonl":
             self.stream.write(json.dumps(trade.to_dict(), separators=(",", ":")) + "\n")
         elif self._csv is not None:

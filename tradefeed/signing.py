@@ -1,4 +1,4 @@
-"""EIP-712 signing of Synthetix requests (``shared/venues/synthetix-private.md`` section 2).
+"""EIP-712 signing of Synthetix requests (``docs/venues/synthetix-private.md`` section 2).
 
 :class:`Eip712Signer` is the only object that holds a wallet key.  It keeps it inside
 eth-account's ``LocalAccount`` (the ``synthetix`` extra: ``pip install

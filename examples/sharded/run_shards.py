@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from tradefeed import ConfigError, TradefeedError
+
 HERE = Path(__file__).parent
 
 if sys.platform == "win32":  # SIGTERM would end a shard unflushed: Ctrl-Break its own group
@@ -82,4 +84,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: whatever was open has been closed on the way out
+        pass
+    except ImportError as error:  # an extra that is not installed (the simulator's: 'sim')
+        sys.exit("%s: error: %s" % (sys.argv[0], error))
+    except TradefeedError as error:  # a bad config, a feed that ended: one line, as the CLI says it
+        print("%s: error: %s" % (sys.argv[0], error), file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)

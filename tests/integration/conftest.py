@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import subprocess
 import threading
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -149,3 +151,52 @@ def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
             if pipe is not None:
                 pipe.close()
 
+
+class PipeLines:
+    """The lines of a child's pipe, read on a thread, so a test can wait for one with a timeout."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), name="test-pipe-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        """Wait until a line containing *text* arrives (False at EOF or after *timeout* s)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+        return True
+
+    def wait_for_count(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until at least *count* lines have arrived (False at EOF or after *timeout* s)."""
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < count:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+        return True
+
+    def rest(self, timeout: float = 10.0) -> str:
+        """Everything after the lines seen so far, once the pipe has closed."""
+        self._thread.join(timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)

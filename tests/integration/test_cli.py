@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 from tradefeed import Status
 from tradefeed.cli import main
 
-from .conftest import reaped
+from .conftest import PipeLines, reaped
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,7 +68,9 @@ def test_version_and_usage_errors():
     assert version.returncode == 0 and version.stdout.startswith("tradefeed ")
     assert run_cli().returncode == 2
     bad = run_cli("demo", "--limit", "0")
-    assert bad.returncode == 2 and "must be >= 1" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.splitlines() == [
+        "tradefeed demo: error: argument --limit: must be a whole number >= 1, not '0' (see tradefeed demo --help)"
+    ]
 
 
 def test_sim_serves_until_sigterm_and_exits_zero(make_manager, collector):
@@ -192,7 +193,7 @@ def test_check_exit_codes(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RAILS_API_KEY", "k")
     monkeypatch.setenv("RAILS_API_SECRET", "s")
     assert main(["check", str(fixtures / "all_venues.yaml")]) == 0
-    assert "ok, 4 feed(s): dopp, synfutures, synthetix, rails" in capsys.readouterr().out
+    assert "ok, 4 feed(s): dopp-1 (dopp), synfutures-1 (synfutures), snx (synthetix), rails-1 (rails)" in capsys.readouterr().out
     assert main(["check", str(fixtures / "many_problems.yaml")]) == 2
     out = capsys.readouterr().out
     assert "8 problem(s)" in out and "did you mean 'venue'?" in out
@@ -333,43 +334,6 @@ def test_run_of_an_empty_shard_exits_zero_at_once_with_a_warning(tmp_path):
     result = run_cli("run", str(config), "--shard", "3/3", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "shard 3/3 has no feeds" in result.stderr and result.stdout == ""
-
-
-class PipeLines:
-    """The lines of a child's pipe, read on a thread, so a test can wait for one with a timeout."""
-
-    def __init__(self, pipe) -> None:
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, args=(pipe,), name="test-pipe-reader", daemon=True)
-        self._thread.start()
-
-    def _read(self, pipe) -> None:
-        for line in pipe:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
-        """Wait until a line containing *text* arrives (False at EOF or after *timeout* s)."""
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return False
-            if line is None:
-                return False
-            self.lines.append(line)
-        return True
-
-    def rest(self, timeout: float = 10.0) -> str:
-        """Everything after the lines seen so far, once the pipe has closed."""
-        self._thread.join(timeout)
-        while not self._queue.empty():
-            line = self._queue.get()
-            if line is not None:
-                self.lines.append(line)
-        return "".join(self.lines)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -156,3 +156,83 @@ def test_sharded_example_fans_in_through_redis(tmp_path):
     assert len(keys) == len(set(keys)), "a trade was consumed twice"
     assert {r[0] for r in rows} == {"dopp", "synthetix", "synfutures"}
     assert {r[1] for r in rows if r[0] == "synthetix"} == {"BTC-USDT", "ETH-USDT", "SOL-USDT"}
+
+
+@pytest.mark.parametrize("name", ["run_config.py", "vwap.py", "tk_tape.py", "callbacks.py"])
+def test_a_bad_input_is_one_error_line_not_a_traceback(name):
+    """A config without its credentials (or a refused filter) ends an example as the CLI
+    ends: ``<script>: error: ...``, exit 2 for a configuration mistake, 1 for a feed."""
+    env = {k: v for k, v in example_env().items() if not k.startswith("RAILS_API_")}
+    args = {
+        "run_config.py": [str(EXAMPLES / "feeds.yaml")],
+        "vwap.py": ["--config", str(EXAMPLES / "feeds.yaml")],
+        "tk_tape.py": ["--config", str(EXAMPLES / "feeds.yaml")],
+        "callbacks.py": ["--instrument", "NOPE-PERP"],  # the simulator closes it with 1008
+    }[name]
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    first = result.stderr.splitlines()[0]
+    if name == "callbacks.py":  # its on_error callback prints the refusal; run_forever re-raises it
+        assert result.returncode == 1 and "invalid filter): check this feed's instrument_name 'NOPE-PERP'" in first
+    else:
+        assert result.returncode == 2
+        assert first == "%s: error: 2 problem(s) in %s:" % (EXAMPLES / name, EXAMPLES / "feeds.yaml")
+
+
+def test_excel_com_without_excel_writes_its_csv_to_the_temp_dir(tmp_path):
+    """Without Excel and --csv, the rows go to the temporary directory, not the current one."""
+    cwd, temp = tmp_path / "checkout", tmp_path / "temp"
+    cwd.mkdir()
+    temp.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "excel_com.py"), "--limit", "5"],
+        capture_output=True, text=True, timeout=60, cwd=cwd, env=example_env(TMPDIR=str(temp), TEMP=str(temp)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list(cwd.iterdir()) == []
+    written = temp / "tradefeed-excel_com.csv"
+    assert "writing rows to %s" % written in result.stdout
+    assert len(written.read_text().splitlines()) == 6
+
+
+def test_consume_stops_on_ctrl_c_without_a_traceback(tmp_path, make_sim, make_manager, collector):
+    """Ctrl-C in the Redis consumer example: it leaves its loop and exits 0, quietly."""
+    from tradefeed.sinks.redis import RedisSink
+
+    from .redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    try:
+        sim = make_sim(rate=0, history=5, venues=["dopp"])
+        manager = make_manager()
+        collector.attach(manager)
+        manager.add_sink(RedisSink(server.url))
+        manager.add_feed("dopp", **sim.feed_params("dopp"))
+        with manager:
+            assert collector.wait_trades(5)
+        process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "sharded" / "consume.py"), "--redis", server.url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=example_env(),
+        )  # fmt: skip
+        with reaped(process):
+            assert process.stdout.readline().startswith("dopp ")  # in its read loop
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert "Traceback" not in process.stderr.read()
+    finally:
+        server.stop()
+
+
+def test_tk_tape_closes_cleanly_on_ctrl_c(xvfb):
+    """Ctrl-C closes the Tk tape like its close button: exit 0, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "tk_tape.py"), "--duration", "60", "--ready", "1"],
+        env=example_env(DISPLAY=xvfb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with reaped(process):
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+        assert "Traceback" not in process.stderr.read()

@@ -8,7 +8,7 @@ from tradefeed import Backoff, ConfigError
 
 
 def test_doubles_from_one_second_up_to_the_cap():
-    """Un-jittered delays are 1, 2, 4, ... capped at 30 s (shared/venues rule)."""
+    """Un-jittered delays are 1, 2, 4, ... capped at 30 s (docs/venues rule)."""
     policy = Backoff()
     delays = []
     for _ in range(8):

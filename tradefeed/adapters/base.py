@@ -17,12 +17,13 @@ from __future__ import annotations
 import calendar
 import datetime
 import enum
+import inspect
 import json
 import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, ClassVar, Collection, Mapping, Sequence
+from typing import Any, ClassVar, Collection, Mapping, Sequence
 
 import msgspec
 
@@ -138,6 +139,13 @@ class Adapter:
     param_notes: ClassVar[Mapping[str, str]] = {}
     #: the production token endpoint, for venues with ``needs_token``
     default_auth_url: ClassVar[str | None] = None
+    #: a valid value for each parameter a feed must be given (named in the message when
+    #: it is missing; put in place of a wrong one so :meth:`param_problems` can check the
+    #: others)
+    examples: ClassVar[Mapping[str, Any]] = {}
+    #: parameters that choose what the others mean (Synthetix ``stream``): after a wrong
+    #: one, :meth:`param_problems` checks no further
+    deciding_params: ClassVar[tuple[str, ...]] = ()
     #: the request signer of feeds that sign with a wallet key (the Synthetix user feed);
     #: the connection sets it on each new adapter, the manager holds it, no one else
     signer: Any = None
@@ -152,10 +160,74 @@ class Adapter:
     def from_params(cls, **params: Any) -> "Adapter":
         """A new adapter from feed parameters, rejecting unknown names.
 
-        :raises ConfigError: an unknown parameter or an invalid value.
+        :raises ConfigError: an unknown or missing parameter, or an invalid value
+            (``.param`` names the parameter).
         """
         check_params(cls.venue, params, cls.params)
+        check_required(cls, params)
         return cls(**params)
+
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> list[ConfigError]:
+        """Every problem of these feed parameters (credentials excluded), where
+        :meth:`from_params` stops at the first.  A wrong parameter is left out (it has a
+        default) or replaced by its :attr:`examples` value, a missing one is given its
+        example, and the rest are checked again, until they pass.  A problem that names
+        no single parameter, or one of :attr:`deciding_params`, ends the search.
+
+        :returns: one :class:`ConfigError` per problem (``.param`` set), in the order
+            found; empty when the parameters are valid.
+        """
+        required = set(_required(cls))
+        problems: list[ConfigError] = []
+        trial = dict(params)
+        tries: dict[str, int] = {}
+        for _ in range(2 * len(cls.params) + 1):
+            try:
+                cls.from_params(**trial)
+                break
+            except ConfigError as err:
+                root = re.split(r"[\[.]", err.param, maxsplit=1)[0] if err.param else ""
+                if root not in tries:
+                    problems.append(err)
+                if not root or root in cls.deciding_params or root not in cls.params:
+                    break
+                if root not in tries and root in trial and root not in required:
+                    del trial[root]  # its default
+                elif root in cls.examples and trial.get(root) != cls.examples[root]:
+                    trial[root] = cls.examples[root]
+                else:  # nothing left to stand in for it: the rest cannot be checked
+                    break
+                tries[root] = tries.get(root, 0) + 1
+        return problems
+
+    @classmethod
+    def auth_problems(cls, credentials: Mapping[str, Any]) -> list[ConfigError]:
+        """The problems of a feed's credentials (:attr:`auth_params`) by their type and
+        form alone (whether the feed needs them is :meth:`requires_credentials`'s call):
+        a key or secret given must be a non-empty string, ``auth_url`` an http(s) URL.
+        Messages never show a credential's value.
+        """
+        problems = []
+        for name in cls.auth_params:
+            value = credentials.get(name)
+            if value is None:
+                continue
+            if name == "auth_url":
+                if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+                    problems.append(
+                        ConfigError("%s: auth_url must be an http:// or https:// URL, not %r" % (cls.venue, value), param=name)
+                    )
+            elif not isinstance(value, str) or not value.strip():
+                kind = type(value).__name__
+                shown = "an empty string" if isinstance(value, str) else ("an " if kind[0] in "aeiou" else "a ") + kind
+                problems.append(
+                    ConfigError(
+                        "%s: %s must be a non-empty string (in YAML: %s: ${ENV_VAR}), not %s" % (cls.venue, name, name, shown),
+                        param=name,
+                    )
+                )
+        return problems
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         """Build the upgrade request.
@@ -216,6 +288,13 @@ class Adapter:
     def tick(self, now_ns: int) -> list[str]:
         """Frames to send every ``tick_interval`` seconds (application heartbeats)."""
         return []
+
+    def asked_for(self) -> str | None:
+        """What this feed asked the venue for (its filter, its market), as
+        ``"instrument_name 'BTC-PERPETUAL'"``: named in the message of a refusal that ends
+        the feed (a close 1008, an upgrade refused with HTTP 400 or 404), where it is
+        most likely the cause.  None (the default): nothing worth naming."""
+        return None
 
     def on_close(self, code: int | None, reason: str) -> CloseAction:
         """Decide what a close means.  Default: 1008 (policy violation) is final, any
@@ -309,7 +388,7 @@ SECONDS_BELOW = 10**11
 
 def to_ms(value: Any, name: str = "timestamp") -> int:
     """Unix epoch milliseconds from an int or numeric value in ms, falling back to
-    seconds for values below 10^11 (shared/venues rule); sub-ms digits are truncated.
+    seconds for values below 10^11 (docs/venues rule); sub-ms digits are truncated.
 
     :raises ValueError: not a non-negative number.
     """
@@ -363,6 +442,26 @@ def check_params(venue: str, params: Mapping[str, Any], allowed: Sequence[str]) 
             "%s: unknown parameter(s) %s; expected some of %s" % (venue, ", ".join(unknown), ", ".join(allowed)),
             param=unknown[0],
         )
+
+
+def _required(cls: type[Adapter]) -> list[str]:
+    """The parameters of ``cls.__init__`` without a default."""
+    signature = inspect.signature(cls.__init__)
+    return [
+        name
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty
+    ]
+
+
+def check_required(cls: type[Adapter], params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter *cls* needs that *params* lacks,
+    with an example value (where Python would raise a bare ``TypeError``)."""
+    for name in _required(cls):
+        if name not in params:
+            example = cls.examples.get(name)
+            hint = " (e.g. %s=%r)" % (name, example) if example is not None else ""
+            raise ConfigError("%s: missing parameter %s%s; see tradefeed venues" % (cls.venue, name, hint), param=name)
 
 
 def wad_to_decimal(value: Any, name: str) -> Decimal:

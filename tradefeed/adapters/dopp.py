@@ -1,4 +1,4 @@
-"""Dopp "last user trades": push-on-connect, filters in the URL (``shared/venues/dopp.md``).
+"""Dopp "last user trades": push-on-connect, filters in the URL (``docs/venues/dopp.md``).
 
 The client sends no application message: the endpoint and its query string choose the
 trades, and the server pushes JSON arrays of ``{"last_trades": [...]}`` objects, the
@@ -106,6 +106,14 @@ class DoppAdapter(Adapter):
                 "(they are two endpoints; open two feeds for both)",
                 param="currency",
             )
+
+    def asked_for(self) -> str | None:
+        """The filters: an unknown one is what Dopp's 1008 "invalid filter" refuses."""
+        asked = ["%s %r" % (name, value) for name, value in self._filters()]
+        return " and ".join(asked) or None
+
+    def _filters(self) -> list[tuple[str, str]]:
+        return [(n, v) for n in self.params if (v := getattr(self, n)) is not None]
 
     def handshake(self, base_url: str | None = None, token: str | None = None) -> Handshake:
         """The endpoint URL with its filters; a *base_url* that already has a path is

@@ -1,5 +1,5 @@
 """Rails WebSocket API v2: public and private trades, authenticated by a JWT in
-``Sec-WebSocket-Protocol`` (``shared/venues/rails.md``).
+``Sec-WebSocket-Protocol`` (``docs/venues/rails.md``).
 
 Streams are chosen by the ``subscriptions`` query at connect time and changed with
 ``subscribe``/``unsubscribe`` messages (``clientRequestId`` correlates replies).  Public
@@ -111,6 +111,9 @@ class RailsAdapter(Adapter):
     params: ClassVar[tuple[str, ...]] = ("market", "subscriptions", "snapshot_markets")
     auth_params: ClassVar[tuple[str, ...]] = ("api_key", "api_secret", "auth_url")
     subscription_param: ClassVar[str | None] = "subscriptions"
+    #: "ALL" rather than one market: as a stand-in it lets snapshot_markets be checked too
+    examples: ClassVar[Mapping[str, Any]] = {"market": "ALL"}
+    param_notes: ClassVar[Mapping[str, str]] = {"market": "required (no default): a market such as 'BTC-USDT', or 'ALL'"}
 
     def __init__(
         self,
@@ -128,6 +131,10 @@ class RailsAdapter(Adapter):
         self._requests: dict[str, str] = {}  # clientRequestId -> what it asked
         self._snapshots: dict[str, str] = {}  # clientRequestId of a snapshot request -> its market
         self._held: dict[str, list[Trade]] = {}  # market -> public deltas awaiting its snapshot
+
+    def asked_for(self) -> str | None:
+        """The market and streams: what a 400 upgrade or a 1008 close refuses."""
+        return "market %r (subscriptions %s)" % (self.market, ", ".join(self.subscriptions))
 
     @classmethod
     def requires_credentials(cls, params: Mapping[str, Any]) -> bool:

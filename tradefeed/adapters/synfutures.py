@@ -1,5 +1,5 @@
 """SynFutures V3 on Monad, served by Monday Trade: the public ``trades`` stream
-(``shared/venues/synfutures.md``).
+(``docs/venues/synfutures.md``).
 
 Subscribe-stream: one ``SUBSCRIBE`` (integer ``id``, ``chainId``, ``pairs``,
 ``tradesLimit``) acknowledged by ``{"id", "result": "success"}``; pushes carry the
@@ -17,7 +17,7 @@ import itertools
 import logging
 import re
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 import msgspec
 
@@ -49,6 +49,8 @@ PATH = "/v4/public/ws"
 PERPETUAL_EXPIRY = 4294967295
 #: Monad mainnet
 DEFAULT_CHAIN_ID = 143
+#: the largest chain id a JSON number carries exactly (EIP-2294 proposes this bound too)
+MAX_CHAIN_ID = 2**53 - 1
 #: the simulator and the venue accept at most this many pairs per SUBSCRIBE
 MAX_PAIRS_PER_REQUEST = 100
 DEFAULT_ORIGIN = "https://api.monday.trade"
@@ -102,6 +104,7 @@ class SynfuturesAdapter(Adapter):
     tick_interval = 30.0
     params: ClassVar[tuple[str, ...]] = ("pairs", "chain_id", "trades_limit", "user_agent", "origin")
     subscription_param: ClassVar[str | None] = "pairs"
+    examples: ClassVar[Mapping[str, Any]] = {"pairs": ["0x73ada1ea346cc3908f41cf67a040f0acd7808be0_%d" % PERPETUAL_EXPIRY]}
 
     def __init__(
         self,
@@ -112,11 +115,21 @@ class SynfuturesAdapter(Adapter):
         origin: str | None = DEFAULT_ORIGIN,
     ) -> None:
         self.pairs = _pair_list(self.venue, pairs)
-        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id < 1:
-            raise ConfigError("synfutures: chain_id must be a positive integer, not %r" % (chain_id,), param="chain_id")
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 1 <= chain_id <= MAX_CHAIN_ID:
+            raise ConfigError(
+                "synfutures: chain_id must be a whole number within 1..%d (143: Monad), not %r" % (MAX_CHAIN_ID, chain_id),
+                param="chain_id",
+            )
         if isinstance(trades_limit, bool) or not isinstance(trades_limit, int) or not 1 <= trades_limit <= 100:
             raise ConfigError(
                 "synfutures: trades_limit must be an integer within 1..100, not %r" % (trades_limit,), param="trades_limit"
+            )
+        if not isinstance(user_agent, str) or not user_agent.strip():
+            raise ConfigError("synfutures: user_agent must be a non-empty string, not %r" % (user_agent,), param="user_agent")
+        if origin is not None and (not isinstance(origin, str) or not origin.startswith(("http://", "https://"))):
+            raise ConfigError(
+                "synfutures: origin must be an http(s) origin such as %r, or None, not %r" % (DEFAULT_ORIGIN, origin),
+                param="origin",
             )
         self.chain_id = chain_id
         self.trades_limit = trades_limit

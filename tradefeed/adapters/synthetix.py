@@ -1,4 +1,4 @@
-"""Synthetix: the public Info WebSocket (``shared/venues/synthetix.md``).
+"""Synthetix: the public Info WebSocket (``docs/venues/synthetix.md``).
 
 Two patterns on one socket: ``getLastTrades`` request/response (``method: "post"``) and
 the ``trades`` subscription, which pushes one trade per message (``channel: "trade"``; the
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 PATH = "/v1/ws/info"
 PING_INTERVAL = 30.0  # seconds
 MAX_SYMBOL_LENGTH = 20
+#: the longest poll period taken (a day): a longer one is a mistake, not a plan
+MAX_POLL_INTERVAL = 86400
 #: live trades held per symbol while its back-fill is awaited; past this they are released
 MAX_HELD = 10_000
 
@@ -96,6 +98,8 @@ class SynthetixAdapter(Adapter):
         "symbols", "limit", "live", "poll_interval", "user_agent", "stream", "subaccount_id"
     )  # fmt: skip
     subscription_param: ClassVar[str | None] = "symbols"
+    examples: ClassVar[Mapping[str, Any]] = {"symbols": ["BTC-USDT"], "subaccount_id": "1867542890123456789"}
+    deciding_params: ClassVar[tuple[str, ...]] = ("stream",)
     #: the user feed's wallet key: given to a signer, never to the adapter or a log line
     auth_params: ClassVar[tuple[str, ...]] = ("private_key",)
     param_notes: ClassVar[Mapping[str, str]] = {
@@ -153,9 +157,14 @@ class SynthetixAdapter(Adapter):
             raise ConfigError("synthetix: limit must be an integer within 1..100, not %r" % (limit,), param="limit")
         if not isinstance(live, bool):
             raise ConfigError("synthetix: live must be true or false, not %r" % (live,), param="live")
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, (int, float))
+            or not 0 < poll_interval <= MAX_POLL_INTERVAL  # NaN fails too
+        ):
             raise ConfigError(
-                "synthetix: poll_interval must be a positive number of seconds, not %r" % (poll_interval,),
+                "synthetix: poll_interval must be a number of seconds within 0..%d (not 0), not %r"
+                % (MAX_POLL_INTERVAL, poll_interval),
                 param="poll_interval",
             )
         if not isinstance(user_agent, str) or not user_agent.strip():

@@ -1,5 +1,5 @@
 """Synthetix: one subaccount's own fills over the Trade WebSocket
-(``shared/venues/synthetix-private.md``).
+(``docs/venues/synthetix-private.md``).
 
 Authenticate-then-stream on ``/v1/ws/trade``.  Per connection (section 4, steps 1-6):
 

@@ -1,7 +1,7 @@
 """Loopback simulator of the venues' WebSocket trade feeds.
 
 This package is a real WebSocket server on loopback that speaks each venue's
-protocol (``shared/venues/*.md``), so the client library can be tested end to
+protocol (``docs/venues/*.md``), so the client library can be tested end to
 end without a network. It owns the public names below and the registry
 :data:`VENUES`; adding a venue means one module with a :class:`Venue` subclass
 plus one entry in :func:`_venues`. It must never import the client library
@@ -61,12 +61,17 @@ def _venues() -> dict[str, type[Venue]]:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "VENUES":
-        value: Any = _venues()
-    elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        if name == "VENUES":
+            value: Any = _venues()
+        elif name in _LAZY:
+            value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] == "tradefeed":
+            raise
+        raise ImportError(f"the simulator needs the 'sim' extra: pip install 'tradefeed[sim]' ({err})", name=err.name) from err
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -1,4 +1,4 @@
-"""Rails' token endpoint and the checks of its JWTs, as in ``shared/venues/rails.md``.
+"""Rails' token endpoint and the checks of its JWTs, as in ``docs/venues/rails.md``.
 
 This module owns the simulated venue's API keys, ``POST /api/v1/token``
 (credentials in ``X-Api-Key`` / ``X-Api-Secret``, 401, 429 with

@@ -1,6 +1,6 @@
 """One Rails WebSocket connection: its subscriptions, and the requests it answers.
 
-This module owns the request/reply half of ``shared/venues/rails.md``:
+This module owns the request/reply half of ``docs/venues/rails.md``:
 ``subscribe`` / ``unsubscribe`` (``subscribed`` / ``unsubscribed`` replies),
 ``ping`` / ``pong``, the public-trade snapshot request, and the error frames
 for bad requests, plus the message names (new or legacy) and the wire form of

@@ -1,7 +1,7 @@
 """Rails' seeded tape: matches, their public records and the account's own fills.
 
 This module owns what is drawn for the simulated Rails venue
-(``shared/venues/rails.md``): markets, prices, quantities, match ids, which
+(``docs/venues/rails.md``): markets, prices, quantities, match ids, which
 matches show maker records and which are the account's own fills. It does no
 I/O, reads no clock (callers pass ``timestamp`` in ms) and knows nothing of
 frames or connections; :mod:`tradefeed.simulator.rails` puts records on the wire.

@@ -1,4 +1,4 @@
-"""Synthetix's private Trade WebSocket (``/v1/ws/trade``), as ``shared/venues/synthetix-private.md``
+"""Synthetix's private Trade WebSocket (``/v1/ws/trade``), as ``docs/venues/synthetix-private.md``
 specifies it: EIP-712 ``auth``, ``subAccountUpdates`` pushes and signed ``getTrades``.
 
 One simulated wallet owns one subaccount (:data:`SIM_PRIVATE_KEY`, :data:`SIM_SUBACCOUNT`;

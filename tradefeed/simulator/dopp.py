@@ -1,4 +1,4 @@
-"""Dopp's "Last User Trades" feed, as specified in ``shared/venues/dopp.md``.
+"""Dopp's "Last User Trades" feed, as specified in ``docs/venues/dopp.md``.
 
 This module owns what is Dopp-specific: the two paths and their query filters,
 the seeded trade tape, and the frames built from it. Loop, servers, rate limit

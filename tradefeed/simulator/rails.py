@@ -1,4 +1,4 @@
-"""Rails' WebSocket API v2 and its token endpoint, as specified in ``shared/venues/rails.md``.
+"""Rails' WebSocket API v2 and its token endpoint, as specified in ``docs/venues/rails.md``.
 
 This module owns what is Rails-specific on the WebSocket side: the handshake
 (JWT in ``Sec-WebSocket-Protocol``, ``market`` and ``subscriptions`` query),

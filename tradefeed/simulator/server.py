@@ -41,6 +41,7 @@ import contextlib
 import functools
 import http
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -639,7 +640,7 @@ class Simulator:
                     create_connection=SimConnection,  # its pongs can be muted
                 )
             except OSError as err:
-                raise SimulatorError(f"cannot listen for venue {name!r} on {self.host}:{slot.port}: {err}") from err
+                raise SimulatorError(f"cannot listen for venue {name!r} on {self.host}:{slot.port}: {_reason(err)}") from err
             # Remember the OS-chosen port so a restart binds the same one.
             slot.port = slot.server.sockets[0].getsockname()[1]
             if isinstance(slot.venue, HttpVenue):
@@ -649,7 +650,7 @@ class Simulator:
                 except OSError as err:
                     slot.http = None
                     raise SimulatorError(
-                        f"cannot listen for venue {name!r}'s HTTP on {self.host}:{slot.http_port}: {err}"
+                        f"cannot listen for venue {name!r}'s HTTP on {self.host}:{slot.http_port}: {_reason(err)}"
                     ) from err
         if self._admin_port is not None:
             self._admin = HttpServer(AdminApi(self).handle, "admin")
@@ -658,7 +659,7 @@ class Simulator:
             except OSError as err:
                 self._admin = None
                 raise SimulatorError(
-                    f"cannot listen for the admin endpoint on {self.host}:{self._admin_port}: {err}"
+                    f"cannot listen for the admin endpoint on {self.host}:{self._admin_port}: {_reason(err)}"
                 ) from err
 
     async def _close_servers(self) -> None:
@@ -738,6 +739,12 @@ class Simulator:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return len(victims)
+
+
+def _reason(err: OSError) -> str:
+    """The operating system's words for *err* ("Address already in use"), without the
+    address that asyncio repeats."""
+    return os.strerror(err.errno) if err.errno else str(err)
 
 
 def _check_close(code: int, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""SynFutures / Monday Trade public "trades" WebSocket, as in ``shared/venues/synfutures.md``.
+"""SynFutures / Monday Trade public "trades" WebSocket, as in ``docs/venues/synfutures.md``.
 
 This module owns what is SynFutures-specific: the path, the listed pairs, the
 seeded tape, SUBSCRIBE/UNSUBSCRIBE and their acks, the overlapping trade

@@ -1,4 +1,4 @@
-"""Synthetix's public Info WebSocket, as specified in ``shared/venues/synthetix.md``.
+"""Synthetix's public Info WebSocket, as specified in ``docs/venues/synthetix.md``.
 
 This module owns what is Synthetix-specific: the ``/v1/ws/info`` path, the
 ``User-Agent`` check, the seeded tape of ``BTC-USDT``/``ETH-USDT``/``SOL-USDT``

@@ -417,13 +417,6 @@ def _pairs(conn: sqlite3.Connection, table: str, venue: str | None, symbol: str 
 # -- the query command --------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def add_query_command(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     """Add ``query DB [--venue V] [--symbol S] [--last N] [--format F] [--table T]`` to
     the ``tradefeed`` command's subparsers; returns the new parser."""
@@ -431,7 +424,9 @@ def add_query_command(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     query.add_argument("db", help="the database file written by the sqlite sink")
     query.add_argument("--venue", help="only this venue")
     query.add_argument("--symbol", help="only this symbol")
-    query.add_argument("--last", type=_positive_int, default=10, metavar="N", help="trades per symbol (default 10)")
+    from .._args import positive_int  # the command line's shared option types
+
+    query.add_argument("--last", type=positive_int, default=10, metavar="N", help="trades per symbol (default 10)")
     query.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     query.add_argument("--table", default="trades", help="the table (default trades)")
     return query
@@ -447,7 +442,7 @@ def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
     groups = last_trades(
         args.db, args.last, table=getattr(args, "table", "trades"), venue=args.venue, symbol=args.symbol
     )
-    writer = TradeWriter(out, args.format, autoflush=False)
+    writer = TradeWriter(out, args.format, autoflush=False, defer_header=True)
     for trades in groups.values():
         for trade in trades:
             writer.write(trade)
