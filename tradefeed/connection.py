@@ -1,11 +1,11 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This module owns the connection's life: token, connect, stream, classify the end,
-back off, reconnect (the retry loop), websocket-client's callbacks, and the timers of a
-connection (pings, ticks, staleness, rotation, stalled lines).  It is the only module
-that imports ``websocket``; its exceptions are translated here into
-:mod:`tradefeed.exceptions`.  Each frame is parsed by the venue adapter and handed to
+This module owns the connection's life: token, connect, stream, back off, reconnect
+(the retry loop), websocket-client's callbacks, and the timers of a connection (pings,
+ticks, staleness, rotation, stalled lines).  What an attempt learned and what its end
+means is :mod:`tradefeed._attempt` (websocket-client's exceptions become
+:mod:`tradefeed.exceptions` there); only these two modules import ``websocket``.  Each frame is parsed by the venue adapter and handed to
 the connection's :class:`~tradefeed.pipeline.Pipeline` (de-duplication, seams, gaps, the
 batch); everything parsed while the socket still has bytes pending goes over in one
 ``put`` (up to ``batch_items``), so under load the consumer wakes once per batch, not
@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
-from ._transport import BufferedSocket, FrameLoop, RedirectRefused, drain, end_handshake, open_socket, shutdown, wake, writable
-from .auth import Token, TokenProvider
+from ._transport import BufferedSocket, FrameLoop, drain, end_handshake, open_socket, shutdown, wake, writable
+from .auth import TokenProvider
 from .backoff import Backoff
+from ._attempt import Attempt, Outcome, classify
 from .feedstate import FeedState, Line
 from .exceptions import (
     AuthError,
@@ -57,9 +58,6 @@ __all__ = ["Connection", "ConnectionSettings"]
 log = logging.getLogger(__name__)
 
 #: handshake statuses that retrying cannot fix
-_FATAL_HTTP = frozenset((400, 401, 403, 404, 405, 410))
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Per-feed connection tuning (durations in seconds)."""
@@ -99,46 +97,6 @@ class ConnectionSettings:
     #: adapter lock, so it must be thread-safe, quick, and never raise
     #: (:class:`tradefeed.recording.Recorder`)
     recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None
-
-
-class _Attempt:
-    """What one connection attempt learned (written by WebSocketApp callbacks)."""
-
-    __slots__ = (
-        "app", "adapter", "sock", "token", "error", "close_code", "close_reason",
-        "opened", "opened_at", "healthy", "rotating", "jobs", "loop",
-    )  # fmt: skip
-
-    def __init__(self, adapter: Adapter) -> None:
-        self.adapter = adapter
-        self.app: websocket.WebSocketApp | None = None
-        self.sock: socket.socket | None = None
-        self.token: Token | None = None
-        self.error: BaseException | None = None
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.opened = False
-        self.opened_at = 0.0  # time.monotonic() at open
-        self.healthy = False  # data (not just heartbeats) arrived
-        self.rotating = False  # we closed it on purpose, to reconnect at once
-        self.jobs: list[int] = []
-        self.loop: FrameLoop | None = None
-
-
-@dataclass
-class _Outcome:
-    """How an attempt ended and what to do next."""
-
-    error: TradefeedError | None
-    action: CloseAction
-    #: data arrived on the connection
-    healthy: bool = False
-    #: ...and it stayed up for ``healthy_after`` seconds: the backoff starts over
-    stable: bool = False
-    retry_after: float | None = None
-    #: reconnect at once, without backoff (a planned rotation)
-    immediate: bool = False
-    token: Token | None = None
 
 
 class Connection:
@@ -191,7 +149,7 @@ class Connection:
         #: set when the manager retires this connection (rotation): its end is not the feed's
         self.retiring = False
         self._record = settings.recorder
-        self._current: _Attempt | None = None
+        self._current: Attempt | None = None
         self._raw_sock: socket.socket | None = None
         # a byte written to _wake_w (any thread) ends this thread's socket wait at once
         self._wake_r: socket.socket | None = None
@@ -254,7 +212,7 @@ class Connection:
             attempt.loop.interrupted = True
         wake(self._wake_w)
 
-    def _close(self, attempt: _Attempt, reason: bytes) -> bool:
+    def _close(self, attempt: Attempt, reason: bytes) -> bool:
         """Send a close frame (1000) if that cannot block; False if it was not sent."""
         ws = attempt.app.sock if attempt.app is not None else None
         if ws is None or not ws.connected or not writable(attempt.sock):
@@ -407,10 +365,10 @@ class Connection:
                 end.close()
             self._on_end(self, fatal)
 
-    def _attempt(self) -> _Outcome:
+    def _attempt(self) -> Outcome:
         """One cycle: token, connect, stream until closed; says what to do next."""
         with self._lock:  # a subscription change sees either the old adapter or this one
-            attempt = _Attempt(self._adapter_cls.from_params(**self._params))
+            attempt = Attempt(self._adapter_cls.from_params(**self._params))
             if self._signer is not None:
                 attempt.adapter.signer = self._signer
             self._current = attempt
@@ -438,7 +396,7 @@ class Connection:
                 except OSError:
                     pass  # closing is best effort
 
-    def _connect_and_stream(self, attempt: _Attempt) -> _Outcome:
+    def _connect_and_stream(self, attempt: Attempt) -> Outcome:
         adapter = attempt.adapter
         if adapter.needs_token and self._tokens is not None:  # else a key-less stream (Rails' public tape)
             failure = self._fetch_token(attempt)
@@ -450,7 +408,7 @@ class Connection:
         secure = parts.scheme == "wss"
         drain(self._wake_r)  # wake-ups meant for an earlier attempt; stop() also sets _stop:
         if self._stop.is_set():
-            return _Outcome(None, CloseAction.STOP)
+            return Outcome(None, CloseAction.STOP)
         try:
             sock = open_socket(
                 parts.hostname or "",
@@ -467,9 +425,9 @@ class Connection:
             )
             error.__cause__ = err
             self._emit(Status.DISCONNECTED, error=error)
-            return _Outcome(error, CloseAction.RECONNECT)
+            return Outcome(error, CloseAction.RECONNECT)
         if sock is None or self._stop.is_set():  # stopped while connecting
-            return _Outcome(None, CloseAction.STOP)
+            return Outcome(None, CloseAction.STOP)
         attempt.sock = sock
         reader = BufferedSocket(sock)
         headers = dict(handshake.headers)
@@ -500,7 +458,7 @@ class Connection:
         app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
         return self._outcome(attempt)
 
-    def _fetch_token(self, attempt: _Attempt) -> _Outcome | None:
+    def _fetch_token(self, attempt: Attempt) -> Outcome | None:
         """Get a valid token for this attempt; an outcome if that failed."""
         if self._tokens is None:
             raise ConfigError("%s: the venue needs credentials (api_key, api_secret)" % self.venue)
@@ -509,84 +467,29 @@ class Connection:
         except AuthError as err:
             err.venue = self.venue
             self._emit(Status.DISCONNECTED, error=err)
-            return _Outcome(None if self._stop.is_set() else err, CloseAction.STOP)
+            return Outcome(None if self._stop.is_set() else err, CloseAction.STOP)
         except TransportError as err:
             err.venue, err.feed = self.venue, self.name
             if self._stop.is_set():
-                return _Outcome(None, CloseAction.STOP)
+                return Outcome(None, CloseAction.STOP)
             self._emit(Status.DISCONNECTED, error=err)
-            return _Outcome(err, CloseAction.RECONNECT)
+            return Outcome(err, CloseAction.RECONNECT)
         return None
 
-    def _outcome(self, attempt: _Attempt) -> _Outcome:
+    def _outcome(self, attempt: Attempt) -> Outcome:
         stable = attempt.healthy and time.monotonic() - attempt.opened_at >= self.settings.healthy_after
         if self._stop.is_set():  # our own close: nothing went wrong
             self._emit(Status.DISCONNECTED, reason="stopped")
-            return _Outcome(None, CloseAction.STOP, attempt.healthy, stable)
+            return Outcome(None, CloseAction.STOP, attempt.healthy, stable)
         if attempt.rotating:  # our own close, to reconnect with a fresh token
             self._emit(Status.DISCONNECTED, reason="token refresh")
-            return _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
-        err = attempt.error
-        outcome = _Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, token=attempt.token)
-        error: TradefeedError
-        if isinstance(err, AuthError):  # refused credentials, read from a reply: final
-            error = err
-            err = None
-            outcome.action = CloseAction.STOP
-        elif isinstance(err, FeedError):  # one of ours (no pong, a failing callback): as is
-            error = err
-            err = None
-        elif isinstance(err, RedirectRefused):
-            error = HandshakeError("%s: %s" % (self.name, err), venue=self.venue, feed=self.name)
-            outcome.action = CloseAction.STOP  # a moved endpoint needs a new URL, not retries
-        elif isinstance(err, websocket.WebSocketBadStatusException):
-            headers = getattr(err, "resp_headers", None) or {}
-            outcome.retry_after = _retry_after(headers.get("retry-after") or headers.get("Retry-After"))
-            status = getattr(err, "status_code", None)
-            refused = _refused(attempt.adapter) if status in (400, 404, 410) else ""  # the feed's ask, named
-            error = HandshakeError(
-                "%s: handshake refused with HTTP %s%s" % (self.name, status, refused),
-                status_code=status,
-                retry_after=outcome.retry_after,
-                venue=self.venue,
-                feed=self.name,
-            )
-            if status in (401, 403) and attempt.token is not None:
-                outcome.action = CloseAction.REFRESH_TOKEN  # once; a repeat ends the feed
-            elif status in (401, 403) and attempt.adapter.needs_token:  # connected without credentials
-                error = AuthError(
-                    "%s: %s refused the connection without credentials (HTTP %s): this stream needs API "
-                    "credentials; pass api_key and api_secret to add_feed (or in the feed's YAML)"
-                    % (self.name, self.venue, status),
-                    venue=self.venue,
-                    status_code=status,
-                )
-                outcome.action = CloseAction.STOP
-            elif status in _FATAL_HTTP:
-                outcome.action = CloseAction.STOP
-        elif attempt.close_code is not None:
-            code, reason = attempt.close_code, attempt.close_reason
-            with self._lock:
-                outcome.action = attempt.adapter.on_close(code, reason)
-                refused = _refused(attempt.adapter) if outcome.action is CloseAction.STOP else ""
-            error = FeedClosedError(
-                "%s: closed by the venue with code %d%s%s" % (self.name, code, " (%s)" % reason if reason else "", refused),
-                code=code,
-                reason=reason,
-                venue=self.venue,
-                feed=self.name,
-            )
-        elif err is not None and not isinstance(err, websocket.WebSocketConnectionClosedException):
-            error = TransportError("%s: %s" % (self.name, err or type(err).__name__), venue=self.venue, feed=self.name)
-        else:
-            error = FeedClosedError(
-                "%s: connection lost without a close frame" % self.name, code=1006, venue=self.venue, feed=self.name
-            )
-        if err is not None:
-            error.__cause__ = err
+            return Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
+        with self._lock:  # the adapter's on_close decides a close's meaning
+            outcome = classify(attempt, self.name, self.venue, stable)
+        error = outcome.error
+        assert error is not None
         if attempt.opened or not isinstance(error, TransportError):
             log.info("%s", error)
-        outcome.error = error
         self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
         return outcome
 
@@ -597,13 +500,13 @@ class Connection:
 
     # -- WebSocketApp callbacks (this thread) -------------------------------------------
 
-    def _on_open(self, attempt: _Attempt) -> None:
+    def _on_open(self, attempt: Attempt) -> None:
         try:
             self._opened(attempt)
         except Exception as err:  # noqa: BLE001 - websocket-client would swallow it and keep reading
             self._internal_error(attempt, "opening", err)
 
-    def _opened(self, attempt: _Attempt) -> None:
+    def _opened(self, attempt: Attempt) -> None:
         end_handshake(attempt.sock)
         attempt.opened_at = time.monotonic()
         ws = attempt.app.sock if attempt.app is not None else None
@@ -629,13 +532,13 @@ class Connection:
             delay = max(0.0, refresh_at - time.time())
             attempt.jobs.append(self._scheduler.add(delay, self._rotate_job(attempt)))
 
-    def _on_message(self, attempt: _Attempt, data: Any) -> None:
+    def _on_message(self, attempt: Attempt, data: Any) -> None:
         try:
             self._received(attempt, data)
         except Exception as err:  # noqa: BLE001 - a bug of ours: reconnect rather than limp on
             self._internal_error(attempt, "handling a frame", err)
 
-    def _received(self, attempt: _Attempt, data: Any) -> None:
+    def _received(self, attempt: Attempt, data: Any) -> None:
         received_ns = time.time_ns()
         self._rx_frames += 1
         self.messages += 1
@@ -692,19 +595,19 @@ class Connection:
 
     # -- redundancy: line arbitration (FeedState) ---------------------------------------
 
-    def _join(self, attempt: _Attempt) -> None:
+    def _join(self, attempt: Attempt) -> None:
         """Open: take this connection's place among the feed's; if another is live, this
         one is joining, and a watchdog looks for connections that fail to catch up."""
         if self._pipe.join(time.monotonic()):
             every = max(0.05, self.state.join_timeout / 4)
             attempt.jobs.append(self._scheduler.add(every, self._join_job(attempt, every)))
 
-    def _leave(self, attempt: _Attempt) -> None:
+    def _leave(self, attempt: Attempt) -> None:
         """End of an attempt: trades other connections held for this one to deliver are
         released (with the seam's Gap checks) and handed over from this thread."""
         self._pipe.leave(attempt.adapter.sequenced)
 
-    def _join_job(self, attempt: _Attempt, every: float) -> Callable[[float], float | None]:
+    def _join_job(self, attempt: Attempt, every: float) -> Callable[[float], float | None]:
         """While joining: reconnect the connections that should deliver what this one
         holds but have brought no trades for ``join_timeout`` (their end releases it)."""
 
@@ -735,7 +638,7 @@ class Connection:
         log.warning("%s", attempt.error)
         self._interrupt(attempt.sock)
 
-    def _stale_job(self, attempt: _Attempt, stale_after: float) -> Callable[[float], float | None]:
+    def _stale_job(self, attempt: Attempt, stale_after: float) -> Callable[[float], float | None]:
         """Watchdog: report symbols (and the feed) without data for *stale_after* seconds."""
         limit_ns = int(stale_after * 1e9)
         opened_ns = time.time_ns()
@@ -763,7 +666,7 @@ class Connection:
         if self._pipe.pending:
             self._pipe.flush()
 
-    def _on_ws_error(self, attempt: _Attempt, err: BaseException) -> None:
+    def _on_ws_error(self, attempt: Attempt, err: BaseException) -> None:
         # websocket-client also reports a received close frame here, as an exception
         # carrying status_code (None when the frame had no code: that is 1005, a clean
         # close, not a lost connection).  Keep the first real error.
@@ -774,12 +677,12 @@ class Connection:
         elif attempt.error is None:
             attempt.error = err
 
-    def _on_close(self, attempt: _Attempt, code: int | None, reason: str | None) -> None:
+    def _on_close(self, attempt: Attempt, code: int | None, reason: str | None) -> None:
         if code is not None:
             attempt.close_code = code
             attempt.close_reason = reason or ""
 
-    def _refused(self, attempt: _Attempt, err: AuthError | FeedError) -> None:
+    def _refused(self, attempt: Attempt, err: AuthError | FeedError) -> None:
         """The adapter read a refusal (a rejected signature, a lost session): close the
         socket and send nothing more on it.  An AuthError then ends the feed."""
         if isinstance(err, FeedError):
@@ -790,7 +693,7 @@ class Connection:
         self._close(attempt, b"")
         self._interrupt(attempt.sock)
 
-    def _internal_error(self, attempt: _Attempt, doing: str, err: Exception) -> None:
+    def _internal_error(self, attempt: Attempt, doing: str, err: Exception) -> None:
         log.exception("%s: internal error while %s; reconnecting", self.name, doing)
         error = FeedError("%s: internal error while %s: %r" % (self.name, doing, err), venue=self.venue, feed=self.name)
         error.__cause__ = err
@@ -800,7 +703,7 @@ class Connection:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _more_pending(self, attempt: _Attempt) -> bool:
+    def _more_pending(self, attempt: Attempt) -> bool:
         """Are more bytes waiting on the socket (so more frames will follow at once)?"""
         return attempt.loop is not None and attempt.loop.pending()
 
@@ -814,7 +717,7 @@ class Connection:
         self._pipe.pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
         self._pipe.flush()
 
-    def _send(self, attempt: _Attempt, frames: Any) -> None:
+    def _send(self, attempt: Attempt, frames: Any) -> None:
         app = attempt.app
         for frame in frames:
             try:
@@ -825,7 +728,7 @@ class Connection:
                 log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
                 return
 
-    def _heartbeat_job(self, attempt: _Attempt) -> Callable[[float], float | None]:
+    def _heartbeat_job(self, attempt: Attempt) -> Callable[[float], float | None]:
         """Ping every ``ping_interval``; abort when nothing arrived ``ping_timeout`` after."""
         interval, timeout = self.settings.ping_interval, self.settings.ping_timeout
         sent_at_frame: list[int | None] = [None]
@@ -856,7 +759,7 @@ class Connection:
 
         return job
 
-    def _tick_job(self, attempt: _Attempt, interval: float) -> Callable[[float], float | None]:
+    def _tick_job(self, attempt: Attempt, interval: float) -> Callable[[float], float | None]:
         def job(now: float) -> float | None:
             if self._current is not attempt:
                 return None
@@ -871,7 +774,7 @@ class Connection:
         return job
 
 
-    def _rotate_job(self, attempt: _Attempt) -> Callable[[float], float | None]:
+    def _rotate_job(self, attempt: Attempt) -> Callable[[float], float | None]:
         """Before the token expires, close (1000) and reconnect at once with a new one.
 
         The venue's snapshot on reconnect and the de-duplication window cover the seam.
@@ -892,22 +795,6 @@ def _mid_message(app: websocket.WebSocketApp) -> bool:
     """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
     cont = getattr(app.sock, "cont_frame", None)
     return getattr(cont, "recving_frames", None) is not None
-
-
-def _refused(adapter: Adapter) -> str:
-    """``": check this feed's instrument_name 'X'"``: what a venue that ends a feed
-    most likely refused, for the error's message (empty when the adapter names nothing)."""
-    asked = adapter.asked_for()
-    return ": check this feed's %s" % asked if asked else ""
-
-
-def _retry_after(value: Any) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form only)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds >= 0 else None
 
 
 def _host(url: str) -> str:
