@@ -42,7 +42,7 @@ from .base import (
     to_ms,
 )
 
-from .synthetix_user import SynthetixUserAdapter
+from .synthetix_user import SynthetixUserAdapter, symbol_list as _symbol_list
 
 __all__ = ["SynthetixAdapter", "SynthetixUserAdapter"]
 
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/ws/info"
 PING_INTERVAL = 30.0  # seconds
-MAX_SYMBOL_LENGTH = 20
 #: the longest poll period taken (a day): a longer one is a mistake, not a plan
 MAX_POLL_INTERVAL = 86400
 #: live trades held per symbol while its back-fill is awaited; past this they are released
@@ -59,24 +58,6 @@ MAX_HELD = 10_000
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _MAPPED = frozenset(("tradeId", "symbol", "side", "price", "quantity", "timestamp", "tsMs", "isMaker", "isTaker"))
 _OK_STATUS = ("success", "ok")
-
-
-def _symbol_list(symbols: Any) -> list[str]:
-    if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)) or not symbols:
-        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT']", param="symbols")
-    out: list[str] = []
-    for index, symbol in enumerate(symbols):
-        param = "symbols[%d]" % index
-        if not isinstance(symbol, str) or not symbol.strip() or " " in symbol.strip():
-            raise ConfigError("synthetix: invalid symbol %r" % (symbol,), param=param)
-        key = symbol.strip().upper()
-        if len(key) > MAX_SYMBOL_LENGTH:
-            raise ConfigError(
-                "synthetix: symbol %r is longer than %d characters" % (symbol, MAX_SYMBOL_LENGTH), param=param
-            )
-        if key not in out:
-            out.append(key)
-    return out
 
 
 class SynthetixAdapter(Adapter):

@@ -59,6 +59,7 @@ __all__ = ["SynthetixUserAdapter", "PATH"]
 log = logging.getLogger(__name__)
 
 PATH = "/v1/ws/trade"
+MAX_SYMBOL_LENGTH = 20
 PING_INTERVAL = 30.0  # seconds
 #: getTrades: the venue's largest page
 PAGE = 1000
@@ -106,18 +107,31 @@ def subaccount(value: Any) -> int:
     return int(text)
 
 
-def _symbols(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT'], or None for all", param="symbols")
+def symbol_list(symbols: Any) -> list[str]:
+    """Synthetix markets as given to a feed: upper-cased, each once, in order (both feeds).
+
+    :raises ConfigError: not a non-empty list of symbols of at most 20 characters.
+    """
+    if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)) or not symbols:
+        raise ConfigError("synthetix: symbols must be a non-empty list such as ['BTC-USDT']", param="symbols")
     out: list[str] = []
-    for index, symbol in enumerate(value):
-        if not isinstance(symbol, str) or not symbol.strip() or " " in symbol.strip() or len(symbol.strip()) > 20:
-            raise ConfigError("synthetix: invalid symbol %r" % (symbol,), param="symbols[%d]" % index)
-        if symbol.strip().upper() not in out:
-            out.append(symbol.strip().upper())
+    for index, symbol in enumerate(symbols):
+        param = "symbols[%d]" % index
+        if not isinstance(symbol, str) or not symbol.strip() or " " in symbol.strip():
+            raise ConfigError("synthetix: invalid symbol %r" % (symbol,), param=param)
+        key = symbol.strip().upper()
+        if len(key) > MAX_SYMBOL_LENGTH:
+            raise ConfigError(
+                "synthetix: symbol %r is longer than %d characters" % (symbol, MAX_SYMBOL_LENGTH), param=param
+            )
+        if key not in out:
+            out.append(key)
     return out
+
+
+def _symbols(value: Any) -> list[str] | None:
+    """The user feed's optional filter: None for every market."""
+    return None if value is None else symbol_list(value)
 
 
 def _trade_order(trade: Trade) -> tuple[int, int, str]:
