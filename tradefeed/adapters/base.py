@@ -44,6 +44,9 @@ __all__ = [
     "rfc3339_to_ms",
     "record_error",
     "RECORD_ERRORS",
+    "TYPED_ERRORS",
+    "UNSET",
+    "NO_DROP",
 ]
 
 
@@ -418,6 +421,15 @@ def require_str(record: Mapping[str, Any], key: str) -> str:
 
 #: what a record parser raises for a bad record (a missing key, a bad value or type)
 RECORD_ERRORS = (KeyError, ValueError, TypeError, AttributeError)
+
+
+#: what a typed fast path catches to hand a frame to the generic path instead: a frame
+#: msgspec cannot decode into the venue's records, or a value the mapping refuses
+TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
+#: msgspec's marker of a field the frame did not send
+UNSET: Any = msgspec.UNSET
+#: a :class:`~tradefeed.models.LazyRaw` whose frame already yields the finished ``raw``
+NO_DROP: frozenset[str] = frozenset()
 
 
 def record_error(venue: str, err: Exception, record: Any) -> ParseError:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import USER, LazyRaw, Liquidity, RawFrame, Side, Trade
 from .base import (
+    TYPED_ERRORS,
     RECORD_ERRORS,
     SECONDS_BELOW,
     Adapter,
@@ -272,7 +273,6 @@ class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(list[_Element], float_hook=Decimal)  # exact, as loads()
-_TYPED_ERRORS = (msgspec.DecodeError, *RECORD_ERRORS)
 _DROP = frozenset(_MAPPED)
 
 
@@ -301,7 +301,7 @@ def _parse_typed(frame: str | bytes, received_ns: int) -> list[Trade] | None:
                     )  # fmt: skip
                 )
                 index += 1
-    except _TYPED_ERRORS:
+    except TYPED_ERRORS:
         return None
     return trades
 

@@ -29,6 +29,9 @@ from urllib.parse import urlencode
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
+    NO_DROP,
+    TYPED_ERRORS,
+    UNSET,
     RECORD_ERRORS,
     Adapter,
     CloseAction,
@@ -356,7 +359,7 @@ class RailsAdapter(Adapter):
             message = _TYPED.decode(frame)
             data = message.data
             status = data.statusCode
-            if (type(status) is int and status >= 400) or data.clientRequestId is not _UNSET:
+            if (type(status) is int and status >= 400) or data.clientRequestId is not UNSET:
                 return None  # an error, or a reply to a request: the generic path's bookkeeping
             if "publicTrades" not in self.subscriptions:
                 return None
@@ -365,11 +368,11 @@ class RailsAdapter(Adapter):
             trades = [
                 self._public_trade(
                     r.orderType, r.executionType, r.matchId, r.price, r.quantity, r.updatedAt, market,
-                    LazyRaw(shared, index, _NO_DROP), received_ns,
+                    LazyRaw(shared, index, NO_DROP), received_ns,
                 )  # fmt: skip
                 for index, r in enumerate(data.orders)
             ]
-        except _TYPED_ERRORS:
+        except TYPED_ERRORS:
             return None
         if len(trades) > 1:
             trades.sort(key=_timestamp)  # stable: the venue's order within one millisecond stays
@@ -439,9 +442,6 @@ class _PublicDelta(msgspec.Struct, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(_PublicDelta, float_hook=Decimal)
-_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
-_UNSET: Any = msgspec.UNSET
-_NO_DROP: frozenset[str] = frozenset()
 
 
 def _delta_raws(frame: Any) -> list[dict[str, Any]]:

@@ -24,6 +24,9 @@ import msgspec
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import PUBLIC, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
+    NO_DROP,
+    TYPED_ERRORS,
+    UNSET,
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
@@ -320,15 +323,15 @@ class SynfuturesAdapter(Adapter):
                 pair, trade = self._build(
                     r.side, r.size, r.price, r.type, r.symbol, r.id, r.timestamp, r.tradeFee, r.protocolFee,
                     r.baseToken, r.quoteToken,
-                    env_instrument if r.instrumentAddress is _UNSET else r.instrumentAddress,
-                    env_expiry if r.expiry is _UNSET else r.expiry,
-                    env_chain if r.chainId is _UNSET else r.chainId,
+                    env_instrument if r.instrumentAddress is UNSET else r.instrumentAddress,
+                    env_expiry if r.expiry is UNSET else r.expiry,
+                    env_chain if r.chainId is UNSET else r.chainId,
                     functools.partial(_lazy_raw, shared, index),
                     received_ns,
                 )  # fmt: skip
                 if pair in subscribed:
                     trades.append(trade)
-        except _TYPED_ERRORS:
+        except TYPED_ERRORS:
             return None
         if len(trades) > 1:
             trades.sort(key=_order)
@@ -468,13 +471,10 @@ class _Push(msgspec.Struct, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
-_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
-_UNSET: Any = msgspec.UNSET
-_NO_DROP: frozenset[str] = frozenset()
 
 
 def _lazy_raw(shared: RawFrame, index: int, guessed: bool) -> Any:
-    return LazyRaw(shared, index, _NO_DROP)  # the decoded raw says scale_guess itself
+    return LazyRaw(shared, index, NO_DROP)  # the decoded raw says scale_guess itself
 
 
 def _push_raws(frame: Any) -> list[dict[str, Any]]:

@@ -24,6 +24,9 @@ import msgspec
 from ..exceptions import ConfigError, ParseError, TradefeedError, VenueError
 from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trade
 from .base import (
+    NO_DROP,
+    TYPED_ERRORS,
+    UNSET,
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
     Adapter,
@@ -256,26 +259,26 @@ class SynthetixAdapter(Adapter):
         try:
             push = _TYPED.decode(frame)
             r = push.data
-            if r.timestamp is not _UNSET:
+            if r.timestamp is not UNSET:
                 stamp, stamp_name = r.timestamp, "timestamp"
-            elif r.tsMs is not _UNSET:
+            elif r.tsMs is not UNSET:
                 stamp, stamp_name = r.tsMs, "tsMs"
-            elif push.timestamp is not _UNSET:
+            elif push.timestamp is not UNSET:
                 stamp, stamp_name = push.timestamp, "envelope"
             else:
                 return None
-            if r.isMaker is not _UNSET:
+            if r.isMaker is not UNSET:
                 flag, maker_when = r.isMaker, True
-            elif r.isTaker is not _UNSET:
+            elif r.isTaker is not UNSET:
                 flag, maker_when = r.isTaker, False
             else:
                 flag, maker_when = None, True
-            raw = LazyRaw(RawFrame(frame, _push_raw), 0, _NO_DROP)
+            raw = LazyRaw(RawFrame(frame, _push_raw), 0, NO_DROP)
             return self._build(
                 r.side, r.quantity, r.price, r.symbol, r.tradeId, stamp, stamp_name, flag, maker_when,
                 push.meseq, push.prevMeseq, raw, received_ns,
             )  # fmt: skip
-        except _TYPED_ERRORS:
+        except TYPED_ERRORS:
             return None
 
     def _notification(self, doc: dict[str, Any], frame: str | bytes, received_ns: int) -> Parsed:
@@ -487,9 +490,6 @@ class _Push(msgspec.Struct, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
-_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
-_UNSET: Any = msgspec.UNSET
-_NO_DROP: frozenset[str] = frozenset()
 
 
 def _push_raw(frame: Any) -> list[dict[str, Any]]:
