@@ -439,18 +439,38 @@ class FeedManager:
         self._dispatcher.add_status_callback(cb)
         return cb
 
-    def add_sink(self, sink: S) -> S:
-        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, on the
-        delivery thread after the callbacks; it is opened there before its first batch
-        and closed when the manager stops.  A failing sink keeps its trades and is
-        retried; the failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
+    def add_sink(
+        self,
+        sink: S,
+        *,
+        limit: int | None = None,
+        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
+        high_water: int | None = None,
+    ) -> S:
+        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, after
+        the callbacks, from the sink's own queue on its own thread
+        (``tradefeed-sink-<name>``): neither the callbacks nor the other sinks ever wait
+        for it.  It is opened on that thread before its first batch and closed when the
+        manager stops.  A failing sink keeps its trades, in order, and is retried; the
+        failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
+
+        :param limit: most trades kept for the sink (None: every one, the default); at
+            the limit trades are dropped, counted in ``sink_stats()`` (``dropped``) and
+            announced by a ``lagging`` status event.
+        :param overflow: what goes at the limit: the oldest waiting trades
+            (``drop_oldest``) or the incoming ones (``drop_newest``).
+        :param high_water: pending trades past which a ``lagging`` status event (detail
+            ``sink``) says the sink is behind, and ``caught_up`` follows under half of it
+            (default: the manager's ``high_water``).
+        :raises ConfigError: a bad *limit*, *overflow* or *high_water*.
         """
-        self._dispatcher.add_sink(sink)
+        self._dispatcher.add_sink(sink, limit, overflow, high_water)
         return sink
 
     def sink_stats(self) -> dict[str, SinkStats]:
-        """Per sink: trades written, pending (kept while it fails) and failures."""
-        return {r.sink.name: r.stats() for r in self._dispatcher.sink_runners()}
+        """Per sink: trades written, pending (not written yet; after :meth:`stop`: not
+        written at all), failures, rejected, dropped and the oldest pending trade's age."""
+        return {w.sink.name: w.stats() for w in self._dispatcher.sink_writers()}
 
     def on_gap(self, cb: F) -> F:
         """Call ``cb(gap: Gap)`` when trades of a symbol may be missing: the venue's
@@ -500,10 +520,18 @@ class FeedManager:
         items stay available to :meth:`pump`, which closes the sinks once the queue is
         empty.
 
+        The sinks get until the deadline to write what they were handed (a failing one
+        is retried meanwhile); a sink still failing or busy then is given up on: its
+        write in progress is aborted (:meth:`Sink.abort`), and what it could not write
+        is reported to ``on_error`` as a :class:`SinkError`, logged, and left in
+        :meth:`sink_stats` as ``pending``.
+
         :param timeout: seconds to wait in all.
         :param drain: deliver what is queued (default); False drops it (counted in
-            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback or sink,
-            also while an earlier, draining ``stop()`` is still delivering.
+            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback, also
+            while an earlier, draining ``stop()`` is still delivering (then the sinks
+            get only until this call's deadline).  The sinks still get what the
+            callbacks got.
         :returns: True if every thread ended within *timeout*.
         """
         deadline = time.monotonic() + timeout
@@ -519,6 +547,7 @@ class FeedManager:
         if not first:
             if not drain:  # asked for while a draining stop() runs: abandon the rest now
                 self._dispatcher.discard()
+                self._dispatcher.hurry_sinks(deadline)
             if not on_dispatcher:
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set()
@@ -539,7 +568,9 @@ class FeedManager:
             if self.dispatch == "thread":
                 clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
             else:
-                self._dispatcher.stop_manual()
+                self._dispatcher.stop_manual(max(0.0, deadline - time.monotonic()))
+            if self._dispatcher.sinks_closed.is_set():
+                clean &= not self._dispatcher.sinks_busy()  # a sink stuck in a write it did not abort
         with self._lock:
             self._state = "stopped"
             providers = list(self._providers.values())
