@@ -26,6 +26,7 @@ The document::
       connect_timeout: 10
       dedup_window: 4096
       stale_after: 300            # seconds without trades: a ``stale`` event, and /healthz 503
+      join_timeout: 10            # redundancy/rotation: seconds before a line counts as stalled
       metrics:                    # serve /metrics and /healthz (extra ``metrics``)
         port: 9870                # 0: any free port
         host: 127.0.0.1           # loopback unless told otherwise
@@ -86,7 +87,10 @@ FORMATS = ("table", "jsonl", "csv")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _TOP = ("feeds", "settings", "outputs", "logging")
-_SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window", "stale_after", "metrics")
+_SETTINGS = (
+    "dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window", "stale_after", "join_timeout",
+    "metrics",
+)  # fmt: skip
 _METRICS = ("port", "host", "reconnect_grace", "sink_pending_limit")
 _LOGGING = ("level", "format")
 _BACKOFF = ("initial", "max_delay", "multiplier", "jitter", "max_retries")
@@ -448,6 +452,8 @@ def _settings(check: _Checker, value: Any) -> dict[str, Any]:
         out["dedup_window"] = window
     if value.get("stale_after") is not None:
         out["stale_after"] = _number(check, value["stale_after"], "settings.stale_after", minimum=0, strict=True)
+    if "join_timeout" in value:
+        out["join_timeout"] = _number(check, value["join_timeout"], "settings.join_timeout", minimum=0, strict=True)
     interval, timeout = out.get("ping_interval", 20.0), out.get("ping_timeout", 10.0)
     if interval and timeout and timeout >= interval:
         check.add("settings.ping_timeout", "must be below ping_interval (%g s)" % interval)

@@ -188,6 +188,9 @@ class Connection:
         self.data_seen = threading.Event()
         #: set when the manager retires this connection (rotation): its end is not the feed's
         self.retiring = False
+        #: rotation: whether the replacement was in sync when this one was retired (else
+        #: it held nothing back once join_timeout had passed); its stopped event says so
+        self.retired_in_sync = True
         self._record = settings.recorder
         self._pending: list[Any] = []
         self._current: _Attempt | None = None
@@ -262,6 +265,17 @@ class Connection:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    def settled(self, since_ns: int) -> bool:
+        """Rotation: this connection is live in its feed's arbitration, holds back no trade
+        for another connection to deliver first, and every symbol it has not caught up on
+        had no trade delivered since *since_ns* (epoch ns): quiet, or no longer subscribed."""
+        state = self.state
+        with state.lock:
+            line = self._line
+            if line not in state.lines or line.held:
+                return False
+            return all(state.data_ns.get(key, 0) < since_ns for key in line.due)
 
     def stats(self) -> FeedStats:
         """This connection's counters with its feed's shared ones (trades, gaps...)."""
@@ -389,6 +403,7 @@ class Connection:
             final: dict[str, Any] = {"error": fatal} if fatal is not None else {}
             if self.retiring:
                 final["reason"] = "rotated"
+                final["in_sync"] = self.retired_in_sync
             self._emit(Status.STOPPED, **final)
             wake_r, wake_w = self._wake_r, self._wake_w
             self._wake_r = self._wake_w = None

@@ -172,6 +172,12 @@ class FeedManager:
         *overflow* says which trades go: ``drop_oldest`` or ``drop_newest``; drops are
         counted per feed (``stats()``) and announced by a ``lagging`` event.  Status
         events, errors and gaps are never dropped.  The connection threads never wait.
+    :param join_timeout: seconds a (re)connected connection of a redundant or rotating
+        feed holds a symbol's trades back while the connection that should deliver them
+        first brings no trades at all, before that one counts as stalled and is
+        reconnected (see :mod:`tradefeed.feedstate`); also how long a rotation waits for
+        its new connection to be in sync before it settles for one that holds nothing
+        back.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
     :param ca_file: trust the CA certificates in this PEM file instead of the system's
         (a private venue gateway, a test server); certificates are still verified.
@@ -194,6 +200,7 @@ class FeedManager:
         queue_limit: int | None = None,
         overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         high_water: int = 100_000,
+        join_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | os.PathLike[str] | None = None,
         recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
@@ -210,6 +217,8 @@ class FeedManager:
             raise ConfigError("dedup_window must be >= 1")
         if stale_after is not None and stale_after <= 0:
             raise ConfigError("stale_after must be > 0 seconds or None")
+        if isinstance(join_timeout, bool) or not isinstance(join_timeout, (int, float)) or not 0 < join_timeout < math.inf:
+            raise ConfigError("join_timeout must be a number of seconds > 0, not %r" % (join_timeout,))
         if ca_file is not None:
             if ssl_context is not None:
                 raise ConfigError("give ssl_context or ca_file, not both")
@@ -227,6 +236,7 @@ class FeedManager:
             max_frame_bytes=max_frame_bytes,
             stale_after=None if stale_after is None else float(stale_after),
             reconnect_on_stale=bool(reconnect_on_stale),
+            join_timeout=float(join_timeout),
             ssl_context=ssl_context,
             recorder=recorder,
         )
@@ -289,7 +299,8 @@ class FeedManager:
             trade delivered once): one connection dropping loses nothing.
         :param rotate_after: replace the connection every this many seconds (before a
             venue's own connection age limit, e.g. Synthetix 24 h), make-before-break:
-            the new one opens, and the old one closes once the new one delivered data.
+            the new one opens, and the old one closes once the new one is in sync (see
+            ``join_timeout``).
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
@@ -740,7 +751,19 @@ class FeedManager:
         connection.start()
 
     def _schedule_rotation(self, feed: Feed) -> None:
-        """Make-before-break replacement of the feed's connection every rotate_after s."""
+        """Make-before-break replacement of the feed's connection every rotate_after s.
+
+        The new connection opens next to the old one and joins it as a redundant line
+        does (:mod:`tradefeed.feedstate`); the old one is retired only once the new one
+        is in sync, holding nothing back and caught up on every symbol the feed knew, so
+        the handover opens no hole (its first data, an ack or a small back-fill, proves
+        nothing).  A symbol the new connection never sees (a quiet one, or one no longer
+        subscribed) would keep it out of sync forever: once it has been connected for
+        ``join_timeout``, it is enough that it holds nothing back and that no connection
+        delivered a trade of such a symbol since it connected; that symbol's next trade
+        gets the seam checks.  A symbol the old connection still delivers and the new
+        one does not (a refused subscription) keeps the old one going.
+        """
         every = feed._rotate_after
         if not every:
             return
@@ -762,16 +785,31 @@ class FeedManager:
                     return 0.02
                 new = replacement[0]
                 old = feed._connections[0]
-                if new.data_seen.is_set():  # the new one works: retire the old one
+                in_sync = new.in_sync.is_set()
+                up_for = now - new.connected_changed
+                settled = in_sync or (
+                    new.status is Status.CONNECTED
+                    and up_for >= new.state.join_timeout
+                    and new.settled(time.time_ns() - int(up_for * 1e9))
+                )
+                if new.is_alive() and (settled or not old.is_alive()):  # retire the old one
                     old.retiring = True
+                    old.retired_in_sync = in_sync
                     feed._connections = [new]
                 elif new.is_alive():
-                    return 0.02  # not ready yet; the old one keeps streaming
+                    return 0.02  # not in sync yet; the old one keeps streaming
                 else:  # the replacement failed: keep the old one, try again later
                     feed._connections = [old]
                     old.redundant = False
                     replacement.clear()
                     return every
+            if not in_sync:
+                log.info(
+                    "%s: rotation: connection #%d holds nothing back after %g s; symbols it has not seen had "
+                    "no trades since it connected; retiring #%d",
+                    feed.name, new.index, new.state.join_timeout, old.index,
+                    extra={"feed": feed.name, "venue": feed.venue},
+                )  # fmt: skip
             old.stop()
             replacement.clear()
             return every

@@ -48,3 +48,25 @@ def test_bad_sink_queue_keys_are_named(tmp_path, output, message):
 def test_stdout_has_no_queue():
     with pytest.raises(ConfigError, match=r"outputs\[0\].limit: unknown key"):
         cfg.from_dict({"feeds": [{"venue": "dopp"}], "outputs": [{"type": "stdout", "limit": 5}]})
+
+
+def test_join_timeout_is_a_manager_keyword_and_a_yaml_setting():
+    """settings.join_timeout reaches FeedManager(join_timeout=...), and from there every feed's arbitration."""
+    config = cfg.from_dict({"feeds": [{"venue": "dopp"}], "settings": {"join_timeout": 2.5}})
+    assert config.settings["join_timeout"] == 2.5
+    manager = config.create_manager()
+    try:
+        assert manager._settings.join_timeout == 2.5
+        assert manager.feeds[0]._connection.state.join_timeout == 2.5
+    finally:
+        manager.stop()
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "10", True])
+def test_a_bad_join_timeout_is_refused(value):
+    from tradefeed import FeedManager
+
+    with pytest.raises(ConfigError, match="join_timeout"):
+        FeedManager(join_timeout=value)
+    with pytest.raises(ConfigError, match="settings.join_timeout"):
+        cfg.from_dict({"feeds": [{"venue": "dopp"}], "settings": {"join_timeout": value}})
