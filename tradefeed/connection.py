@@ -45,7 +45,7 @@ from .exceptions import (
     TradefeedError,
     TransportError,
 )
-from .models import FeedStats, Gap, Status, StatusEvent, Trade
+from .models import FeedStats, Gap, Status, StatusEvent, SubscriptionChange, Trade
 from .scheduler import Scheduler
 
 __all__ = ["Connection", "ConnectionSettings"]
@@ -88,13 +88,15 @@ class ConnectionSettings:
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
     #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
-    #: data frame received, before it is parsed, and with ``frame=None`` for every
-    #: ``tick()``: ``connection`` numbers the attempts (0, 1, ...), ``params`` is the
-    #: feed's current parameter dict (never mutated: replaced when subscriptions change).
-    #: Runs on the connection thread (frames) or the scheduler thread (ticks) under the
+    #: data frame received, before it is parsed, with ``frame=None`` for every
+    #: ``tick()``, and with a :class:`~tradefeed.models.SubscriptionChange` for every
+    #: run-time subscribe/unsubscribe the adapter took: ``connection`` numbers the
+    #: attempts (0, 1, ...), ``params`` is the feed's current parameter dict (never
+    #: mutated: replaced when subscriptions change).  Runs on the connection thread
+    #: (frames), the scheduler thread (ticks) or the caller's (changes) under the
     #: adapter lock, so it must be thread-safe, quick, and never raise
     #: (:class:`tradefeed.recording.Recorder`)
-    recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None
+    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None
 
 
 class _Attempt:
@@ -320,12 +322,15 @@ class Connection:
                     "%s: %s need API credentials, and this feed has none; add a feed with api_key and api_secret"
                     % (self.venue, ", ".join(map(repr, items)))
                 )
-            self._params = params
+            before, self._params = self._params, params
             attempt = self._current
             if attempt is None:  # between attempts: the next one starts from the new params
                 return
             frames = (attempt.adapter.subscribe if subscribe else attempt.adapter.unsubscribe)(items)
             opened = attempt.opened
+            if self._record is not None:  # replayed at this place, in order with the frames
+                change = SubscriptionChange(subscribe, tuple(items), opened, before)
+                self._record(self.name, self.venue, params, self.reconnects, time.time_ns(), change)
         if opened:
             self._send(attempt, frames)  # not yet open: on_open will include them
 

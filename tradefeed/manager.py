@@ -35,7 +35,7 @@ from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, e
 from ._queue import OVERFLOW_MODES
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats, Status
+from .models import FeedStats, Status, SubscriptionChange
 from .scheduler import Scheduler
 from .sinks import Sink, SinkStats
 
@@ -203,7 +203,7 @@ class FeedManager:
         join_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | os.PathLike[str] | None = None,
-        recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
+        recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None,
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
