@@ -208,7 +208,9 @@ class Dispatcher:
         thread = self._thread
         if thread is None:
             return True
-        self._sink_deadline = time.monotonic() + (SINK_TIMEOUT if timeout is None else timeout)
+        deadline = time.monotonic() + (SINK_TIMEOUT if timeout is None else timeout)
+        current = self._sink_deadline  # a second, non-draining stop() may have set an earlier one
+        self._sink_deadline = deadline if current is None else min(current, deadline)
         self._queue.put(_STOP)
         if thread is threading.current_thread():
             return True
