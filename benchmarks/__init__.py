@@ -12,6 +12,9 @@ tables.  Modules:
 - :mod:`benchmarks.procstat`: CPU, memory and thread figures of the current process;
 - :mod:`benchmarks.harness`: starts those processes and collects their results;
 - :mod:`benchmarks.soak`: memory over a long run (10 M trades): its run, summary and table;
+- :mod:`benchmarks.chaos`: every venue for minutes to an hour with seeded faults, checked for
+  loss, duplicates, order, recovery, memory and threads (:mod:`benchmarks.chaos_server`: the
+  simulator in its own process, faults on command);
 - :mod:`benchmarks.report`: summaries, tables, JSON and ``RESULTS.rst``;
 - :mod:`benchmarks.run`: the command line.
 """

@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import soak
+from . import chaos, soak
 from .consumers import BACKLOG_EVERY, label
 from .frames import SOAK_INSTRUMENTS
 from .harness import LATENCY_POINTS, REPO, Scenario
@@ -28,7 +28,7 @@ from .idle import IDLE_CONSUMERS
 __all__ = ["machine", "source_digest", "summarize", "tables", "update_results", "write_json"]
 
 RESULTS = REPO / "benchmarks" / "RESULTS.rst"
-_MODE_TITLES = {"throughput": "Throughput", "latency": "Latency", "idle": "Idle connections", "soak": "Soak"}
+_MODE_TITLES = {"throughput": "Throughput", "latency": "Latency", "idle": "Idle connections", "soak": "Soak", "chaos": "Chaos soak"}
 
 _PREAMBLE = """\
 =================
@@ -87,6 +87,20 @@ _PREAMBLE += """\
     "flat": soak.FLAT_GROWTH_MIB,
     "backlog": format(BACKLOG_EVERY, ","),
 }
+_PREAMBLE += """\
+- **chaos** (``--mode chaos``, not part of the default run; ``benchmarks/chaos.py`` says
+  it all): the four venues, the Rails private stream and the Synthetix user feed from the
+  simulator (in a process of its own) at a steady rate into one FeedManager with a SQLite
+  sink, for %(chaos_minutes)g minutes by default, with a seeded fault every few seconds
+  (drops, close codes 1000/1001/1011, handshakes refused with ``Retry-After``, stalls that
+  only pings notice, malformed frames, token expiry, a locked sink), one at a time, each
+  waited for to recover.  Checked at the end, per venue, stream and symbol, against the
+  venues' tapes: duplicates, order violations and trades lost outside a reported ``Gap``
+  (all must be 0), the sink holding each delivered trade once, every fault recovered
+  (the table gives the recovery times per kind), threads back to their number before the
+  start, and (runs of %(judged)g s or more) resident memory FLAT: its Theil-Sen trend after
+  the warm-up rises by less than %(chaos_flat).1f MiB.
+""" % {"chaos_minutes": chaos.DEFAULT_MINUTES, "judged": chaos.MEMORY_JUDGED_AFTER, "chaos_flat": chaos.FLAT_GROWTH_MIB}
 
 
 def machine() -> dict[str, Any]:
@@ -152,7 +166,10 @@ def _consumers(scenario: Scenario) -> list[str]:
 
 def summarize(scenario: Scenario) -> list[dict[str, Any]]:
     """One row of figures per consumer (see the preamble of ``RESULTS.rst``)."""
-    summary = {"throughput": _throughput_rows, "latency": _latency_rows, "idle": _idle_rows, "soak": soak.summarize}[
+    summary = {
+        "throughput": _throughput_rows, "latency": _latency_rows, "idle": _idle_rows, "soak": soak.summarize,
+        "chaos": chaos.summarize,
+    }[  # fmt: skip
         scenario.mode
     ]
     return summary(scenario)
@@ -245,6 +262,8 @@ def _title(scenario: Scenario) -> str:
         )
     if scenario.mode == "soak":
         return soak.title(scenario)
+    if scenario.mode == "chaos":
+        return chaos.title(scenario)
     return "%s connections, measured over %g s" % (format(p["connections"], ","), p["window"])
 
 
@@ -274,6 +293,8 @@ def _scenario_lines(scenario: Scenario) -> list[str]:
         ]
     elif scenario.mode == "soak":
         headers, body = soak.table(rows[0])
+    elif scenario.mode == "chaos":
+        headers, body = chaos.table(rows[0])
     else:
         headers = ["consumer", "open", "connect s", "KiB/conn", "threads", "CPU %", "status events"]
         body = [
@@ -291,6 +312,8 @@ def _scenario_lines(scenario: Scenario) -> list[str]:
     lines = [_title(scenario), ""] + _table(headers, body)
     if scenario.mode == "soak":
         lines += [""] + [line for row in rows for line in soak.verdict(row)]
+    if scenario.mode == "chaos":
+        lines += [""] + [line for row in rows for line in chaos.verdict(row)]
     for r in rows:
         for error in r["errors"]:
             lines.append("  ! %s: %s" % (r["consumer"], error))

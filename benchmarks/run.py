@@ -2,6 +2,8 @@
 
     python benchmarks/run.py                       # throughput, latency, idle: about 5 minutes on 2 cores
     python benchmarks/run.py --mode soak           # memory over 10 M trades: 2 minutes or more
+    python benchmarks/run.py --mode chaos          # every venue, a fault every few seconds: 10 minutes
+    python benchmarks/run.py --mode chaos --chaos-minutes 60 --write-results
     python benchmarks/run.py --mode throughput --repeat 5
     python benchmarks/run.py --quick               # the default modes, small: under a minute
     python benchmarks/run.py --pin --mode throughput  # server and client on a core each: steadier
@@ -22,16 +24,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import consumers, harness, report, soak  # noqa: E402
+from benchmarks import chaos, consumers, harness, report, soak  # noqa: E402
 from benchmarks.harness import Scenario  # noqa: E402
 from benchmarks.idle import IDLE_CONSUMERS  # noqa: E402
 
 #: the modes of ``--mode all`` (the default)
 MODES = ("throughput", "latency", "idle")
-#: modes run only when named: a soak takes minutes
-EXTRA_MODES = ("soak",)
+#: modes run only when named: a soak takes minutes, a chaos soak ten or more
+EXTRA_MODES = ("soak", "chaos")
 #: ``--quick``: trades per soak unless --soak-trades is given
 QUICK_SOAK_TRADES = 1_000_000
+#: ``--quick``: minutes of a chaos soak unless --chaos-minutes is given
+QUICK_CHAOS_MINUTES = 1.0
 #: trades per throughput run, by trades per frame (about a second for the floor)
 DEFAULT_TRADES = {1: 50_000, 20: 150_000}
 
@@ -93,6 +97,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=soak.DEFAULT_SAMPLE_EVERY,
         help="trades between memory samples (default %s)" % format(soak.DEFAULT_SAMPLE_EVERY, ","),
     )
+    group = parser.add_argument_group("chaos")
+    group.add_argument(
+        "--chaos-minutes",
+        type=float,
+        help="length of the chaos soak (default %g; %g with --quick)" % (chaos.DEFAULT_MINUTES, QUICK_CHAOS_MINUTES),
+    )
+    group.add_argument("--chaos-seed", type=int, default=1, help="seeds the venues' tapes and the faults (default 1)")
+    group.add_argument(
+        "--chaos-rate", type=float, default=chaos.DEFAULT_RATE, help="trades/s per venue (default %g)" % chaos.DEFAULT_RATE
+    )
+    group.add_argument(
+        "--fault-every",
+        type=float,
+        default=chaos.DEFAULT_FAULT_EVERY,
+        help="seconds between faults, +/- 50 %% (default %g)" % chaos.DEFAULT_FAULT_EVERY,
+    )
     group = parser.add_argument_group("output")
     group.add_argument("--json", metavar="FILE", help="write every result as JSON")
     group.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.rst")
@@ -102,6 +122,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.connections = [min(args.connections)]
     if not args.soak_trades:
         args.soak_trades = QUICK_SOAK_TRADES if args.quick else soak.DEFAULT_TRADES
+    if not args.chaos_minutes:
+        args.chaos_minutes = QUICK_CHAOS_MINUTES if args.quick else chaos.DEFAULT_MINUTES
+    if args.chaos_minutes <= 0 or args.chaos_rate <= 0 or args.fault_every <= 0:
+        parser.error("--chaos-minutes, --chaos-rate and --fault-every must be > 0")
     if args.soak_trades % soak.PER_FRAME:
         parser.error("--soak-trades (%d) must be a multiple of %d (trades per frame)" % (args.soak_trades, soak.PER_FRAME))
     available = consumers.available()
@@ -163,6 +187,12 @@ def run(args: argparse.Namespace) -> list[Scenario]:
             scenarios.append(harness.idle(list(IDLE_CONSUMERS), connections, args.window, log=_progress))
     if "soak" in modes:
         scenarios.append(soak.soak(args.soak_trades, args.sample_every, log=_progress))
+    if "chaos" in modes:
+        scenarios.append(
+            chaos.chaos(
+                args.chaos_minutes * 60, seed=args.chaos_seed, rate=args.chaos_rate, fault_every=args.fault_every, log=_progress
+            )
+        )
     return scenarios
 
 

@@ -39,6 +39,7 @@ SINK_COUNTERS = (
     ("tradefeed_sink_written", "written", "Trades the sink accepted."),
     ("tradefeed_sink_failures", "failures", "Failed write attempts of the sink."),
     ("tradefeed_sink_rejected", "rejected", "Poison trades the sink could not take, reported and skipped."),
+    ("tradefeed_sink_dropped", "dropped", "Trades dropped because the sink's queue was at its limit."),
 )
 
 
@@ -78,10 +79,19 @@ class ManagerCollector(Collector):
             for sink_name, sink in sinks.items():
                 counter.add_metric([sink_name], getattr(sink, attribute))
             yield counter
-        pending = GaugeMetricFamily("tradefeed_sink_pending", "Trades kept for a failing sink, not yet written.", labels=["sink"])
+        pending = GaugeMetricFamily(
+            "tradefeed_sink_pending", "Trades handed to the sink and not written yet (its queue).", labels=["sink"]
+        )
+        oldest = GaugeMetricFamily(
+            "tradefeed_sink_oldest_pending_seconds",
+            "Seconds the sink's oldest pending trade has waited (0 when nothing is pending).",
+            labels=["sink"],
+        )
         for sink_name, sink in sinks.items():
             pending.add_metric([sink_name], sink.pending)
+            oldest.add_metric([sink_name], sink.oldest_pending_age or 0.0)
         yield pending
+        yield oldest
         histogram = HistogramMetricFamily(
             "tradefeed_delivery_seconds",
             "Seconds from receiving a batch's first trade to the start of its delivery to the callbacks.",

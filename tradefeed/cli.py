@@ -42,6 +42,8 @@ __all__ = ["main"]
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: an output was left with trades it did not write (one line per output on stderr)
+EXIT_UNWRITTEN = 3
 #: seconds a run waits for the callbacks and sinks to finish once stopped
 STOP_TIMEOUT = 10.0
 #: seconds into a stop after which the run tells how to abandon it
@@ -238,9 +240,33 @@ def _stream(manager: FeedManager, writers: list[TradeWriter], args: argparse.Nam
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+    unwritten = _unwritten(manager)
     if abandoned is not None:
         return abandoned
-    return watch.exit_code(ran=not interrupted)
+    code = watch.exit_code(ran=not interrupted)
+    return EXIT_UNWRITTEN if unwritten else code
+
+
+def _unwritten(manager: FeedManager) -> bool:
+    """One line on stderr per sink that did not write every trade it was handed (still
+    pending when the stop ran out of time, dropped at its limit, or rejected as poison);
+    True if there was one."""
+    found = False
+    for name, stats in manager.sink_stats().items():
+        parts = [
+            "%d %s" % (count, what)
+            for count, what in (
+                (stats.pending, "pending at stop"),
+                (stats.dropped, "dropped at its limit"),
+                (stats.rejected, "rejected"),
+            )
+            if count
+        ]
+        if parts:
+            found = True
+            total = stats.pending + stats.dropped + stats.rejected
+            _say_error("sink %s: %d trades not written (%s)" % (name, total, ", ".join(parts)))
+    return found
 
 
 def _stop(manager: FeedManager) -> int | None:

@@ -26,6 +26,7 @@ The document::
       connect_timeout: 10
       dedup_window: 4096
       stale_after: 300            # seconds without trades: a ``stale`` event, and /healthz 503
+      join_timeout: 10            # redundancy/rotation: seconds before a line counts as stalled
       metrics:                    # serve /metrics and /healthz (extra ``metrics``)
         port: 9870                # 0: any free port
         host: 127.0.0.1           # loopback unless told otherwise
@@ -36,6 +37,8 @@ The document::
       - {type: file, path: trades-{date}.csv, format: csv, fsync: false}   # sinks:
       - {type: sqlite, path: trades.db, table: trades}
       - {type: redis, url: "redis://localhost:6379/0", stream: "tradefeed:{venue}:{symbol}", maxlen: 1000000}
+        # any sink may add limit: N (most trades kept for it; default: every one) and
+        # overflow: drop_oldest | drop_newest (what goes at the limit)
     logging: {level: INFO, format: json}   # format: text (default) or json lines
 """
 
@@ -83,16 +86,22 @@ FORMATS = ("table", "jsonl", "csv")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _TOP = ("feeds", "settings", "outputs", "logging")
-_SETTINGS = ("dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window", "stale_after", "metrics")
+_SETTINGS = (
+    "dispatch", "backoff", "ping_interval", "ping_timeout", "connect_timeout", "dedup_window", "stale_after", "join_timeout",
+    "metrics",
+)  # fmt: skip
 _METRICS = ("port", "host", "reconnect_grace", "sink_pending_limit")
 _LOGGING = ("level", "format")
 _BACKOFF = ("initial", "max_delay", "multiplier", "jitter", "max_retries")
 _FEED_COMMON = ("venue", "name", "url", "backoff")
+#: keys of every sink output: its queue (FeedManager.add_sink's limit and overflow)
+_SINK_QUEUE = ("limit", "overflow")
+_OVERFLOW = ("drop_oldest", "drop_newest")
 _OUTPUT = {
     "stdout": ("type", "format"),
-    "file": ("type", "path", "format", "fsync"),
-    "sqlite": ("type", "path", "table"),
-    "redis": ("type", "url", "stream", "maxlen"),
+    "file": ("type", "path", "format", "fsync") + _SINK_QUEUE,
+    "sqlite": ("type", "path", "table") + _SINK_QUEUE,
+    "redis": ("type", "url", "stream", "maxlen") + _SINK_QUEUE,
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 @dataclass(frozen=True)
@@ -120,7 +129,8 @@ class OutputConfig:
     format: str = "jsonl"
     #: the file (file, sqlite)
     path: str | None = None
-    #: the remaining keys of the output (``fsync``, ``table``, ``url``, ``stream``, ``maxlen``)
+    #: the remaining keys of the output (``fsync``, ``table``, ``url``, ``stream``,
+    #: ``maxlen``; ``limit`` and ``overflow`` are the sink queue's)
     options: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # a redis url may carry a password
@@ -129,19 +139,24 @@ class OutputConfig:
 
     def create_sink(self) -> "Sink":
         """The sink for this output (not for ``stdout``, which the command line writes)."""
+        options = {k: v for k, v in self.options.items() if k not in _SINK_QUEUE}
         if self.type == "file":
             from .sinks.files import FileSink
 
-            return FileSink(self.path or "", format=self.format, fsync=bool(self.options.get("fsync", False)))
+            return FileSink(self.path or "", format=self.format, fsync=bool(options.get("fsync", False)))
         if self.type == "sqlite":
             from .sinks.sqlite import SQLiteSink
 
-            return SQLiteSink(self.path or "", **self.options)
+            return SQLiteSink(self.path or "", **options)
         if self.type == "redis":
             from .sinks.redis import RedisSink
 
-            return RedisSink(**self.options)
+            return RedisSink(**options)
         raise ConfigError("a %s output is not a sink" % self.type)
+
+    def queue_options(self) -> dict[str, Any]:
+        """:meth:`FeedManager.add_sink`'s keyword arguments for this output's queue."""
+        return {k: v for k, v in self.options.items() if k in _SINK_QUEUE}
 
 
 @dataclass(frozen=True)
@@ -180,7 +195,7 @@ class Config:
         if sinks:
             for output in self.outputs:
                 if output.type != "stdout":
-                    manager.add_sink(output.create_sink())
+                    manager.add_sink(output.create_sink(), **output.queue_options())
         if serve_metrics and self.metrics is not None:
             manager.serve_metrics(**self.metrics)
         return manager
@@ -396,6 +411,11 @@ def _outputs(check: _Checker, value: Any) -> tuple[OutputConfig, ...]:
             check.add(_join(path, "url"), "a redis output needs a url (redis://host:port/db or unix://...)")
         if "maxlen" in item and (isinstance(item["maxlen"], bool) or not isinstance(item["maxlen"], int) or item["maxlen"] < 1):
             check.add(_join(path, "maxlen"), "must be a whole number >= 1, not %r" % (item["maxlen"],))
+        limit = item.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            check.add(_join(path, "limit"), "must be a whole number >= 1 (trades kept for the sink), not %r" % (limit,))
+        if "overflow" in item and item["overflow"] not in _OVERFLOW:
+            check.add(_join(path, "overflow"), "must be one of %s, not %r" % (", ".join(_OVERFLOW), item["overflow"]))
         options = {k: v for k, v in item.items() if k not in ("type", "format", "path")}
         outputs.append(OutputConfig(type=kind, format=fmt, path=target, options=options))
     return tuple(outputs)
@@ -421,6 +441,8 @@ def _settings(check: _Checker, value: Any) -> dict[str, Any]:
         out["dedup_window"] = window
     if value.get("stale_after") is not None:
         out["stale_after"] = _number(check, value["stale_after"], "settings.stale_after", minimum=0, strict=True)
+    if "join_timeout" in value:
+        out["join_timeout"] = _number(check, value["join_timeout"], "settings.join_timeout", minimum=0, strict=True)
     interval, timeout = out.get("ping_interval", 20.0), out.get("ping_timeout", 10.0)
     if interval and timeout and timeout >= interval:
         check.add("settings.ping_timeout", "must be below ping_interval (%g s)" % interval)

@@ -49,7 +49,7 @@ from .exceptions import (
     TradefeedError,
     TransportError,
 )
-from .models import FeedStats, Status, StatusEvent
+from .models import FeedStats, Status, StatusEvent, SubscriptionChange
 from .pipeline import Pipeline
 from .scheduler import Scheduler
 
@@ -90,13 +90,15 @@ class ConnectionSettings:
     #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
     ssl_context: ssl.SSLContext | None = None
     #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
-    #: data frame received, before it is parsed, and with ``frame=None`` for every
-    #: ``tick()``: ``connection`` numbers the attempts (0, 1, ...), ``params`` is the
-    #: feed's current parameter dict (never mutated: replaced when subscriptions change).
-    #: Runs on the connection thread (frames) or the scheduler thread (ticks) under the
+    #: data frame received, before it is parsed, with ``frame=None`` for every
+    #: ``tick()``, and with a :class:`~tradefeed.models.SubscriptionChange` for every
+    #: run-time subscribe/unsubscribe the adapter took: ``connection`` numbers the
+    #: attempts (0, 1, ...), ``params`` is the feed's current parameter dict (never
+    #: mutated: replaced when subscriptions change).  Runs on the connection thread
+    #: (frames), the scheduler thread (ticks) or the caller's (changes) under the
     #: adapter lock, so it must be thread-safe, quick, and never raise
     #: (:class:`tradefeed.recording.Recorder`)
-    recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None
+    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None
 
 
 class Connection:
@@ -148,6 +150,9 @@ class Connection:
         self.data_seen = threading.Event()
         #: set when the manager retires this connection (rotation): its end is not the feed's
         self.retiring = False
+        #: rotation: whether the replacement was in sync when this one was retired (else
+        #: it held nothing back once join_timeout had passed); its stopped event says so
+        self.retired_in_sync = True
         self._record = settings.recorder
         self._current: Attempt | None = None
         self._raw_sock: socket.socket | None = None
@@ -232,6 +237,17 @@ class Connection:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
+    def settled(self, since_ns: int) -> bool:
+        """Rotation: this connection is live in its feed's arbitration, holds back no trade
+        for another connection to deliver first, and every symbol it has not caught up on
+        had no trade delivered since *since_ns* (epoch ns): quiet, or no longer subscribed."""
+        state = self.state
+        with state.lock:
+            line = self._line
+            if line not in state.lines or line.held:
+                return False
+            return all(state.data_ns.get(key, 0) < since_ns for key in line.due)
+
     def stats(self) -> FeedStats:
         """This connection's counters with its feed's shared ones (trades, gaps...)."""
         state = self.state
@@ -275,12 +291,15 @@ class Connection:
                     "%s: %s need API credentials, and this feed has none; add a feed with api_key and api_secret"
                     % (self.venue, ", ".join(map(repr, items)))
                 )
-            self._params = params
+            before, self._params = self._params, params
             attempt = self._current
             if attempt is None:  # between attempts: the next one starts from the new params
                 return
             frames = (attempt.adapter.subscribe if subscribe else attempt.adapter.unsubscribe)(items)
             opened = attempt.opened
+            if self._record is not None:  # replayed at this place, in order with the frames
+                change = SubscriptionChange(subscribe, tuple(items), opened, before)
+                self._record(self.name, self.venue, params, self.reconnects, time.time_ns(), change)
         if opened:
             self._send(attempt, frames)  # not yet open: on_open will include them
 
@@ -358,6 +377,7 @@ class Connection:
             final: dict[str, Any] = {"error": fatal} if fatal is not None else {}
             if self.retiring:
                 final["reason"] = "rotated"
+                final["in_sync"] = self.retired_in_sync
             self._emit(Status.STOPPED, **final)
             wake_r, wake_w = self._wake_r, self._wake_w
             self._wake_r = self._wake_w = None

@@ -9,8 +9,12 @@ the dispatcher thread (``dispatch="thread"``) or on whichever thread calls
 Rules: ``put`` never blocks (a blocked reader misses pongs); callbacks run in
 registration order, outside any library lock; a raising callback is reported as
 :class:`~tradefeed.exceptions.CallbackError` and delivery goes on.  Sinks get each
-batch's trades after the callbacks, on the same thread; a failing sink is retried on
-this thread (the wait for the next batch is bounded by the retry time).
+batch's trades after the callbacks, handed to each sink's own queue and writer thread
+(:mod:`tradefeed.sinks._writer`), so delivery never waits for a sink; what the writers
+report (a :class:`SinkError`, a sink's ``lagging``/``caught_up`` events) comes back
+through this queue, so ``on_error`` and ``on_status`` still run on the delivery thread.
+At stop the delivery thread waits for the writers until the stop's deadline, then
+reports what each sink could not write.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from .exceptions import CallbackError, TradefeedError
+from .exceptions import CallbackError, SinkError, TradefeedError
 from ._queue import BatchQueue
 from .models import Gap, Status, StatusEvent, Trade
-from .sinks import Sink, SinkRunner
+from .sinks import Sink
+from .sinks._writer import SinkWriter
 
 __all__ = ["Dispatcher"]
 
@@ -37,6 +42,11 @@ StatusCallback = Callable[[StatusEvent], Any]
 
 #: put after the last batch; the dispatcher thread ends when it reaches it
 _STOP: list[Any] = []
+#: seconds the sinks get to write what is pending when closed without a stop's deadline
+SINK_TIMEOUT = 10.0
+#: at most this much of a stop's time is kept back from the sinks, to abort a write in
+#: progress and join the writers before the deadline (seconds; less for short timeouts)
+SINK_MARGIN = 0.5
 
 
 class Dispatcher:
@@ -58,7 +68,11 @@ class Dispatcher:
         self._status_cbs: tuple[StatusCallback, ...] = ()
         self._gap_cbs: tuple[Callable[[Gap], Any], ...] = ()
         self._register_lock = threading.Lock()
-        self._sinks: tuple[SinkRunner, ...] = ()
+        self._sinks: tuple[SinkWriter, ...] = ()
+        self._sink_deadline: float | None = None  # time.monotonic() by which the sinks must be closed
+        self._sink_timeout = SINK_TIMEOUT  # the same, as seconds from when they are closed (pump mode)
+        #: set once close_sinks() has finished (every writer ended, or was given up on)
+        self.sinks_closed = threading.Event()
         self._abandon = False  # set by discard(): skip the trades still to be delivered
         self._close_sinks_at_pump = False
         self._last_pump_thread: int | None = None
@@ -94,15 +108,33 @@ class Dispatcher:
         with self._register_lock:
             self._gap_cbs = self._gap_cbs + (cb,)
 
-    def add_sink(self, sink: Sink) -> SinkRunner:
-        """Feed *sink* every trade from now on, batched, after the callbacks."""
-        runner = SinkRunner(sink, self._report)
-        with self._register_lock:
-            self._sinks = self._sinks + (runner,)
-        return runner
+    def add_sink(
+        self, sink: Sink, limit: int | None = None, overflow: str = "drop_oldest", high_water: int | None = None
+    ) -> SinkWriter:
+        """Feed *sink* every trade from now on, batched, after the callbacks, from its own
+        queue and thread (see :class:`~tradefeed.sinks._writer.SinkWriter`).
 
-    def sink_runners(self) -> tuple[SinkRunner, ...]:
+        :raises ConfigError: a bad *limit*, *overflow* or *high_water*.
+        """
+        writer = SinkWriter(
+            sink,
+            self._sink_report,
+            self._sink_signal,
+            limit=limit,
+            overflow=overflow,
+            high_water=self._queue.high_water if high_water is None else high_water,
+            on_end=self._wake,
+        )
+        with self._register_lock:
+            self._sinks = self._sinks + (writer,)
+        return writer
+
+    def sink_writers(self) -> tuple[SinkWriter, ...]:
         return self._sinks
+
+    def sinks_busy(self) -> bool:
+        """A sink's writer thread is still running (after close_sinks: one stuck in a write)."""
+        return any(writer.is_alive() for writer in self._sinks)
 
     def remove_callback(self, cb: Callable[..., Any]) -> bool:
         """Unregister *cb* from every list; True if it was registered."""
@@ -169,12 +201,16 @@ class Dispatcher:
         self._thread.start()
 
     def stop_thread(self, timeout: float | None) -> bool:
-        """Deliver everything queued so far, then end the thread.  Returns False if it
-        is still running after *timeout* (a slow callback).  Safe from a callback: the
-        dispatcher thread does not wait for itself."""
+        """Deliver everything queued so far, let the sinks write until *timeout* runs
+        out, then end the thread.  Returns False if it is still running after *timeout*
+        (a slow callback).  Safe from a callback: the dispatcher thread does not wait
+        for itself."""
         thread = self._thread
         if thread is None:
             return True
+        deadline = time.monotonic() + (SINK_TIMEOUT if timeout is None else timeout)
+        current = self._sink_deadline  # a second, non-draining stop() may have set an earlier one
+        self._sink_deadline = deadline if current is None else min(current, deadline)
         self._queue.put(_STOP)
         if thread is threading.current_thread():
             return True
@@ -197,11 +233,7 @@ class Dispatcher:
         get = self._queue.get
         deliver = self._deliver
         while True:
-            try:
-                feed, batch = get(self._sink_wait())
-            except queue.Empty:  # a failed sink is due for a retry
-                self._retry_sinks()
-                continue
+            feed, batch = get()
             if batch is _STOP:
                 self.close_sinks()
                 return
@@ -210,28 +242,108 @@ class Dispatcher:
 
     # -- sinks ---------------------------------------------------------------------
 
-    def _sink_wait(self) -> float | None:
-        waits = [w for w in (r.retry_in() for r in self._sinks) if w is not None]
-        return min(waits) if waits else None
+    def _sink_report(self, error: SinkError) -> None:
+        """A writer's error, for on_error on the delivery thread (any thread)."""
+        self._queue.put([error])
 
-    def _retry_sinks(self) -> None:
-        for runner in self._sinks:
-            if runner.retry_in() == 0:
-                runner.drain()
+    def _wake(self) -> None:
+        """A writer ended: wake close_sinks() (an empty batch delivers nothing)."""
+        self._queue.put([])
 
-    def close_sinks(self) -> None:
-        """Last try at every backlog, then close the sinks (on the delivery thread)."""
-        for runner in self._sinks:
-            runner.close()
+    def _sink_signal(self, writer: SinkWriter, kind: str, detail: dict[str, Any]) -> None:
+        """A sink is behind, dropping, or caught up: a status event and a log line, as
+        for the callbacks' queue (detail ``sink`` names it)."""
+        name = writer.sink.name
+        if kind == "caught_up":
+            log.info("sink %s caught up (%d trades pending)", name, detail["pending"], extra={"sink": name})
+            status = Status.CAUGHT_UP
+        else:
+            log.warning(
+                "sink %s is behind: %d trades pending%s",
+                name,
+                detail["pending"],
+                "; dropping the %s (limit %d)" % (writer.overflow[5:], writer.limit or 0) if kind == "dropping" else "",
+                extra={"sink": name},
+            )
+            status = Status.LAGGING
+        self._queue.put([StatusEvent("", "", status, time.time_ns(), detail)])
 
-    def stop_manual(self) -> None:
+    def hurry_sinks(self, deadline: float) -> None:
+        """An earlier deadline for the sinks (a second, non-draining stop()); any thread."""
+        current = self._sink_deadline
+        self._sink_deadline = deadline if current is None else min(current, deadline)
+        self._wake()
+
+    def close_sinks(self, deadline: float | None = None) -> None:
+        """Let every sink write what is pending until *deadline* (``time.monotonic()``;
+        default: the stop's), then close them; a sink still busy then is abandoned (its
+        write in progress aborted).  On the delivery thread: what the writers report
+        meanwhile is delivered here.  What a sink could not write is reported as a
+        :class:`SinkError` and stays counted as pending in its stats."""
+        writers = self._sinks
+        now = time.monotonic()
+        if deadline is None:
+            deadline = self._sink_deadline if self._sink_deadline is not None else now + self._sink_timeout
+        self._sink_deadline = deadline
+        margin = min(SINK_MARGIN, max(0.0, deadline - now) / 10)
+        while True:
+            cut = self._sink_deadline - margin
+            for writer in writers:
+                writer.finish(cut)
+            now = time.monotonic()
+            if now >= cut or not any(writer.is_alive() for writer in writers):
+                break
+            try:
+                feed, batch = self._queue.get(cut - now)
+            except queue.Empty:
+                continue
+            self._deliver_control(batch, feed)
+        for writer in writers:
+            if writer.is_alive():
+                writer.abandon()
+        for writer in writers:
+            writer.join(max(0.0, self._sink_deadline - margin / 2 - time.monotonic()))
+        while True:  # what the writers reported as they ended
+            try:
+                feed, batch = self._queue.get(0)
+            except queue.Empty:
+                break
+            self._deliver_control(batch, feed)
+        self.sinks_closed.set()
+        for writer in writers:
+            unwritten = writer.pending
+            if not unwritten:
+                continue
+            name = writer.sink.name
+            still = " (its writer thread is still busy: the sink ignored abort())" if writer.is_alive() else ""
+            self._report(  # to on_error, or logged as a warning without one
+                SinkError(
+                    "sink %s: %d trades not written: stop() ran out of time while the sink was failing or "
+                    "busy (a write in progress may still land)%s" % (name, unwritten, still)
+                )
+            )
+
+    def _deliver_control(self, batch: list[Any], feed: str | None) -> None:
+        """Deliver a batch taken off the queue after stop: errors, status events and gaps
+        (trades arriving this late reach nobody, counted as dropped)."""
+        if batch is _STOP:
+            return
+        kept = [item for item in batch if type(item) is not Trade]
+        if len(kept) != len(batch):
+            self._queue.count_drop(feed, len(batch) - len(kept))
+        if kept:
+            self._deliver(kept, feed)
+
+    def stop_manual(self, timeout: float = SINK_TIMEOUT) -> None:
         """Manual mode stop(): deliver the queue and close the sinks now if called on the
-        pumping thread (sinks belong to it), else at the end of the next pump()."""
+        pumping thread, else at the end of the next pump(); the sinks get *timeout*
+        seconds from then."""
+        self._sink_timeout = timeout
         if self._pump_owner == threading.get_ident():  # inside a callback of pump()
             self._close_sinks_at_pump = True  # that pump() finishes the queue and closes them
         elif self._last_pump_thread == threading.get_ident():
             self.pump()
-            self.close_sinks()
+            self.close_sinks(time.monotonic() + timeout)
         else:
             self._close_sinks_at_pump = True
             self._queue.put(_STOP)  # wakes a pump(timeout=None) waiting on another thread
@@ -258,7 +370,6 @@ class Dispatcher:
         self._pump_owner = self._last_pump_thread = threading.get_ident()
         try:
             delivered = self._pump(-1 if max_items is None else max_items, timeout)
-            self._retry_sinks()
             if self._close_sinks_at_pump and not self._carry and self._queue.empty():
                 self._close_sinks_at_pump = False
                 self.close_sinks()
@@ -349,8 +460,8 @@ class Dispatcher:
             if abandoned:  # the sinks get what the callbacks got, no more
                 del trades[len(trades) - abandoned :]
             if trades:
-                for runner in sinks:
-                    runner.deliver(trades)
+                for writer in sinks:
+                    writer.put(trades)
 
     def _callback_failed(self, cb: Callable[..., Any], item: Any, err: Exception) -> None:
         error = CallbackError("callback %s raised %s: %s" % (_name(cb), type(err).__name__, err), callback=cb, item=item)

@@ -35,7 +35,7 @@ from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, e
 from ._queue import OVERFLOW_MODES
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats, Status
+from .models import FeedStats, Status, SubscriptionChange
 from .scheduler import Scheduler
 from .sinks import Sink, SinkStats
 
@@ -172,6 +172,12 @@ class FeedManager:
         *overflow* says which trades go: ``drop_oldest`` or ``drop_newest``; drops are
         counted per feed (``stats()``) and announced by a ``lagging`` event.  Status
         events, errors and gaps are never dropped.  The connection threads never wait.
+    :param join_timeout: seconds a (re)connected connection of a redundant or rotating
+        feed holds a symbol's trades back while the connection that should deliver them
+        first brings no trades at all, before that one counts as stalled and is
+        reconnected (see :mod:`tradefeed.feedstate`); also how long a rotation waits for
+        its new connection to be in sync before it settles for one that holds nothing
+        back.
     :param ssl_context: TLS settings for ``wss://`` (default: system CAs, verified).
     :param ca_file: trust the CA certificates in this PEM file instead of the system's
         (a private venue gateway, a test server); certificates are still verified.
@@ -194,9 +200,10 @@ class FeedManager:
         queue_limit: int | None = None,
         overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         high_water: int = 100_000,
+        join_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | os.PathLike[str] | None = None,
-        recorder: Callable[[str, str, dict[str, Any], int, int, str | bytes | None], None] | None = None,
+        recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None,
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
@@ -210,6 +217,8 @@ class FeedManager:
             raise ConfigError("dedup_window must be >= 1")
         if stale_after is not None and stale_after <= 0:
             raise ConfigError("stale_after must be > 0 seconds or None")
+        if isinstance(join_timeout, bool) or not isinstance(join_timeout, (int, float)) or not 0 < join_timeout < math.inf:
+            raise ConfigError("join_timeout must be a number of seconds > 0, not %r" % (join_timeout,))
         if ca_file is not None:
             if ssl_context is not None:
                 raise ConfigError("give ssl_context or ca_file, not both")
@@ -227,6 +236,7 @@ class FeedManager:
             max_frame_bytes=max_frame_bytes,
             stale_after=None if stale_after is None else float(stale_after),
             reconnect_on_stale=bool(reconnect_on_stale),
+            join_timeout=float(join_timeout),
             ssl_context=ssl_context,
             recorder=recorder,
         )
@@ -289,7 +299,8 @@ class FeedManager:
             trade delivered once): one connection dropping loses nothing.
         :param rotate_after: replace the connection every this many seconds (before a
             venue's own connection age limit, e.g. Synthetix 24 h), make-before-break:
-            the new one opens, and the old one closes once the new one delivered data.
+            the new one opens, and the old one closes once the new one is in sync (see
+            ``join_timeout``).
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
@@ -447,18 +458,38 @@ class FeedManager:
         self._dispatcher.add_status_callback(cb)
         return cb
 
-    def add_sink(self, sink: S) -> S:
-        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, on the
-        delivery thread after the callbacks; it is opened there before its first batch
-        and closed when the manager stops.  A failing sink keeps its trades and is
-        retried; the failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
+    def add_sink(
+        self,
+        sink: S,
+        *,
+        limit: int | None = None,
+        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
+        high_water: int | None = None,
+    ) -> S:
+        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, after
+        the callbacks, from the sink's own queue on its own thread
+        (``tradefeed-sink-<name>``): neither the callbacks nor the other sinks ever wait
+        for it.  It is opened on that thread before its first batch and closed when the
+        manager stops.  A failing sink keeps its trades, in order, and is retried; the
+        failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
+
+        :param limit: most trades kept for the sink (None: every one, the default); at
+            the limit trades are dropped, counted in ``sink_stats()`` (``dropped``) and
+            announced by a ``lagging`` status event.
+        :param overflow: what goes at the limit: the oldest waiting trades
+            (``drop_oldest``) or the incoming ones (``drop_newest``).
+        :param high_water: pending trades past which a ``lagging`` status event (detail
+            ``sink``) says the sink is behind, and ``caught_up`` follows under half of it
+            (default: the manager's ``high_water``).
+        :raises ConfigError: a bad *limit*, *overflow* or *high_water*.
         """
-        self._dispatcher.add_sink(sink)
+        self._dispatcher.add_sink(sink, limit, overflow, high_water)
         return sink
 
     def sink_stats(self) -> dict[str, SinkStats]:
-        """Per sink: trades written, pending (kept while it fails) and failures."""
-        return {r.sink.name: r.stats() for r in self._dispatcher.sink_runners()}
+        """Per sink: trades written, pending (not written yet; after :meth:`stop`: not
+        written at all), failures, rejected, dropped and the oldest pending trade's age."""
+        return {w.sink.name: w.stats() for w in self._dispatcher.sink_writers()}
 
     def on_gap(self, cb: F) -> F:
         """Call ``cb(gap: Gap)`` when trades of a symbol may be missing: the venue's
@@ -508,10 +539,18 @@ class FeedManager:
         items stay available to :meth:`pump`, which closes the sinks once the queue is
         empty.
 
+        The sinks get until the deadline to write what they were handed (a failing one
+        is retried meanwhile); a sink still failing or busy then is given up on: its
+        write in progress is aborted (:meth:`Sink.abort`), and what it could not write
+        is reported to ``on_error`` as a :class:`SinkError`, logged, and left in
+        :meth:`sink_stats` as ``pending``.
+
         :param timeout: seconds to wait in all.
         :param drain: deliver what is queued (default); False drops it (counted in
-            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback or sink,
-            also while an earlier, draining ``stop()`` is still delivering.
+            ``stats()`` as ``dropped``) for a prompt stop behind a slow callback, also
+            while an earlier, draining ``stop()`` is still delivering (then the sinks
+            get only until this call's deadline).  The sinks still get what the
+            callbacks got.
         :returns: True if every thread ended within *timeout*.
         """
         deadline = time.monotonic() + timeout
@@ -527,6 +566,7 @@ class FeedManager:
         if not first:
             if not drain:  # asked for while a draining stop() runs: abandon the rest now
                 self._dispatcher.discard()
+                self._dispatcher.hurry_sinks(deadline)
             if not on_dispatcher:
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set()
@@ -547,7 +587,9 @@ class FeedManager:
             if self.dispatch == "thread":
                 clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
             else:
-                self._dispatcher.stop_manual()
+                self._dispatcher.stop_manual(max(0.0, deadline - time.monotonic()))
+            if self._dispatcher.sinks_closed.is_set():
+                clean &= not self._dispatcher.sinks_busy()  # a sink stuck in a write it did not abort
         with self._lock:
             self._state = "stopped"
             providers = list(self._providers.values())
@@ -717,7 +759,19 @@ class FeedManager:
         connection.start()
 
     def _schedule_rotation(self, feed: Feed) -> None:
-        """Make-before-break replacement of the feed's connection every rotate_after s."""
+        """Make-before-break replacement of the feed's connection every rotate_after s.
+
+        The new connection opens next to the old one and joins it as a redundant line
+        does (:mod:`tradefeed.feedstate`); the old one is retired only once the new one
+        is in sync, holding nothing back and caught up on every symbol the feed knew, so
+        the handover opens no hole (its first data, an ack or a small back-fill, proves
+        nothing).  A symbol the new connection never sees (a quiet one, or one no longer
+        subscribed) would keep it out of sync forever: once it has been connected for
+        ``join_timeout``, it is enough that it holds nothing back and that no connection
+        delivered a trade of such a symbol since it connected; that symbol's next trade
+        gets the seam checks.  A symbol the old connection still delivers and the new
+        one does not (a refused subscription) keeps the old one going.
+        """
         every = feed._rotate_after
         if not every:
             return
@@ -739,16 +793,31 @@ class FeedManager:
                     return 0.02
                 new = replacement[0]
                 old = feed._connections[0]
-                if new.data_seen.is_set():  # the new one works: retire the old one
+                in_sync = new.in_sync.is_set()
+                up_for = now - new.connected_changed
+                settled = in_sync or (
+                    new.status is Status.CONNECTED
+                    and up_for >= new.state.join_timeout
+                    and new.settled(time.time_ns() - int(up_for * 1e9))
+                )
+                if new.is_alive() and (settled or not old.is_alive()):  # retire the old one
                     old.retiring = True
+                    old.retired_in_sync = in_sync
                     feed._connections = [new]
                 elif new.is_alive():
-                    return 0.02  # not ready yet; the old one keeps streaming
+                    return 0.02  # not in sync yet; the old one keeps streaming
                 else:  # the replacement failed: keep the old one, try again later
                     feed._connections = [old]
                     old.redundant = False
                     replacement.clear()
                     return every
+            if not in_sync:
+                log.info(
+                    "%s: rotation: connection #%d holds nothing back after %g s; symbols it has not seen had "
+                    "no trades since it connected; retiring #%d",
+                    feed.name, new.index, new.state.join_timeout, old.index,
+                    extra={"feed": feed.name, "venue": feed.venue},
+                )  # fmt: skip
             old.stop()
             replacement.clear()
             return every

@@ -16,7 +16,10 @@ from typing import Any, Callable, Iterator, Mapping
 
 import msgspec
 
-__all__ = ["PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "LazyRaw", "Status", "StatusEvent", "FeedStats", "Gap"]
+__all__ = [
+    "PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "LazyRaw", "Status", "StatusEvent", "FeedStats", "Gap",
+    "SubscriptionChange",
+]  # fmt: skip
 
 
 class Side(str, enum.Enum):
@@ -451,3 +454,22 @@ class Gap:
     next_sequence: int | None = None
     #: the ``Trade.stream`` of the hole: ``"public"`` or ``"user"``
     stream: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChange:
+    """A run-time ``Feed.subscribe``/``unsubscribe`` as a recorder sees it: handed to
+    ``FeedManager(recorder=...)`` in place of a frame, at the moment the live adapter
+    took it (under the adapter lock, so in order with the frames), and replayed there
+    (:mod:`tradefeed.recording`).
+    """
+
+    #: True: subscribe; False: unsubscribe
+    subscribe: bool
+    #: the items as given (symbols, pairs or streams)
+    items: tuple[str, ...]
+    #: the connection was open (its adapter had sent its ``on_open`` requests); False:
+    #: the change came between connect and open, and ``on_open`` will include it
+    opened: bool
+    #: the feed's parameters before the change (the new ones are the recorder's ``params``)
+    before: Mapping[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ receive times.  No socket, no thread and no command-line code goes here (that is
 The format: JSON lines, one JSON object per line (``json.dumps``, so ASCII).  Line 1
 is the header::
 
-    {"format": "tradefeed-recording", "version": 1, "created_ns": 1767225600000000000,
+    {"format": "tradefeed-recording", "version": 2, "created_ns": 1767225600000000000,
      "tradefeed": "0.1.0"}
 
 Then one line per event, in the order the recorder saw them (feeds interleave)::
@@ -21,19 +21,30 @@ Then one line per event, in the order the recorder saw them (feeds interleave)::
     {"kind": "frame", "t_ns": 1767225600001000000, "feed": "dopp-1", "venue": "dopp",
      "frame": "[{\\"last_trades\\": []}]", "encoding": "utf-8"}
     {"kind": "tick", "t_ns": 1767225630001000000, "feed": "snx", "venue": "synthetix"}
+    {"kind": "subscription", "t_ns": 1767225640001000000, "feed": "snx", "venue": "synthetix",
+     "action": "unsubscribe", "items": ["ETH-USDT"], "opened": true,
+     "params": {"symbols": ["BTC-USDT"]}}
 
 - ``feed`` comes before the first event of each connection of a feed (``connection``
-  numbers them from 0: a replay starts a fresh adapter there, as the live feed did)
-  and again when its parameters change on the same connection (a run-time subscribe).
-  ``params`` are the venue parameters; credentials never reach them.
+  numbers them from 0: a replay starts a fresh adapter there, as the live feed did),
+  with the parameters that connection's adapter was made from; credentials never
+  reach them.  (Version 1 also wrote one when the parameters changed on the same
+  connection, and a replay still reads that as the change.)
 - ``frame`` is one data frame as received, before parsing; ``t_ns`` is its receive
   time (``Trade.received_ns``).  No ``encoding``: the frame was a ``str``;
   ``"utf-8"``: it was ``bytes`` (websocket-client hands text frames over as bytes)
   and ``frame`` is their text; ``"base64"``: bytes that are not UTF-8.
 - ``tick`` marks a call of the adapter's ``tick()``, which may send requests whose
   replies the adapter matches by id (Synthetix polling).
+- ``subscription`` (version 2) is a run-time ``Feed.subscribe``/``unsubscribe``
+  (``action``) of ``items``, where the live adapter took it among the frames: a replay
+  makes the same call there, so request ids (Synthetix, SynFutures) and dropped
+  in-flight trades match the live run however changes and frames interleave.
+  ``opened`` false: the change came before the connection opened, so the adapter's
+  ``on_open`` (which a replay calls before the connection's first frame, tick or opened
+  change) already included it.  ``params`` are the parameters after it.
 
-Every other key is ignored, so version 1 may grow fields; a reader refuses a higher
+Every other key is ignored, so a version may grow fields; a reader refuses a higher
 version.  A line that breaks these rules raises :class:`RecordingError` naming the file
 and line.
 """
@@ -57,7 +68,7 @@ from .dedup import Deduplicator
 from .dispatcher import Dispatcher
 from .exceptions import AuthError, ConfigError, FeedError, ParseError, TradefeedError
 from .manager import FeedManager
-from .models import Trade
+from .models import SubscriptionChange, Trade
 
 __all__ = [
     "FORMAT",
@@ -74,9 +85,10 @@ log = logging.getLogger(__name__)
 
 #: the header's ``format`` value
 FORMAT = "tradefeed-recording"
-#: the format version written; readers accept it and older ones
-VERSION = 1
-_KINDS = ("feed", "frame", "tick")
+#: the format version written; readers accept it and older ones (2: subscription lines)
+VERSION = 2
+_KINDS = ("feed", "frame", "tick", "subscription")
+_ACTIONS = ("subscribe", "unsubscribe")
 
 
 class RecordingError(ConfigError):
@@ -149,14 +161,24 @@ class Recorder:
         self._stream.write(_dumps(header))
 
     def __call__(
-        self, feed: str, venue: str, params: dict[str, Any], connection: int, time_ns: int, frame: str | bytes | None
+        self,
+        feed: str,
+        venue: str,
+        params: dict[str, Any],
+        connection: int,
+        time_ns: int,
+        frame: "str | bytes | SubscriptionChange | None",
     ) -> None:
-        """Record one frame (``frame=None``: a ``tick()``) of *feed*'s *connection*."""
+        """Record one frame (``frame=None``: a ``tick()``; a :class:`SubscriptionChange`:
+        a run-time subscribe or unsubscribe) of *feed*'s *connection*."""
         with self._lock:
             if self._closed or self.error is not None or self.full.is_set():
                 return
             try:
                 last = self._feeds.get(feed)
+                if isinstance(frame, SubscriptionChange):
+                    self._change(feed, venue, params, connection, time_ns, frame, last)
+                    return
                 if last is None or last[0] != connection or (last[1] is not params and last[1] != params):
                     line = {"kind": "feed", "t_ns": time_ns, "feed": feed, "venue": venue}
                     line.update(connection=connection, params=params)
@@ -180,6 +202,32 @@ class Recorder:
             except Exception as err:  # noqa: BLE001 - never raise into a connection thread
                 self.error = err
                 log.error("recording to %s failed, recording stopped: %s", self.name, err)
+
+    def _change(
+        self,
+        feed: str,
+        venue: str,
+        params: dict[str, Any],
+        connection: int,
+        time_ns: int,
+        change: SubscriptionChange,
+        last: tuple[int, dict[str, Any]] | None,
+    ) -> None:
+        """A subscription line (after the connection's feed line, with the parameters its
+        adapter was made from, if it is the connection's first event); holds the lock."""
+        if last is None or last[0] != connection:
+            line = {"kind": "feed", "t_ns": time_ns, "feed": feed, "venue": venue}
+            line.update(connection=connection, params=dict(change.before))
+            self._stream.write(_dumps(line))
+        line = {"kind": "subscription", "t_ns": time_ns, "feed": feed, "venue": venue}
+        line.update(
+            action="subscribe" if change.subscribe else "unsubscribe",
+            items=list(change.items),
+            opened=change.opened,
+            params=params,
+        )
+        self._stream.write(_dumps(line))
+        self._feeds[feed] = (connection, params)
 
     def flush(self) -> None:
         """Push what is written so far to the file."""
@@ -227,7 +275,7 @@ def _json_default(value: Any) -> Any:
 class Entry:
     """One checked line of a recording (after the header)."""
 
-    #: ``"feed"``, ``"frame"`` or ``"tick"``
+    #: ``"feed"``, ``"frame"``, ``"tick"`` or ``"subscription"``
     kind: str
     #: its line number, from 1
     line: int
@@ -241,14 +289,20 @@ class Entry:
     params: dict[str, Any] | None = None
     #: frame lines: the frame as received (``str`` or ``bytes``)
     frame: str | bytes | None = None
+    #: subscription lines: ``"subscribe"`` or ``"unsubscribe"``
+    action: str | None = None
+    #: subscription lines: the items
+    items: tuple[str, ...] = ()
+    #: subscription lines: the connection was open (its on_open requests sent)
+    opened: bool = True
 
 
 def read(path: str | os.PathLike[str]) -> Iterator[Entry]:
     """The entries of a recording, checked line by line as they are read.
 
     Checks: the header and its version; every line a JSON object of a known kind with
-    its fields and types; a feed's frames and ticks after its first feed line, with
-    the same venue.  Blank lines are skipped.
+    its fields and types; a feed's frames, ticks and subscription changes after its
+    first feed line, with the same venue.  Blank lines are skipped.
 
     :raises RecordingError: the file cannot be read, or the first line breaking a
         rule (lines before it have been yielded).
@@ -302,7 +356,7 @@ def _entry(name: str, number: int, text: str, venues: dict[str, str]) -> Entry:
         raise bad("a line must be a JSON object")
     kind = doc.get("kind")
     if kind not in _KINDS:
-        raise bad("unknown kind %r; expected feed, frame or tick" % (kind,))
+        raise bad("unknown kind %r; expected feed, frame, tick or subscription" % (kind,))
     t_ns = doc.get("t_ns")
     if isinstance(t_ns, bool) or not isinstance(t_ns, int) or t_ns < 0:
         raise bad("t_ns must be a whole number of nanoseconds >= 0, not %r" % (t_ns,))
@@ -326,6 +380,17 @@ def _entry(name: str, number: int, text: str, venues: dict[str, str]) -> Entry:
         raise bad("a %s of feed %r before its feed line" % (kind, feed))
     if kind == "tick":
         return Entry(kind, number, t_ns, feed, venue)
+    if kind == "subscription":
+        action, items, opened, params = doc.get("action"), doc.get("items"), doc.get("opened", True), doc.get("params")
+        if action not in _ACTIONS:
+            raise bad("action must be subscribe or unsubscribe, not %r" % (action,))
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+            raise bad("items must be a non-empty list of strings, not %r" % (items,))
+        if not isinstance(opened, bool):
+            raise bad("opened must be true or false, not %r" % (opened,))
+        if params is not None and type(params) is not dict:
+            raise bad("params must be an object, not %r" % (params,))
+        return Entry(kind, number, t_ns, feed, venue, params=params, action=action, items=tuple(items), opened=opened)
     frame, encoding = doc.get("frame"), doc.get("encoding")
     if not isinstance(frame, str):
         raise bad("frame must be a string, not %r" % (frame,))
@@ -368,12 +433,15 @@ class ReplayStats:
 class _Feed:
     """One replayed feed: its current adapter and its de-duplication window."""
 
-    __slots__ = ("name", "adapter", "connection", "dedup", "last_seen")
+    __slots__ = ("name", "adapter", "connection", "opened", "dedup", "last_seen")
 
     def __init__(self, name: str, adapter: Adapter, connection: int, window: int) -> None:
         self.name = name
         self.adapter = adapter
         self.connection = connection
+        #: the adapter's on_open() has run (it runs before its connection's first frame,
+        #: tick or opened subscription change, as live: on open, before anything is read)
+        self.opened = False
         self.dedup = Deduplicator(window)
         #: (stream, symbol) -> (timestamp_ms, sequence) of the newest trade delivered,
         #: told to each new adapter as the live connection tells it (Adapter.resume)
@@ -396,8 +464,10 @@ def replay(
     """Push a recording through the venues' adapters as if it arrived now.
 
     Each feed gets a fresh adapter (``REGISTRY[venue].from_params(**params)``, then
-    ``on_open()``) at each of its recorded connections, ``tick()`` where it ticked,
-    and one :class:`~tradefeed.dedup.Deduplicator` for the whole replay, as live.
+    ``on_open()`` before the connection's first frame) at each of its recorded
+    connections, ``tick()`` where it ticked, ``subscribe()``/``unsubscribe()`` where the
+    feed's subscriptions changed, and one :class:`~tradefeed.dedup.Deduplicator` for the
+    whole replay, as live.
     Trades keep the recorded receive times, so replaying a file twice gives equal
     trades, ``received_ns`` included.  Feeds interleave in the recorded order.
 
@@ -492,6 +562,11 @@ def replay(
             states[entry.feed] = _connect(name, entry, state, dedup_window)
             continue
         assert state is not None  # read() puts a feed line before a feed's first frame
+        if entry.kind == "subscription":
+            _change(name, entry, state)
+            continue
+        if not state.opened:
+            _open(state, entry.t_ns)
         if entry.kind == "tick":
             state.adapter.tick(entry.t_ns)  # the requests it makes are not sent anywhere
             continue
@@ -543,11 +618,28 @@ def _connect(name: str, entry: Entry, state: _Feed | None, window: int) -> _Feed
         return state
     if state is not None:
         adapter.resume(dict(state.last_seen))
-    adapter.on_open()  # request ids and per-connection state as the live adapter had them
     if state is None:
         return _Feed(entry.feed, adapter, entry.connection, window)
-    state.adapter, state.connection = adapter, entry.connection
+    state.adapter, state.connection, state.opened = adapter, entry.connection, False
     return state
+
+
+def _open(state: _Feed, t_ns: int) -> None:
+    """The connection opened: the adapter's requests, so its request ids and
+    per-connection state are the live adapter's."""
+    state.adapter.on_open(t_ns)
+    state.opened = True
+
+
+def _change(name: str, entry: Entry, state: _Feed) -> None:
+    """A run-time subscribe/unsubscribe, made on the adapter where the live one took it."""
+    if entry.opened and not state.opened:
+        _open(state, entry.t_ns)
+    adapter = state.adapter
+    try:
+        (adapter.subscribe if entry.action == "subscribe" else adapter.unsubscribe)(list(entry.items))
+    except ConfigError as err:
+        raise RecordingError(name, entry.line, "feed %r: %s" % (entry.feed, err)) from err
 
 
 def _parse(state: _Feed, entry: Entry, pending: list[Any]) -> None:

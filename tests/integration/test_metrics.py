@@ -43,6 +43,8 @@ FAMILIES = {
     "tradefeed_sink_pending": "gauge",
     "tradefeed_sink_failures": "counter",
     "tradefeed_sink_rejected": "counter",
+    "tradefeed_sink_dropped": "counter",
+    "tradefeed_sink_oldest_pending_seconds": "gauge",
     "tradefeed_delivery_seconds": "histogram",
 }
 COUNTERS = ("messages", "trades", "duplicates", "errors", "reconnects", "gaps", "dropped")
@@ -135,6 +137,8 @@ def test_counters_match_stats_and_every_family_is_served(make_sim, make_manager,
     assert scrape.value("tradefeed_sink_pending", sink="memory") == 0
     assert scrape.value("tradefeed_sink_failures_total", sink="memory") == 0
     assert scrape.value("tradefeed_sink_rejected_total", sink="memory") == 0
+    assert scrape.value("tradefeed_sink_dropped_total", sink="memory") == 0
+    assert scrape.value("tradefeed_sink_oldest_pending_seconds", sink="memory") == 0
     batches = scrape.value("tradefeed_delivery_seconds_count", venue="dopp")
     assert batches >= 2  # the snapshot, then the emitted trades
     assert scrape.value("tradefeed_delivery_seconds_bucket", venue="dopp", le="+Inf") == batches

@@ -79,19 +79,25 @@ class ThreadRecorder(Sink):
         self.threads["close"].add(threading.get_ident())
 
 
-def test_in_pump_mode_sinks_live_on_the_pumping_thread(make_sim, make_manager, collector):
-    """With dispatch='manual' a sink is opened, written and closed on the thread that pumps."""
+@pytest.mark.parametrize("dispatch", ["thread", "manual"])
+def test_a_sink_lives_on_its_own_thread(make_sim, make_manager, collector, dispatch):
+    """A sink is opened, written and closed on one thread of its own, never the one running
+    the callbacks (the dispatcher, or the pumping thread in dispatch='manual')."""
     sim = make_sim(rate=0, history=30)
-    manager = make_manager(dispatch="manual")
+    manager = make_manager(dispatch=dispatch)
     collector.attach(manager)
     sink = manager.add_sink(ThreadRecorder())
     manager.add_feed("dopp", **sim.feed_params("dopp"))
-    me = threading.get_ident()
     manager.start()
-    while len(collector.trades) < 20:
-        assert manager.pump(timeout=10)
-    manager.stop()  # on the pumping thread: delivers what is queued and closes the sink
-    assert sink.threads == {"open": {me}, "write": {me}, "close": {me}}
+    if dispatch == "manual":
+        while len(collector.trades) < 20:
+            assert manager.pump(timeout=10)
+    else:
+        assert collector.wait_trades(20)
+    manager.stop()  # delivers what is queued, lets the sink write it, closes the sink
+    (writer,) = sink.threads["open"]
+    assert sink.threads == {"open": {writer}, "write": {writer}, "close": {writer}}
+    assert writer not in collector.threads | {threading.get_ident()}
     assert sink.count == len(collector.trades)
 
 

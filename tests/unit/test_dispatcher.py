@@ -224,4 +224,5 @@ def test_trades_abandoned_in_a_callback_reach_no_sink():
     d.add_trade_callback(lambda x: d.discard() if x.trade_id == "2" else None, None, None)
     d.put([t("1"), t("2"), t("3"), t("4")], "dopp-1")
     d.pump()
+    d.close_sinks(time.monotonic() + 10)  # the sink's writer thread writes what it got, and ends
     assert sink.ids == ["1", "2"] and d.dropped() == {"dopp-1": 2}

@@ -82,7 +82,7 @@ def test_recorder_writes_a_header_then_feed_frame_and_tick_lines(tmp_path):
         ],
     )
     header, *rest = lines(path)
-    assert header["format"] == FORMAT and header["version"] == 1 and isinstance(header["created_ns"], int)
+    assert header["format"] == FORMAT and header["version"] == 2 and isinstance(header["created_ns"], int)
     assert rest == [
         {"kind": "feed", "t_ns": T0, "feed": "d", "venue": "dopp", "connection": 0, "params": params},
         {"kind": "frame", "t_ns": T0, "feed": "d", "venue": "dopp", "frame": "text"},
@@ -159,11 +159,11 @@ FRAME = json.dumps({"kind": "frame", "t_ns": T0, "feed": "d", "venue": "dopp", "
     [
         ("", 1, "empty file; not a tradefeed recording"),
         ('{"some": "json"}\n', 1, "not a tradefeed recording (no 'tradefeed-recording' header)"),
-        (json.dumps({"format": FORMAT, "version": 2}) + "\n", 1,
-         "written in format version 2 by a newer tradefeed; this one reads up to 1"),
+        (json.dumps({"format": FORMAT, "version": 3}) + "\n", 1,
+         "written in format version 3 by a newer tradefeed; this one reads up to 2"),
         (HEADER + "\n" + FEED + "\n{not json\n", 3, "not valid JSON: Expecting property name enclosed in double quotes"),
         (HEADER + "\n" + FEED + "\n[1, 2]\n", 3, "a line must be a JSON object"),
-        (HEADER + "\n" + FEED + '\n{"kind": "trade"}\n', 3, "unknown kind 'trade'; expected feed, frame or tick"),
+        (HEADER + "\n" + FEED + '\n{"kind": "trade"}\n', 3, "unknown kind 'trade'; expected feed, frame, tick or subscription"),
         (HEADER + "\n" + FRAME + "\n", 2, "a frame of feed 'd' before its feed line"),
         (HEADER + "\n" + FEED + "\n" + FRAME.replace('"t_ns": %d' % T0, '"t_ns": "soon"') + "\n", 3,
          "t_ns must be a whole number of nanoseconds >= 0, not 'soon'"),

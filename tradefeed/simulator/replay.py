@@ -46,8 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: the header's ``format`` value (as in ``tradefeed.recording``)
 FORMAT = "tradefeed-recording"
-#: the newest format version this reader understands
-VERSION = 1
+#: the newest format version this reader understands (2 adds subscription lines,
+#: which say nothing about what the venue sent: skipped)
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,8 @@ def _read_line(
         elif encoding not in (None, "utf-8"):
             raise ValueError(f"{name}:{number}: unknown encoding {encoding!r}")
         frames.setdefault(feed, []).append((t_ns, data))
-    elif kind != "tick":
-        raise ValueError(f"{name}:{number}: unknown kind {kind!r}; expected feed, frame or tick")
+    elif kind not in ("tick", "subscription"):
+        raise ValueError(f"{name}:{number}: unknown kind {kind!r}; expected feed, frame, tick or subscription")
 
 
 class _AnyPath(frozenset[str]):

@@ -1,9 +1,10 @@
 """Outputs that keep trades: the :class:`Sink` interface and the runner that feeds it.
 
-A sink receives trades in batches on the delivery thread (the dispatcher thread, or the
-thread calling ``pump()``), after the trade callbacks of the same batch.  It is opened
-on that thread before its first batch (so a SQLite connection, say, belongs to it) and
-closed there when the manager stops.
+A sink receives trades in batches on a thread of its own (``tradefeed-sink-<name>``,
+see :mod:`tradefeed.sinks._writer`), fed from its own queue after the trade callbacks
+of each batch have run, so neither the callbacks nor the other sinks ever wait for it.
+It is opened on that thread before its first batch (so a SQLite connection, say,
+belongs to it) and closed there when the manager stops.
 
 A failing sink never loses trades: :class:`SinkRunner` keeps every trade the sink has
 not accepted, in order, reports the failure once as :class:`SinkError` through
@@ -55,10 +56,11 @@ OUTAGE_FAILURES = 2
 
 
 class Sink:
-    """Base class of outputs.  All methods run on the delivery thread.
+    """Base class of outputs.  All methods but :meth:`abort` run on the sink's own
+    writer thread, one at a time.
 
-    Subclasses implement :meth:`write`; :meth:`open`, :meth:`flush` and :meth:`close`
-    are optional.  ``name`` identifies the sink in errors and stats.
+    Subclasses implement :meth:`write`; :meth:`open`, :meth:`flush`, :meth:`close` and
+    :meth:`abort` are optional.  ``name`` identifies the sink in errors and stats.
     """
 
     #: shown in errors and stats
@@ -82,6 +84,13 @@ class Sink:
     def close(self) -> None:
         """Release resources; called once, when the manager stops."""
 
+    def abort(self) -> None:
+        """Make a :meth:`write` (or :meth:`open`) in progress fail soon: called from
+        another thread when ``stop()``'s timeout runs out while the sink still works on
+        a batch (a server that stopped answering, a locked database).  Best effort,
+        must not raise; the default does nothing, and the stop then leaves the writer
+        thread behind until that call returns on its own."""
+
 
 @dataclass(frozen=True)
 class SinkStats:
@@ -90,16 +99,22 @@ class SinkStats:
     name: str
     #: trades the sink accepted
     written: int
-    #: trades waiting because the sink failed
+    #: trades handed to the sink and not written yet: its queue and the batch it is
+    #: working on (after ``stop()``: what it could not write)
     pending: int
     #: failed write attempts
     failures: int
     #: poison trades: trades the sink cannot take, reported and skipped
     rejected: int = 0
+    #: trades dropped because the sink's ``limit`` was reached (``add_sink(limit=...)``)
+    dropped: int = 0
+    #: seconds the oldest pending trade has waited for the sink (None: nothing pending)
+    oldest_pending_age: float | None = None
 
 
 class SinkRunner:
-    """Feeds one sink from the delivery thread, keeping what it has not accepted.
+    """Writes to one sink, keeping what it has not accepted; single-threaded (the sink's
+    writer thread, :class:`tradefeed.sinks._writer.SinkWriter`, or a test's).
 
     :param report: called with a :class:`SinkError` for on_error (on the same thread).
     :param clock: ``time.monotonic`` (tests may pass their own).
@@ -114,6 +129,7 @@ class SinkRunner:
         self._backlog: deque[Trade] = deque()
         self._opened = False
         self._closed = False
+        self._halted = False  # halt(): no further write is started
         self._failing = False
         self._backoff = SINK_BACKOFF
         self._retry_at = 0.0
@@ -137,6 +153,11 @@ class SinkRunner:
             return None
         return max(0.0, self._retry_at - float(self._clock()))
 
+    def add(self, trades: Sequence[Trade]) -> None:
+        """Queue *trades* behind the backlog, without writing."""
+        if not self._closed:
+            self._backlog.extend(trades)
+
     def deliver(self, trades: Sequence[Trade]) -> None:
         """Queue *trades* and write what is due."""
         if self._closed:
@@ -145,9 +166,13 @@ class SinkRunner:
         if self._clock() >= self._retry_at:
             self.drain()
 
+    def halt(self) -> None:
+        """Start no further write (any thread): ``stop()`` gave up on this sink."""
+        self._halted = True
+
     def drain(self) -> None:
         """Write the backlog, batch by batch, until it is empty or the sink fails."""
-        while self._backlog and not self._closed:
+        while self._backlog and not self._closed and not self._halted:
             if self._suspects or self._singles:
                 error = self._write_singly()
             else:
@@ -186,7 +211,7 @@ class SinkRunner:
         works = False  # the sink took a trade since the last failure of this pass
         failures = 0
         error: Exception | None = None
-        while self._backlog and not self._closed and (self._suspects or self._singles):
+        while self._backlog and not self._closed and not self._halted and (self._suspects or self._singles):
             again = bool(self._suspects) and (works or failures == 0)  # the first suspect
             index = 0 if again else self._suspects  # else the first trade not tried alone
             if index >= len(self._backlog):
@@ -247,7 +272,7 @@ class SinkRunner:
         delay = self._backoff.delay(0.5)
         self._backoff = self._backoff.increment()
         self._retry_at = self._clock() + delay
-        if not self._failing:  # once per failure streak: a retry storm must not flood on_error
+        if not self._failing and not self._halted:  # once per failure streak: a retry storm must not flood on_error
             self._failing = True
             error = SinkError(
                 "sink %s failed (%s: %s); %d trades kept, retrying" % (self.sink.name, type(err).__name__, err, len(self._backlog))
@@ -256,13 +281,15 @@ class SinkRunner:
             self._report(error)
         log.debug("sink %s: retry in %.1f s", self.sink.name, delay)
 
-    def close(self) -> None:
-        """Last attempt at the backlog, then close the sink (once)."""
+    def close(self, last_attempt: bool = True) -> None:
+        """Last attempt at the backlog (unless halted, or *last_attempt* is False), then
+        close the sink (once)."""
         if self._closed:
             return
-        self.drain()
+        if last_attempt:
+            self.drain()
         self._closed = True
-        if self._backlog:
+        if self._backlog and not self._halted:  # else whoever halted it reports them
             log.error("sink %s closed with %d trades not written", self.sink.name, len(self._backlog))
         if self._opened:
             try:

@@ -62,15 +62,15 @@ def _redis() -> Any:
     return redis
 
 
-def _client(url: str, **options: Any) -> Any:
-    """A redis-py client for *url*.  It retries a broken connection once, at once (a
-    server restart leaves stale sockets in the pool); real backoff is the caller's."""
+def _client(url: str, retries: int = 1, **options: Any) -> Any:
+    """A redis-py client for *url*.  It retries a broken connection *retries* times, at
+    once (a server restart leaves stale sockets in the pool); real backoff is the caller's."""
     redis = _redis()
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     # RESP2: the reply shapes this module reads are the same in every redis-py >= 5
-    return redis.Redis.from_url(url, protocol=2, retry=Retry(NoBackoff(), 1), **options)
+    return redis.Redis.from_url(url, protocol=2, retry=Retry(NoBackoff(), retries), **options)
 
 
 def _by_stream(reply: Any) -> list[tuple[str, list[Any]]]:
@@ -152,8 +152,10 @@ class RedisSink(Sink):
     in that stream is skipped, so the runner's retries and a restarted process add
     nothing twice; the marker key ``<stream>:seen:["venue","stream","symbol","id"]`` (the trade's ``stream``, so a
     Rails match on the public tape and among the account's fills are both kept) lives
-    *dedup_ttl* seconds.  The connection is made in :meth:`open`, on the delivery thread;
-    any Redis failure raises from :meth:`write`, and the runner keeps and retries the batch.
+    *dedup_ttl* seconds.  The connection is made in :meth:`open`, on the sink's writer
+    thread; any Redis failure raises from :meth:`write`, and the runner keeps and retries
+    the batch.  A server that stops answering makes a write wait up to *timeout*;
+    :meth:`abort` (at ``stop()``'s deadline) ends that wait at once.
 
     :param url: ``redis://[:password@]host:port/db``, ``rediss://...`` or
         ``unix:///path/redis.sock?db=0``.
@@ -203,6 +205,7 @@ class RedisSink(Sink):
         self._templated = bool(placeholders)
         self._client: Any = None
         self._sha: str | None = None
+        self._aborted = threading.Event()
 
     def __repr__(self) -> str:
         return "RedisSink(%r, stream=%r)" % (_safe_url(self.url), self.stream)
@@ -213,7 +216,9 @@ class RedisSink(Sink):
 
     def open(self) -> None:
         self.close()  # a failed open() is called again
-        self._client = _client(self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+        self._aborted.clear()
+        # no retry inside redis-py: write() retries a stale connection itself, unless aborted
+        self._client = _client(self.url, 0, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
         self._sha = self._client.script_load(_ADD_ONCE)
 
     def write(self, trades: Sequence[Trade]) -> None:
@@ -227,6 +232,12 @@ class RedisSink(Sink):
         except redis.exceptions.NoScriptError:  # the server restarted and lost its script cache
             self._sha = self._client.script_load(_ADD_ONCE)
             results = self._add(trades)  # idempotent: whatever went in is skipped now
+        except redis.exceptions.ConnectionError:
+            if self._aborted.is_set():
+                raise
+            # a server restart leaves stale sockets in the pool: once more, at once
+            # (idempotent); a timeout is not retried here, it would only wait again
+            results = self._add(trades)
         added = sum(1 for r in results if r is not None)
         self.added += added
         self.duplicates += len(results) - added
@@ -255,6 +266,17 @@ class RedisSink(Sink):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def abort(self) -> None:
+        """Cut the connections (any thread): a write waiting for a server that stopped
+        answering fails at once, and is not retried."""
+        self._aborted.set()
+        client = self._client
+        if client is not None:
+            try:
+                client.connection_pool.disconnect()
+            except Exception:  # noqa: BLE001 - best effort, from another thread
+                log.debug("redis sink %s: disconnect on abort failed", self.name, exc_info=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ back as :class:`~tradefeed.models.Trade` objects and the ``query`` subcommand
   duplicate.  Only that key conflict is skipped (``ON CONFLICT (...) DO NOTHING``):
   ``INSERT OR IGNORE`` would also drop, silently, a row that breaks any other
   constraint of the table;
-- the sink's connection lives on the delivery thread (opened in ``open``); readers
+- the sink's connection lives on its writer thread (opened in ``open``); readers
   open the file read-only and never create it.
 """
 
@@ -24,9 +24,11 @@ import logging
 import os
 import re
 import sqlite3
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO, TypeVar
 
 from ..exceptions import ConfigError, SinkError
 from ..models import PUBLIC, STREAMS, USER, Liquidity, Side, Trade
@@ -58,9 +60,12 @@ COLUMNS = (
 )
 _KEY = ("venue", "stream", "symbol", "trade_id")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 #: seconds a statement waits for another connection's write lock before failing
 BUSY_TIMEOUT = 5.0
+#: ...in steps of this many seconds, between which abort() is noticed
+LOCK_STEP = 0.1
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS "{t}" (
@@ -104,9 +109,11 @@ class SQLiteSink(Sink):
     >>> sink = manager.add_sink(SQLiteSink("trades.db"))   # doctest: +SKIP
     >>> last_trades("trades.db", per_symbol=5)              # doctest: +SKIP
 
-    Every method runs on the delivery thread, which owns the connection.  A committed
-    batch survives the process being killed; with ``synchronous="NORMAL"`` (WAL) the
-    last batches can be lost to a power cut or OS crash, with ``"FULL"`` they cannot.
+    Every method but :meth:`abort` runs on the sink's writer thread, which owns the
+    connection.  A committed batch survives the process being killed; with
+    ``synchronous="NORMAL"`` (WAL) the last batches can be lost to a power cut or OS
+    crash, with ``"FULL"`` they cannot.  A database locked by another connection makes
+    a write wait up to ``BUSY_TIMEOUT`` seconds; :meth:`abort` ends that wait.
 
     :param path: the database file; created with its parent directories if missing.
     :param table: table name (a plain identifier); created with its indexes if missing.
@@ -146,6 +153,7 @@ class SQLiteSink(Sink):
         #: trades skipped because their key was stored already (retries, replays)
         self.duplicates = 0
         self._conn: sqlite3.Connection | None = None
+        self._aborted = threading.Event()
         self._insert = 'INSERT INTO "%s" (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING' % (
             self.table,
             ", ".join(COLUMNS),
@@ -161,16 +169,18 @@ class SQLiteSink(Sink):
         """
         if self._conn is not None:
             return
+        self._aborted.clear()
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT);
+            # a short busy timeout, so that waiting for a lock can be aborted (_locked)
+            conn = sqlite3.connect(self.path, timeout=LOCK_STEP, isolation_level=None)
         except (OSError, sqlite3.Error) as err:
             raise SinkError("sqlite: cannot open %s: %s" % (self.path, err)) from err
         try:
-            journal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            journal = self._locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             conn.execute("PRAGMA synchronous=%s" % self.synchronous)
-            conn.execute("BEGIN IMMEDIATE")
+            self._locked(lambda: conn.execute("BEGIN IMMEDIATE"))
             conn.execute(_TABLE.format(t=self.table))
             _check_layout(conn, self.table, self.path)
             for statement in _INDEXES:
@@ -197,7 +207,7 @@ class SQLiteSink(Sink):
         rows = [_row(trade) for trade in trades]
         conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._locked(lambda: conn.execute("BEGIN IMMEDIATE"))
             inserted = conn.executemany(self._insert, rows).rowcount
             conn.execute("COMMIT")
         except BaseException as err:
@@ -218,6 +228,29 @@ class SQLiteSink(Sink):
     def flush(self) -> None:
         """Nothing to do: each :meth:`write` commits (durable as ``synchronous`` says)."""
 
+    def abort(self) -> None:
+        """End a wait for another connection's lock, or a statement in progress (any
+        thread): the write fails now rather than after ``BUSY_TIMEOUT``."""
+        self._aborted.set()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.interrupt()
+            except sqlite3.Error:  # closed meanwhile
+                pass
+
+    def _locked(self, statement: Callable[[], T]) -> T:
+        """Run *statement*, waiting up to ``BUSY_TIMEOUT`` while another connection holds
+        the lock it needs: SQLite's own wait (``LOCK_STEP`` at a time) cannot be
+        interrupted, so it is repeated here, and :meth:`abort` ends it."""
+        give_up = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return statement()
+            except sqlite3.OperationalError as err:
+                if not _busy(err) or self._aborted.is_set() or time.monotonic() >= give_up:
+                    raise
+
     def close(self) -> None:
         """Close the connection (a second call does nothing)."""
         conn, self._conn = self._conn, None
@@ -227,6 +260,15 @@ class SQLiteSink(Sink):
 
     def __repr__(self) -> str:
         return "<SQLiteSink %s table=%s>" % (self.path, self.table)
+
+
+def _busy(err: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in (5, 6)  # extended codes keep the primary one in the low byte
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
 
 
 def _check_layout(conn: sqlite3.Connection, table: str, path: str) -> None:
