@@ -303,8 +303,14 @@ class SinkWriter:
                 self._cond.wait(wait)
 
     def _top_up(self) -> None:
-        """Move the oldest queued trades into the runner, up to one batch; holds the lock."""
+        """Move the oldest queued trades into the runner, up to one batch; holds the lock.
+
+        With a ``limit``, a batch that failed is retried as it is: growing it would put
+        queued trades beyond the reach of ``drop_oldest`` while the sink is down, so that
+        newer trades, not older ones, would be dropped."""
         runner = self.runner
+        if self.limit is not None and runner.pending:
+            return
         count = min(MAX_BATCH - runner.pending, len(self._queue))
         if count <= 0:
             return
