@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import mmap
 import selectors
 import socket
 import ssl
@@ -227,8 +228,9 @@ def _read(sock: socket.socket) -> bytes:
     left behind among them fragment it; resident memory then grows for hours (the chaos
     soak saw 0.5 MiB a minute).  Here the only allocation per read is the bytes returned."""
     view = getattr(_scratch, "view", None)
-    if view is None:
-        view = _scratch.view = memoryview(bytearray(READ_SIZE))
+    if view is None:  # anonymous memory: a page is resident only once a read reached it,
+        # so an idle connection's thread holds a page or two, not 256 KiB (any platform)
+        view = _scratch.view = memoryview(mmap.mmap(-1, READ_SIZE))
     count = sock.recv_into(view)
     return bytes(view[:count])
 
