@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fault-every",
         type=float,
         default=chaos.DEFAULT_FAULT_EVERY,
-        help="seconds between faults, +/- 50 %% (default %g)" % chaos.DEFAULT_FAULT_EVERY,
+        help="seconds between faults, +/- 50 %% (default %(default)g)",
     )
     group = parser.add_argument_group("output")
     group.add_argument("--json", metavar="FILE", help="write every result as JSON")
