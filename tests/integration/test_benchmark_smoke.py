@@ -134,3 +134,16 @@ def test_soak_verdict_follows_the_trend_not_a_passing_spike() -> None:
     (row,) = soak.summarize(scenario([50.0 + i / 2 for i in range(20)]))  # 1 MiB per million trades
     assert not row["flat"] and round(row["trend_mib"], 6) == 9.0 == round(row["growth_mib"], 6)
     assert "GROWING" in report.tables([scenario([50.0 + i / 2 for i in range(20)])])["soak"]
+
+
+def test_run_help_prints_every_option() -> None:
+    """``benchmarks/run.py --help`` prints (a '%' in a help text once made it raise)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "run.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--fault-every" in done.stdout and "+/- 50 % (default 5)" in done.stdout
