@@ -8,36 +8,39 @@ Who runs what:
 - one scheduler thread (``tradefeed-scheduler``): pings and venue heartbeats;
 - one dispatcher thread (``tradefeed-dispatcher``), or the thread calling ``pump()`` in
   ``dispatch="manual"`` mode: every user callback, in registration order.
+
+What stays here: the feeds' connections and how they are wired to the dispatcher and
+the scheduler, and the order in which every thread starts and stops.  Built from: the
+:class:`Feed` handle (``_feed.py``), the callback and sink methods of its base class
+(``_callbacks.py``), the token providers and signers of feeds with credentials
+(``_credentials.py``) and the make-before-break rotation job (``_rotation.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
-import json
 import math
 import logging
 import os
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from .adapters import Adapter, get_adapter_class
-from .auth import TokenProvider
-from .signing import Eip712Signer
+from .adapters import get_adapter_class
 from .backoff import Backoff
-from .logs import redact
+from ._callbacks import CallbackApi
 from .connection import Connection, ConnectionSettings
 from .feedstate import FeedState
 from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate
+from ._credentials import TokenProviders, make_signer
+from ._feed import Feed
 from ._queue import OVERFLOW_MODES
+from ._rotation import rotation_job
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats, Status, SubscriptionChange
+from .models import FeedStats, SubscriptionChange
 from .scheduler import Scheduler
-from .sinks import Sink, SinkStats
 
 if TYPE_CHECKING:
     from .metrics import MetricsServer
@@ -46,101 +49,8 @@ __all__ = ["FeedManager", "Feed"]
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-S = TypeVar("S", bound=Sink)
 
-
-
-class Feed:
-    """A handle on one feed, returned by :meth:`FeedManager.add_feed`.
-
-    ``repr`` never shows credentials (any parameter named like a key, secret or token).
-    """
-
-    def __init__(self, name: str, venue: str, url: str | None, connections: list[Connection]):
-        #: unique name within the manager, e.g. ``"dopp-1"``
-        self.name = name
-        #: venue registry key
-        self.venue = venue
-        #: base URL override, or None for the venue's production URL
-        self.url = url
-        self._connections = connections
-        self._make_connection: Callable[[int, dict[str, Any]], Connection] = lambda index, params: connections[0]
-        self._rotate_after: float | None = None
-
-    @property
-    def _connection(self) -> Connection:
-        return self._connections[0]
-
-    @property
-    def redundancy(self) -> int:
-        """How many identical connections the feed runs."""
-        return len(self._connections)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The venue parameters now (run-time subscription changes included).
-        Credentials are never among them: they live in the token provider."""
-        return redact(self._connection.params)
-
-    @property
-    def error(self) -> TradefeedError | None:
-        """The error that ended this feed, if it ended on one."""
-        return next((c.fatal_error for c in self._connections if c.fatal_error is not None), None)
-
-    def subscribe(self, *items: str) -> None:
-        """Add subscription items at run time: SynFutures pairs, Synthetix symbols,
-        Rails streams.  Sent at once if connected, and on every reconnect.  Safe from
-        any thread, callbacks included.
-
-        :raises ConfigError: an invalid item, or a venue whose subscriptions are fixed
-            at connect time (Dopp: add another feed).
-        """
-        for connection in self._connections:
-            connection.change_subscription(True, list(items))
-
-    def unsubscribe(self, *items: str) -> None:
-        """Remove subscription items at run time; their trades stop arriving (ones
-        already in flight are dropped).
-
-        :raises ConfigError: as :meth:`subscribe`, or when nothing would be left.
-        """
-        for connection in self._connections:
-            connection.change_subscription(False, list(items))
-
-    def is_alive(self) -> bool:
-        """True while any of the feed's threads runs."""
-        return any(c.is_alive() for c in self._connections)
-
-    def stats(self) -> FeedStats:
-        """This feed's counters (summed over its connections)."""
-        parts = [c.stats() for c in self._connections]
-        first = parts[0]
-        if len(parts) == 1:
-            return first
-        order = [Status.CONNECTED, Status.CONNECTING, Status.RECONNECTING, Status.DISCONNECTED, Status.STOPPED]
-        best = min((p.status for p in parts), key=lambda s: order.index(s) if s in order else len(order))
-        return dataclasses.replace(
-            first,
-            status=best,
-            messages=sum(p.messages for p in parts),
-            errors=sum(p.errors for p in parts),
-            reconnects=sum(p.reconnects for p in parts),
-        )
-
-    def __repr__(self) -> str:
-        return "<Feed %s %s url=%r params=%r>" % (self.name, self.stats().status.value, self.url, self.params)
-
-    def _status_for(self, now: float) -> float:
-        """Seconds (to monotonic *now*) since the feed last went up or down: up since its
-        longest-connected connection connected, down since the last one went down."""
-        connections = self._connections
-        up = [c.connected_changed for c in connections if c.status is Status.CONNECTED]
-        since = min(up) if up else max(c.connected_changed for c in connections)
-        return max(0.0, now - since)
-
-
-class FeedManager:
+class FeedManager(CallbackApi):
     """Streams trades from any number of feeds to your callbacks.
 
     >>> manager = FeedManager()
@@ -255,7 +165,7 @@ class FeedManager:
         self._finished = threading.Event()  # stopped, or every feed has ended
         self._stopped = threading.Event()
         self._fatal: list[TradefeedError] = []
-        self._providers: dict[str, TokenProvider] = {}  # digest of (auth_url, key, secret) -> provider
+        self._providers = TokenProviders()
         self._live = 0  # feed threads started and not yet ended
         self._metrics: "MetricsServer | None" = None
 
@@ -317,8 +227,8 @@ class FeedManager:
             raise problem
         keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
         needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
-        provider = self._token_provider(adapter_cls, credentials) if needed else None
-        signer = _signer(adapter_cls, params, credentials.pop("private_key", None))
+        provider = self._providers.get(adapter_cls, credentials) if needed else None
+        signer = make_signer(adapter_cls, params, credentials.pop("private_key", None))
         del credentials
         if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
             raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
@@ -370,30 +280,6 @@ class FeedManager:
         log.debug("added feed %r", feed)
         return feed
 
-    def _token_provider(self, adapter_cls: type[Adapter], credentials: dict[str, Any]) -> TokenProvider:
-        """One provider per (endpoint, key, secret): feeds of one account share a token,
-        which keeps them under the token endpoint's rate limit."""
-        missing = [k for k in ("api_key", "api_secret") if not credentials.get(k)]
-        if missing:
-            if len(missing) == 1:  # one of the pair given
-                reason = "api_key and api_secret go together"
-            else:
-                reason = "its parameters ask for the account's own data"
-            raise ConfigError(
-                "%s: this feed needs %s (%s)" % (adapter_cls.venue, " and ".join(missing), reason), param=missing[0]
-            )
-        url = credentials.get("auth_url") or adapter_cls.default_auth_url
-        if not isinstance(url, str):
-            raise ConfigError("%s: needs auth_url (the token endpoint)" % adapter_cls.venue)
-        # looked up by a digest, never by the secret itself: the dict is an attribute, and
-        # debuggers, crash reporters and repr(vars(manager)) show attributes
-        key = hashlib.sha256(json.dumps([url, credentials["api_key"], credentials["api_secret"]]).encode()).hexdigest()
-        with self._lock:
-            provider = self._providers.get(key)
-            if provider is None:
-                provider = self._providers[key] = TokenProvider(url, credentials["api_key"], credentials["api_secret"])
-        return provider
-
     def remove_feed(self, feed: "Feed | str", timeout: float = 10.0) -> bool:
         """Stop one feed (close 1000) and forget it; other feeds go on.  Safe from any
         thread, callbacks included (connection threads never wait for callbacks).
@@ -420,88 +306,6 @@ class FeedManager:
         """Every feed added, in order."""
         with self._lock:
             return list(self._feeds.values())
-
-    # -- callbacks ---------------------------------------------------------------------
-
-    @overload
-    def on_trade(self, cb: F, venue: str | None = None, symbol: str | None = None) -> F: ...
-
-    @overload
-    def on_trade(self, cb: None = None, venue: str | None = None, symbol: str | None = None) -> Callable[[F], F]: ...
-
-    def on_trade(self, cb: Any = None, venue: str | None = None, symbol: str | None = None) -> Any:
-        """Call ``cb(trade: Trade)`` for every trade, optionally only for one venue
-        and/or symbol.  Runs on the dispatcher thread (or the ``pump()`` caller).
-
-        Returns *cb*; works as ``@manager.on_trade`` and ``@manager.on_trade(venue=...)``.
-
-        :raises ConfigError: unknown venue.
-        """
-        if venue is not None:
-            get_adapter_class(venue)
-        if cb is None:
-            return lambda f: self.on_trade(f, venue, symbol)
-        self._dispatcher.add_trade_callback(cb, venue, symbol)
-        return cb
-
-    def on_error(self, cb: F) -> F:
-        """Call ``cb(error: TradefeedError)`` for every reported problem: unparsable
-        frames (:class:`ParseError`), raising callbacks (:class:`CallbackError`) and the
-        error that ends a feed.  Runs on the dispatcher thread.  Returns *cb*."""
-        self._dispatcher.add_error_callback(cb)
-        return cb
-
-    def on_status(self, cb: F) -> F:
-        """Call ``cb(event: StatusEvent)`` on every connection state change
-        (connecting, connected, disconnected, reconnecting, stopped).  Runs on the
-        dispatcher thread.  Returns *cb*."""
-        self._dispatcher.add_status_callback(cb)
-        return cb
-
-    def add_sink(
-        self,
-        sink: S,
-        *,
-        limit: int | None = None,
-        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
-        high_water: int | None = None,
-    ) -> S:
-        """Write every trade to *sink* (a :class:`tradefeed.sinks.Sink`), batched, after
-        the callbacks, from the sink's own queue on its own thread
-        (``tradefeed-sink-<name>``): neither the callbacks nor the other sinks ever wait
-        for it.  It is opened on that thread before its first batch and closed when the
-        manager stops.  A failing sink keeps its trades, in order, and is retried; the
-        failure reaches ``on_error`` as :class:`SinkError`.  Returns *sink*.
-
-        :param limit: most trades kept for the sink (None: every one, the default); at
-            the limit trades are dropped, counted in ``sink_stats()`` (``dropped``) and
-            announced by a ``lagging`` status event.
-        :param overflow: what goes at the limit: the oldest waiting trades
-            (``drop_oldest``) or the incoming ones (``drop_newest``).
-        :param high_water: pending trades past which a ``lagging`` status event (detail
-            ``sink``) says the sink is behind, and ``caught_up`` follows under half of it
-            (default: the manager's ``high_water``).
-        :raises ConfigError: a bad *limit*, *overflow* or *high_water*.
-        """
-        self._dispatcher.add_sink(sink, limit, overflow, high_water)
-        return sink
-
-    def sink_stats(self) -> dict[str, SinkStats]:
-        """Per sink: trades written, pending (not written yet; after :meth:`stop`: not
-        written at all), failures, rejected, dropped and the oldest pending trade's age."""
-        return {w.sink.name: w.stats() for w in self._dispatcher.sink_writers()}
-
-    def on_gap(self, cb: F) -> F:
-        """Call ``cb(gap: Gap)`` when trades of a symbol may be missing: the venue's
-        sequence jumped, or a reconnect's back-fill did not reach back to the last trade
-        seen.  Runs on the dispatcher thread.  Without any on_gap callback, gaps are
-        logged as warnings.  Returns *cb*."""
-        self._dispatcher.add_gap_callback(cb)
-        return cb
-
-    def remove_callback(self, cb: Callable[..., Any]) -> bool:
-        """Unregister *cb* wherever it is registered; True if it was."""
-        return self._dispatcher.remove_callback(cb)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -592,10 +396,8 @@ class FeedManager:
                 clean &= not self._dispatcher.sinks_busy()  # a sink stuck in a write it did not abort
         with self._lock:
             self._state = "stopped"
-            providers = list(self._providers.values())
             metrics = self._metrics
-        for provider in providers:
-            provider.close()
+        self._providers.close()
         if metrics is not None:  # last: scrapes keep working while the queue drains
             clean &= metrics.close(max(1.0, deadline - time.monotonic()))
         self._stopped.set()
@@ -759,70 +561,16 @@ class FeedManager:
         connection.start()
 
     def _schedule_rotation(self, feed: Feed) -> None:
-        """Make-before-break replacement of the feed's connection every rotate_after s.
-
-        The new connection opens next to the old one and joins it as a redundant line
-        does (:mod:`tradefeed.feedstate`); the old one is retired only once the new one
-        is in sync, holding nothing back and caught up on every symbol the feed knew, so
-        the handover opens no hole (its first data, an ack or a small back-fill, proves
-        nothing).  A symbol the new connection never sees (a quiet one, or one no longer
-        subscribed) would keep it out of sync forever: once it has been connected for
-        ``join_timeout``, it is enough that it holds nothing back and that no connection
-        delivered a trade of such a symbol since it connected; that symbol's next trade
-        gets the seam checks.  A symbol the old connection still delivers and the new
-        one does not (a refused subscription) keeps the old one going.
-        """
+        """Rotate the feed's connection every ``rotate_after`` seconds, if it has that
+        setting (see :mod:`tradefeed._rotation`); the caller holds ``_lock``."""
         every = feed._rotate_after
         if not every:
             return
-        replacement: list[Connection] = []
 
-        def job(now: float) -> float | None:
-            with self._lock:
-                if self._state != "running" or self._feeds.get(feed.name) is not feed:
-                    return None
-                if not replacement:  # open the new connection next to the old one
-                    old = feed._connections[0]
-                    if not old.is_alive():
-                        return None
-                    new = feed._make_connection(old.index + 1, old.params)
-                    old.redundant = new.redundant = True  # both deliver: keep one order
-                    feed._connections = [old, new]
-                    replacement.append(new)
-                    self._start_connection(new)
-                    return 0.02
-                new = replacement[0]
-                old = feed._connections[0]
-                in_sync = new.in_sync.is_set()
-                up_for = now - new.connected_changed
-                settled = in_sync or (
-                    new.status is Status.CONNECTED
-                    and up_for >= new.state.join_timeout
-                    and new.settled(time.time_ns() - int(up_for * 1e9))
-                )
-                if new.is_alive() and (settled or not old.is_alive()):  # retire the old one
-                    old.retiring = True
-                    old.retired_in_sync = in_sync
-                    feed._connections = [new]
-                elif new.is_alive():
-                    return 0.02  # not in sync yet; the old one keeps streaming
-                else:  # the replacement failed: keep the old one, try again later
-                    feed._connections = [old]
-                    old.redundant = False
-                    replacement.clear()
-                    return every
-            if not in_sync:
-                log.info(
-                    "%s: rotation: connection #%d holds nothing back after %g s; symbols it has not seen had "
-                    "no trades since it connected; retiring #%d",
-                    feed.name, new.index, new.state.join_timeout, old.index,
-                    extra={"feed": feed.name, "venue": feed.venue},
-                )  # fmt: skip
-            old.stop()
-            replacement.clear()
-            return every
+        def current() -> bool:
+            return self._state == "running" and self._feeds.get(feed.name) is feed
 
-        self._scheduler.add(every, job)
+        self._scheduler.add(every, rotation_job(feed, every, self._lock, current, self._start_connection))
 
     def _feed_ended(self, connection: Connection, fatal: TradefeedError | None) -> None:
         """Called on a connection thread as it ends."""
@@ -836,24 +584,3 @@ class FeedManager:
             if self._live == 0 and self._state == "running":
                 self._finished.set()
 
-
-def _signer(adapter_cls: type[Adapter], params: Mapping[str, Any], private_key: Any) -> Eip712Signer | None:
-    """The request signer of a feed that signs with a wallet key (the Synthetix user
-    feed), made here and held only by the feed's connections; None for other feeds.
-
-    :raises ConfigError: the key is missing, not a key, given to a feed that does not
-        sign, or eth-account is not installed (the message never shows the key).
-    """
-    if "private_key" not in adapter_cls.auth_params:
-        return None
-    if not adapter_cls.requires_credentials(params):
-        if private_key is not None:
-            raise ConfigError("%s: private_key is for stream='user' feeds only" % adapter_cls.venue, param="private_key")
-        return None
-    if not private_key:
-        raise ConfigError(
-            "%s: stream='user' needs private_key, the wallet key that owns the subaccount "
-            "(in YAML: private_key: ${SYNTHETIX_PRIVATE_KEY})" % adapter_cls.venue,
-            param="private_key",
-        )
-    return Eip712Signer(private_key)

@@ -45,10 +45,10 @@ def test_no_credential_of_any_venue_reaches_a_repr_attribute_stat_event_or_log(m
         assert collector.wait_for(lambda c: {t.venue for t in c.trades} == {"rails", "synthetix"})
         sim.drop_connections()  # reconnects: tokens re-used, auth signed again
         assert collector.wait_status(Status.CONNECTED, 4)
-        (provider,) = manager._providers.values()
+        (provider,) = manager._providers.providers()
         token = provider._token.value  # the bearer token the client holds
         connections = [c for f in manager.feeds for c in f._connections]
-        texts = reachable(manager, *manager.feeds, *connections)
+        texts = reachable(manager, manager._providers, *manager.feeds, *connections)
         texts += [repr(manager.stats()), repr([f.params for f in manager.feeds])]
     client_logs = [  # the client's side: the simulator plays the venue, and venues see credentials
         caplog_format(r)
