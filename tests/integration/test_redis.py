@@ -336,7 +336,7 @@ def test_configuration_mistakes_raise_config_error(monkeypatch):
 
 def test_a_password_in_the_url_query_is_hidden():
     """redis-py also takes ?password=; it never reaches a sink's name."""
-    from tradefeed.sinks.redis import _safe_url
+    from tradefeed.sinks._redis_client import safe_url
 
-    assert "hunter2" not in _safe_url("redis://cache:6379/0?password=hunter2&db=1")
-    assert "hunter2" not in _safe_url("redis://user:hunter2@cache:6379/0")
+    assert "hunter2" not in safe_url("redis://cache:6379/0?password=hunter2&db=1")
+    assert "hunter2" not in safe_url("redis://user:hunter2@cache:6379/0")
