@@ -84,6 +84,10 @@ __all__ = [
     "SUBSCRIPTION_LIMITS",
 ]
 
+# documented here: their reprs, tracebacks and pickles name this module
+for _public in (Config, FeedConfig, OutputConfig,):
+    _public.__module__ = __name__
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _TOP = ("feeds", "settings", "outputs", "logging")

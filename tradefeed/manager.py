@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FeedManager", "Feed"]
 
+# documented here: their reprs, tracebacks and pickles name this module
+for _public in (Feed,):
+    _public.__module__ = __name__
+
 log = logging.getLogger(__name__)
 
 

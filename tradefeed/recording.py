@@ -79,6 +79,10 @@ __all__ = [
     "replay",
 ]
 
+# documented here: their reprs, tracebacks and pickles name this module
+for _public in (Entry, RecordingError, ReplayStats,):
+    _public.__module__ = __name__
+
 log = logging.getLogger(__name__)
 
 

@@ -32,6 +32,10 @@ from ._redis_reader import RedisEntry, RedisTradeReader
 
 __all__ = ["RedisSink", "RedisTradeReader", "RedisEntry", "encode_trade", "decode_trade"]
 
+# documented here: their reprs, tracebacks and pickles name this module
+for _public in (RedisEntry, RedisTradeReader,):
+    _public.__module__ = __name__
+
 log = logging.getLogger(__name__)
 
 #: KEYS: dedup key, stream; ARGV: ttl (ms), maxlen ('' for none), field, value, ...
