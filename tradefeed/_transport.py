@@ -221,12 +221,18 @@ _scratch = threading.local()
 
 
 def _read(sock: socket.socket) -> bytes:
-    """One read of up to :data:`READ_SIZE` bytes, through a buffer kept per thread (each
-    connection thread's own, for its whole life).  ``sock.recv(READ_SIZE)`` would malloc
-    256 KiB per read and shrink it to what came: once glibc's adaptive mmap threshold has
-    risen past that size, those blocks come from the thread's heap, and the small bytes
-    left behind among them fragment it; resident memory then grows for hours (the chaos
-    soak saw 0.5 MiB a minute).  Here the only allocation per read is the bytes returned."""
+    """One non-blocking read of up to :data:`READ_SIZE` bytes (``b""`` at end of stream),
+    through a buffer kept per thread (each connection thread's own, for its whole life).
+
+    ``sock.recv(READ_SIZE)`` would malloc 256 KiB per read and shrink it to what came:
+    once glibc's adaptive mmap threshold has risen past that size, those blocks come from
+    the thread's heap, and the small bytes left behind among them fragment it; resident
+    memory then grows for hours (the chaos soak saw 0.5 MiB a minute).  Here the only
+    allocation per read is the bytes returned.
+
+    :raises BlockingIOError: nothing to read yet (``ssl.SSLWantReadError`` for TLS: no
+        complete record yet).
+    """
     view = getattr(_scratch, "view", None)
     if view is None:  # anonymous memory: a page is resident only once a read reached it,
         # so an idle connection's thread holds a page or two, not 256 KiB (any platform)
@@ -235,14 +241,27 @@ def _read(sock: socket.socket) -> bytes:
     return bytes(view[:count])
 
 
+#: what a non-blocking read raises when there is nothing to read yet
+_NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError)
+
+
 class BufferedSocket:
     """*sock* with ``recv`` served from one large read; every other attribute is the
-    socket's own (``send``, ``shutdown``, ``close``, ``settimeout``...).
+    socket's own (``send``, ``shutdown``, ``close``...).
 
-    Only the connection thread calls ``recv``; other threads may send or shut down.
+    The socket itself is made non-blocking, and its timeout (the one it had, or one set
+    later with :meth:`settimeout`) is kept here: :meth:`recv` waits for data up to that
+    long, as a socket with a timeout would, and :meth:`gettimeout` reports it, so
+    websocket-client's sends wait for a full send buffer as long as before.  A socket with
+    a timeout polls the kernel before every read; here a read whose readiness is already
+    known (the frame loop waited for it, or just wants to know if more came) is one
+    system call.
+
+    Only the connection thread calls ``recv`` and ``fill``; other threads may send or
+    shut down.
     """
 
-    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed")
+    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed", "ended", "_timeout", "_selector")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -250,32 +269,57 @@ class BufferedSocket:
         self._pos = 0
         self._secure = isinstance(sock, ssl.SSLSocket)
         self._failed: OSError | None = None  # what fill() met, for the next recv() to raise
+        #: fill() met the end of the stream or an error: the next recv() returns at once
+        self.ended = False
+        self._timeout = sock.gettimeout()
+        self._selector: selectors.BaseSelector | None = None  # recv()'s waits, made on the first
+        sock.settimeout(0.0)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def close(self) -> None:
+        """Close the socket (and release the wait's selector)."""
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
+        self.sock.close()
 
     def fill(self) -> bool:
-        """Refill the empty buffer with one read (call when the socket is readable);
-        False if nothing came.
+        """Refill the empty buffer with what the kernel holds now, without waiting; True
+        if bytes came.
 
-        End of stream and errors are left for websocket-client to meet through
-        :meth:`recv`, so that it reports them exactly as it always does."""
+        End of stream and errors set :attr:`ended` and are left for websocket-client to
+        meet through :meth:`recv`, so that it reports them exactly as it always does."""
         try:
             data = _read(self.sock)
-        except OSError as err:  # ssl.SSLError and socket.timeout are OSErrors
-            self._failed = err
+        except _NOTHING_YET:
+            return False
+        except OSError as err:  # ssl.SSLError too
+            self._failed, self.ended = err, True
             return False
         if not data:
+            self.ended = True  # recv() reads the end again
             return False
         self._buf, self._pos = data, 0
         return True
 
     def recv(self, size: int) -> bytes:
         """Up to *size* bytes: from the buffer, or one read of :data:`READ_SIZE` when it is
-        empty (which blocks, honours the socket's timeout, and returns ``b""`` at EOF)."""
+        empty, waiting up to the timeout for it (``b""`` at end of stream).
+
+        :raises TimeoutError: nothing came within the timeout.
+        """
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
+            self.ended = False
             if self._failed is not None:
                 failed, self._failed = self._failed, None
                 raise failed
-            buf = _read(self.sock)
+            buf = self._read_waiting()
             if not buf:
                 return buf
             self._buf, pos = buf, 0
@@ -284,6 +328,21 @@ class BufferedSocket:
         if pos == 0 and end >= len(buf):
             return buf  # all of it: no copy
         return buf[pos:end]
+
+    def _read_waiting(self) -> bytes:
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return _read(self.sock)
+            except _NOTHING_YET:
+                pass
+            if self._selector is None:
+                self._selector = Selector()
+                self._selector.register(self.sock, selectors.EVENT_READ)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and (left <= 0 or not self._selector.select(left)):
+                raise TimeoutError("timed out")
 
     def data_frame(self) -> bytes | None:
         """The payload of the next frame if the buffer holds all of it and it is a plain
@@ -382,7 +441,11 @@ class FrameLoop:
         self._selector.close()
 
     def pending(self) -> bool:
-        """More frames can be read at once: bytes buffered, or waiting in the kernel."""
+        """More frames can be read at once: bytes buffered, or waiting in the kernel.
+
+        The kernel is asked with a zero-timeout poll, not a read: on the common answer
+        (nothing yet) a non-blocking read would raise, and building that exception costs
+        more than the poll."""
         if self._reader.buffered():
             return True
         for key, _ in self._selector.select(0):

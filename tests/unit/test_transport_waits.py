@@ -182,3 +182,32 @@ def test_writable():
         a.close()
         b.close()
     assert not writable(a)  # closed: no descriptor
+
+
+def test_buffered_socket_reads_without_waiting_and_waits_in_recv():
+    """The socket is made non-blocking (a read whose readiness is known is one system
+    call); ``fill`` never waits, ``recv`` waits up to the timeout the socket had, and
+    websocket-client still sees that timeout through ``gettimeout``."""
+    ours, peer = socket.socketpair()
+    ours.settimeout(5.0)
+    reader = BufferedSocket(ours)
+    try:
+        assert ours.gettimeout() == 0.0 and reader.gettimeout() == 5.0
+        assert not reader.fill() and not reader.ended  # nothing yet: no wait, no error
+        sender = threading.Timer(0.05, peer.sendall, (b"late",))
+        sender.start()
+        assert reader.recv(16) == b"late"  # waited for it
+        sender.join()
+        peer.sendall(b"now")
+        assert reader.fill() and reader.buffered() and reader.recv(16) == b"now"
+        reader.settimeout(0.05)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            reader.recv(16)
+        assert time.monotonic() - started >= 0.05
+        peer.close()
+        assert not reader.fill() and reader.ended  # the end of the stream, for recv to meet
+        assert reader.recv(16) == b""
+    finally:
+        reader.close()
+        peer.close()
