@@ -36,6 +36,7 @@ from ._transport import BufferedSocket, FrameLoop, drain, end_handshake, open_so
 from .auth import TokenProvider
 from .backoff import Backoff
 from ._attempt import Attempt, Outcome, classify
+from ._jobs import schedule, watch_join
 from .feedstate import FeedState, Line
 from .exceptions import (
     AuthError,
@@ -45,7 +46,6 @@ from .exceptions import (
     HandshakeError,
     ParseError,
     RetryExhaustedError,
-    StaleFeedError,
     TradefeedError,
     TransportError,
 )
@@ -538,19 +538,7 @@ class Connection:
             frames = attempt.adapter.on_open(time.time_ns())
         self._join(attempt)
         self._send(attempt, frames)
-        settings = self.settings
-        if settings.ping_interval > 0:
-            attempt.jobs.append(self._scheduler.add(settings.ping_interval, self._heartbeat_job(attempt)))
-        interval = attempt.adapter.tick_interval
-        if interval:
-            attempt.jobs.append(self._scheduler.add(interval, self._tick_job(attempt, interval)))
-        stale_after = settings.stale_after
-        if stale_after:
-            attempt.jobs.append(self._scheduler.add(max(0.05, stale_after / 4), self._stale_job(attempt, stale_after)))
-        refresh_at = attempt.token.refresh_at() if attempt.token is not None else None
-        if refresh_at is not None:
-            delay = max(0.0, refresh_at - time.time())
-            attempt.jobs.append(self._scheduler.add(delay, self._rotate_job(attempt)))
+        schedule(self, attempt)
 
     def _on_message(self, attempt: Attempt, data: Any) -> None:
         try:
@@ -619,65 +607,12 @@ class Connection:
         """Open: take this connection's place among the feed's; if another is live, this
         one is joining, and a watchdog looks for connections that fail to catch up."""
         if self._pipe.join(time.monotonic()):
-            every = max(0.05, self.state.join_timeout / 4)
-            attempt.jobs.append(self._scheduler.add(every, self._join_job(attempt, every)))
+            watch_join(self, attempt)
 
     def _leave(self, attempt: Attempt) -> None:
         """End of an attempt: trades other connections held for this one to deliver are
         released (with the seam's Gap checks) and handed over from this thread."""
         self._pipe.leave(attempt.adapter.sequenced)
-
-    def _join_job(self, attempt: Attempt, every: float) -> Callable[[float], float | None]:
-        """While joining: reconnect the connections that should deliver what this one
-        holds but have brought no trades for ``join_timeout`` (their end releases it)."""
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            with self.state.lock:
-                late = self.state.overdue(self._line, now)
-            for other in late:
-                other._lagging(self)
-            return every
-
-        return job
-
-    def _lagging(self, ahead: "Connection") -> None:
-        """Another connection of this feed holds trades back for this one to deliver, and
-        this one has brought no trades for ``join_timeout``: it is stalled; reconnect it."""
-        attempt = self._current
-        if attempt is None:
-            return
-        if attempt.error is None:
-            attempt.error = StaleFeedError(
-                "%s: connection #%d brought no trades for %gs while connection #%d waits for it; reconnecting"
-                % (self.name, self.index, self.state.join_timeout, ahead.index),
-                venue=self.venue,
-                feed=self.name,
-            )
-        log.warning("%s", attempt.error)
-        self._interrupt(attempt.sock)
-
-    def _stale_job(self, attempt: Attempt, stale_after: float) -> Callable[[float], float | None]:
-        """Watchdog: report symbols (and the feed) without data for *stale_after* seconds."""
-        limit_ns = int(stale_after * 1e9)
-        opened_ns = time.time_ns()
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            events = self._pipe.stale(time.time_ns(), limit_ns, opened_ns)
-            if events:
-                self._put(events, self.name)  # from this thread straight to the queue (thread-safe)
-            if self.settings.reconnect_on_stale and any(e.detail["symbol"] is None for e in events):
-                attempt.error = StaleFeedError(
-                    "%s: no data for %gs; reconnecting" % (self.name, stale_after), venue=self.venue, feed=self.name
-                )
-                self._interrupt(attempt.sock)
-                return None
-            return max(0.05, stale_after / 4)
-
-        return job
 
     def _on_control_frame(self) -> None:
         """A ping or pong: proof of life, and the end of a burst (a data frame that saw
@@ -748,68 +683,6 @@ class Connection:
                 log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
                 return
 
-    def _heartbeat_job(self, attempt: Attempt) -> Callable[[float], float | None]:
-        """Ping every ``ping_interval``; abort when nothing arrived ``ping_timeout`` after."""
-        interval, timeout = self.settings.ping_interval, self.settings.ping_timeout
-        sent_at_frame: list[int | None] = [None]
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            if sent_at_frame[0] is not None:  # the check, ping_timeout after the ping
-                if self._rx_frames == sent_at_frame[0]:
-                    attempt.error = TransportError(
-                        "%s: no pong or data within %gs of a ping" % (self.name, timeout), venue=self.venue, feed=self.name
-                    )
-                    log.warning("%s", attempt.error)
-                    self._interrupt(attempt.sock)
-                    return None
-                sent_at_frame[0] = None
-                return max(interval - timeout, 0.001)
-            ws = attempt.app.sock if attempt.app is not None else None
-            if ws is None:
-                return None
-            sent_at_frame[0] = self._rx_frames
-            if writable(attempt.sock):  # never block the shared scheduler on a stuck peer
-                try:
-                    ws.ping()
-                except (websocket.WebSocketException, OSError):
-                    return None  # the reader thread sees the failure
-            return timeout
-
-        return job
-
-    def _tick_job(self, attempt: Attempt, interval: float) -> Callable[[float], float | None]:
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            with self._lock:
-                now_ns = time.time_ns()
-                if self._record is not None and self._current is attempt:
-                    self._record(self.name, self.venue, self._params, self.reconnects, now_ns, None)
-                frames = attempt.adapter.tick(now_ns)
-            self._send(attempt, frames)
-            return interval
-
-        return job
-
-
-    def _rotate_job(self, attempt: Attempt) -> Callable[[float], float | None]:
-        """Before the token expires, close (1000) and reconnect at once with a new one.
-
-        The venue's snapshot on reconnect and the de-duplication window cover the seam.
-        """
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            log.info("%s: token expires soon; reconnecting with a fresh one", self.name)
-            attempt.rotating = True
-            if not self._close(attempt, b"token refresh"):
-                self._interrupt(attempt.sock)
-            return None
-
-        return job
 
 def _mid_message(app: websocket.WebSocketApp) -> bool:
     """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
