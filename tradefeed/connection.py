@@ -37,15 +37,14 @@ from .auth import TokenProvider
 from .backoff import Backoff
 from ._attempt import Attempt, Outcome, classify
 from ._jobs import schedule, watch_join
+from ._retry import decide
 from .feedstate import FeedState, Line
 from .exceptions import (
     AuthError,
     ConfigError,
     FeedClosedError,
     FeedError,
-    HandshakeError,
     ParseError,
-    RetryExhaustedError,
     TradefeedError,
     TransportError,
 )
@@ -317,52 +316,16 @@ class Connection:
                 outcome = self._attempt()
                 if self._stop.is_set():
                     break
-                if outcome.stable:
-                    backoff = backoff.reset()
-                if outcome.healthy:
-                    refreshes = 0
-                error = outcome.error
-                immediate = outcome.immediate
-                if outcome.action is CloseAction.REFRESH_TOKEN:
-                    refreshes += 1
-                    if refreshes > 1 and isinstance(error, HandshakeError):
-                        fatal = AuthError(
-                            "%s: the venue refused a freshly fetched token (HTTP %s)" % (self.name, error.status_code),
-                            venue=self.venue,
-                            status_code=error.status_code,
-                        )
-                        fatal.__cause__ = error
-                        break
-                    if self._tokens is not None:
-                        self._tokens.invalidate(outcome.token)
-                    immediate = refreshes == 1  # once at once; a repeat backs off
-                elif outcome.action is CloseAction.STOP:
-                    fatal = error
+                step = decide(outcome, backoff, refreshes, random.random(), self.name, self.venue)
+                if step.invalidate_token and self._tokens is not None:
+                    self._tokens.invalidate(outcome.token)
+                if step.stop:
+                    fatal = step.fatal
                     break
-                delay = 0.0
-                if outcome.healthy and isinstance(error, FeedClosedError) and error.code in (1000, 1001):
-                    # the venue closed a working connection (rotation, restart): back promptly,
-                    # but spread over up to a second, or every feed of a restarted server
-                    # would reconnect in the same instant
-                    immediate = True
-                    delay = random.random() * min(1.0, backoff.initial)
-                if not immediate:
-                    if backoff.exhausted:
-                        fatal = RetryExhaustedError(
-                            "%s: gave up after %d reconnect attempts; last error: %s" % (self.name, backoff.retries, error),
-                            venue=self.venue,
-                            feed=self.name,
-                        )
-                        fatal.__cause__ = error
-                        break
-                    rand = random.random()
-                    delay = backoff.delay(rand)
-                    if outcome.retry_after:  # a floor: jitter only adds
-                        delay = max(delay, outcome.retry_after * (1 + backoff.jitter * rand))
-                    backoff = backoff.increment()
+                backoff, refreshes = step.backoff, step.refreshes
                 self.reconnects += 1
-                self._emit(Status.RECONNECTING, delay=delay, attempt=backoff.retries, error=error)
-                if delay and self._stop.wait(delay):
+                self._emit(Status.RECONNECTING, delay=step.delay, attempt=backoff.retries, error=outcome.error)
+                if step.delay and self._stop.wait(step.delay):
                     break
         except Exception as err:  # noqa: BLE001 - a bug of ours ends this feed, loudly, not the process
             log.exception("%s: connection thread failed", self.name)
