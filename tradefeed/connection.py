@@ -1,20 +1,35 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This module owns the connection's life: token, connect, stream, back off, reconnect
-(the retry loop), websocket-client's callbacks, and the timers of a connection (pings,
-ticks, staleness, rotation, stalled lines).  What an attempt learned and what its end
-means is :mod:`tradefeed._attempt` (websocket-client's exceptions become
-:mod:`tradefeed.exceptions` there); only these two modules import ``websocket``.  Each frame is parsed by the venue adapter and handed to
-the connection's :class:`~tradefeed.pipeline.Pipeline` (de-duplication, seams, gaps, the
-batch); everything parsed while the socket still has bytes pending goes over in one
-``put`` (up to ``batch_items``), so under load the consumer wakes once per batch, not
-once per frame.  It never runs user code and never blocks on the queue.
+This module owns the connection's life on its thread: token, connect, stream, wait and
+reconnect (the retry loop), websocket-client's callbacks, and the per-frame hot path
+(``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
+none of them imports this module:
 
-The TCP (and TLS) socket is opened here rather than by websocket-client, for three
-reasons: a connect timeout per feed without touching websocket-client's process-wide
-default, a socket that ``stop()`` can shut down at any moment (connecting, handshaking
-or streaming), and a cheap "more bytes pending?" test for batching.
+- :mod:`tradefeed._attempt`: what one attempt learned and what its end means
+  (:func:`~tradefeed._attempt.classify`; websocket-client's exceptions become
+  :mod:`tradefeed.exceptions` there);
+- :mod:`tradefeed._retry`: the reconnect policy, what to do after that end (stop with
+  which error, or wait how long: backoff, ``Retry-After``, token refreshes), pure
+  arithmetic; the loop here does the waiting;
+- :mod:`tradefeed._jobs`: the timed jobs of an attempt, run on the shared scheduler
+  thread (pings, ticks, staleness, token rotation, stalled lines of a redundant feed);
+- :mod:`tradefeed.pipeline`: everything after parsing (de-duplication, seams, gaps,
+  the batch);
+- :mod:`tradefeed._transport`: the sockets.
+
+Only this module, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
+by the venue adapter and handed to the connection's
+:class:`~tradefeed.pipeline.Pipeline`; everything parsed while the socket still has
+bytes pending goes over in one ``put`` (up to ``batch_items``), so under load the
+consumer wakes once per batch, not once per frame.  It never runs user code and never
+blocks on the queue.
+
+The TCP (and TLS) socket is opened by us (:func:`~tradefeed._transport.open_socket`)
+rather than by websocket-client, for three reasons: a connect timeout per feed without
+touching websocket-client's process-wide default, a socket that ``stop()`` can shut down
+at any moment (connecting, handshaking or streaming), and a cheap "more bytes pending?"
+test for batching.
 """
 
 from __future__ import annotations
@@ -56,7 +71,7 @@ __all__ = ["Connection", "ConnectionSettings"]
 
 log = logging.getLogger(__name__)
 
-#: handshake statuses that retrying cannot fix
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Per-feed connection tuning (durations in seconds)."""
