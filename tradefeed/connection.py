@@ -1,20 +1,35 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This module owns the connection's life: token, connect, stream, back off, reconnect
-(the retry loop), websocket-client's callbacks, and the timers of a connection (pings,
-ticks, staleness, rotation, stalled lines).  What an attempt learned and what its end
-means is :mod:`tradefeed._attempt` (websocket-client's exceptions become
-:mod:`tradefeed.exceptions` there); only these two modules import ``websocket``.  Each frame is parsed by the venue adapter and handed to
-the connection's :class:`~tradefeed.pipeline.Pipeline` (de-duplication, seams, gaps, the
-batch); everything parsed while the socket still has bytes pending goes over in one
-``put`` (up to ``batch_items``), so under load the consumer wakes once per batch, not
-once per frame.  It never runs user code and never blocks on the queue.
+This module owns the connection's life on its thread: token, connect, stream, wait and
+reconnect (the retry loop), websocket-client's callbacks, and the per-frame hot path
+(``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
+none of them imports this module:
 
-The TCP (and TLS) socket is opened here rather than by websocket-client, for three
-reasons: a connect timeout per feed without touching websocket-client's process-wide
-default, a socket that ``stop()`` can shut down at any moment (connecting, handshaking
-or streaming), and a cheap "more bytes pending?" test for batching.
+- :mod:`tradefeed._attempt`: what one attempt learned and what its end means
+  (:func:`~tradefeed._attempt.classify`; websocket-client's exceptions become
+  :mod:`tradefeed.exceptions` there);
+- :mod:`tradefeed._retry`: the reconnect policy, what to do after that end (stop with
+  which error, or wait how long: backoff, ``Retry-After``, token refreshes), pure
+  arithmetic; the loop here does the waiting;
+- :mod:`tradefeed._jobs`: the timed jobs of an attempt, run on the shared scheduler
+  thread (pings, ticks, staleness, token rotation, stalled lines of a redundant feed);
+- :mod:`tradefeed.pipeline`: everything after parsing (de-duplication, seams, gaps,
+  the batch);
+- :mod:`tradefeed._transport`: the sockets.
+
+Only this module, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
+by the venue adapter and handed to the connection's
+:class:`~tradefeed.pipeline.Pipeline`; everything parsed while the socket still has
+bytes pending goes over in one ``put`` (up to ``batch_items``), so under load the
+consumer wakes once per batch, not once per frame.  It never runs user code and never
+blocks on the queue.
+
+The TCP (and TLS) socket is opened by us (:func:`~tradefeed._transport.open_socket`)
+rather than by websocket-client, for three reasons: a connect timeout per feed without
+touching websocket-client's process-wide default, a socket that ``stop()`` can shut down
+at any moment (connecting, handshaking or streaming), and a cheap "more bytes pending?"
+test for batching.
 """
 
 from __future__ import annotations
@@ -36,16 +51,15 @@ from ._transport import BufferedSocket, FrameLoop, drain, end_handshake, open_so
 from .auth import TokenProvider
 from .backoff import Backoff
 from ._attempt import Attempt, Outcome, classify
+from ._jobs import schedule, watch_join
+from ._retry import decide
 from .feedstate import FeedState, Line
 from .exceptions import (
     AuthError,
     ConfigError,
     FeedClosedError,
     FeedError,
-    HandshakeError,
     ParseError,
-    RetryExhaustedError,
-    StaleFeedError,
     TradefeedError,
     TransportError,
 )
@@ -57,7 +71,7 @@ __all__ = ["Connection", "ConnectionSettings"]
 
 log = logging.getLogger(__name__)
 
-#: handshake statuses that retrying cannot fix
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Per-feed connection tuning (durations in seconds)."""
@@ -317,52 +331,16 @@ class Connection:
                 outcome = self._attempt()
                 if self._stop.is_set():
                     break
-                if outcome.stable:
-                    backoff = backoff.reset()
-                if outcome.healthy:
-                    refreshes = 0
-                error = outcome.error
-                immediate = outcome.immediate
-                if outcome.action is CloseAction.REFRESH_TOKEN:
-                    refreshes += 1
-                    if refreshes > 1 and isinstance(error, HandshakeError):
-                        fatal = AuthError(
-                            "%s: the venue refused a freshly fetched token (HTTP %s)" % (self.name, error.status_code),
-                            venue=self.venue,
-                            status_code=error.status_code,
-                        )
-                        fatal.__cause__ = error
-                        break
-                    if self._tokens is not None:
-                        self._tokens.invalidate(outcome.token)
-                    immediate = refreshes == 1  # once at once; a repeat backs off
-                elif outcome.action is CloseAction.STOP:
-                    fatal = error
+                step = decide(outcome, backoff, refreshes, random.random(), self.name, self.venue)
+                if step.invalidate_token and self._tokens is not None:
+                    self._tokens.invalidate(outcome.token)
+                if step.stop:
+                    fatal = step.fatal
                     break
-                delay = 0.0
-                if outcome.healthy and isinstance(error, FeedClosedError) and error.code in (1000, 1001):
-                    # the venue closed a working connection (rotation, restart): back promptly,
-                    # but spread over up to a second, or every feed of a restarted server
-                    # would reconnect in the same instant
-                    immediate = True
-                    delay = random.random() * min(1.0, backoff.initial)
-                if not immediate:
-                    if backoff.exhausted:
-                        fatal = RetryExhaustedError(
-                            "%s: gave up after %d reconnect attempts; last error: %s" % (self.name, backoff.retries, error),
-                            venue=self.venue,
-                            feed=self.name,
-                        )
-                        fatal.__cause__ = error
-                        break
-                    rand = random.random()
-                    delay = backoff.delay(rand)
-                    if outcome.retry_after:  # a floor: jitter only adds
-                        delay = max(delay, outcome.retry_after * (1 + backoff.jitter * rand))
-                    backoff = backoff.increment()
+                backoff, refreshes = step.backoff, step.refreshes
                 self.reconnects += 1
-                self._emit(Status.RECONNECTING, delay=delay, attempt=backoff.retries, error=error)
-                if delay and self._stop.wait(delay):
+                self._emit(Status.RECONNECTING, delay=step.delay, attempt=backoff.retries, error=outcome.error)
+                if step.delay and self._stop.wait(step.delay):
                     break
         except Exception as err:  # noqa: BLE001 - a bug of ours ends this feed, loudly, not the process
             log.exception("%s: connection thread failed", self.name)
@@ -538,19 +516,7 @@ class Connection:
             frames = attempt.adapter.on_open(time.time_ns())
         self._join(attempt)
         self._send(attempt, frames)
-        settings = self.settings
-        if settings.ping_interval > 0:
-            attempt.jobs.append(self._scheduler.add(settings.ping_interval, self._heartbeat_job(attempt)))
-        interval = attempt.adapter.tick_interval
-        if interval:
-            attempt.jobs.append(self._scheduler.add(interval, self._tick_job(attempt, interval)))
-        stale_after = settings.stale_after
-        if stale_after:
-            attempt.jobs.append(self._scheduler.add(max(0.05, stale_after / 4), self._stale_job(attempt, stale_after)))
-        refresh_at = attempt.token.refresh_at() if attempt.token is not None else None
-        if refresh_at is not None:
-            delay = max(0.0, refresh_at - time.time())
-            attempt.jobs.append(self._scheduler.add(delay, self._rotate_job(attempt)))
+        schedule(self, attempt)
 
     def _on_message(self, attempt: Attempt, data: Any) -> None:
         try:
@@ -619,65 +585,12 @@ class Connection:
         """Open: take this connection's place among the feed's; if another is live, this
         one is joining, and a watchdog looks for connections that fail to catch up."""
         if self._pipe.join(time.monotonic()):
-            every = max(0.05, self.state.join_timeout / 4)
-            attempt.jobs.append(self._scheduler.add(every, self._join_job(attempt, every)))
+            watch_join(self, attempt)
 
     def _leave(self, attempt: Attempt) -> None:
         """End of an attempt: trades other connections held for this one to deliver are
         released (with the seam's Gap checks) and handed over from this thread."""
         self._pipe.leave(attempt.adapter.sequenced)
-
-    def _join_job(self, attempt: Attempt, every: float) -> Callable[[float], float | None]:
-        """While joining: reconnect the connections that should deliver what this one
-        holds but have brought no trades for ``join_timeout`` (their end releases it)."""
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            with self.state.lock:
-                late = self.state.overdue(self._line, now)
-            for other in late:
-                other._lagging(self)
-            return every
-
-        return job
-
-    def _lagging(self, ahead: "Connection") -> None:
-        """Another connection of this feed holds trades back for this one to deliver, and
-        this one has brought no trades for ``join_timeout``: it is stalled; reconnect it."""
-        attempt = self._current
-        if attempt is None:
-            return
-        if attempt.error is None:
-            attempt.error = StaleFeedError(
-                "%s: connection #%d brought no trades for %gs while connection #%d waits for it; reconnecting"
-                % (self.name, self.index, self.state.join_timeout, ahead.index),
-                venue=self.venue,
-                feed=self.name,
-            )
-        log.warning("%s", attempt.error)
-        self._interrupt(attempt.sock)
-
-    def _stale_job(self, attempt: Attempt, stale_after: float) -> Callable[[float], float | None]:
-        """Watchdog: report symbols (and the feed) without data for *stale_after* seconds."""
-        limit_ns = int(stale_after * 1e9)
-        opened_ns = time.time_ns()
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            events = self._pipe.stale(time.time_ns(), limit_ns, opened_ns)
-            if events:
-                self._put(events, self.name)  # from this thread straight to the queue (thread-safe)
-            if self.settings.reconnect_on_stale and any(e.detail["symbol"] is None for e in events):
-                attempt.error = StaleFeedError(
-                    "%s: no data for %gs; reconnecting" % (self.name, stale_after), venue=self.venue, feed=self.name
-                )
-                self._interrupt(attempt.sock)
-                return None
-            return max(0.05, stale_after / 4)
-
-        return job
 
     def _on_control_frame(self) -> None:
         """A ping or pong: proof of life, and the end of a burst (a data frame that saw
@@ -748,68 +661,6 @@ class Connection:
                 log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
                 return
 
-    def _heartbeat_job(self, attempt: Attempt) -> Callable[[float], float | None]:
-        """Ping every ``ping_interval``; abort when nothing arrived ``ping_timeout`` after."""
-        interval, timeout = self.settings.ping_interval, self.settings.ping_timeout
-        sent_at_frame: list[int | None] = [None]
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            if sent_at_frame[0] is not None:  # the check, ping_timeout after the ping
-                if self._rx_frames == sent_at_frame[0]:
-                    attempt.error = TransportError(
-                        "%s: no pong or data within %gs of a ping" % (self.name, timeout), venue=self.venue, feed=self.name
-                    )
-                    log.warning("%s", attempt.error)
-                    self._interrupt(attempt.sock)
-                    return None
-                sent_at_frame[0] = None
-                return max(interval - timeout, 0.001)
-            ws = attempt.app.sock if attempt.app is not None else None
-            if ws is None:
-                return None
-            sent_at_frame[0] = self._rx_frames
-            if writable(attempt.sock):  # never block the shared scheduler on a stuck peer
-                try:
-                    ws.ping()
-                except (websocket.WebSocketException, OSError):
-                    return None  # the reader thread sees the failure
-            return timeout
-
-        return job
-
-    def _tick_job(self, attempt: Attempt, interval: float) -> Callable[[float], float | None]:
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            with self._lock:
-                now_ns = time.time_ns()
-                if self._record is not None and self._current is attempt:
-                    self._record(self.name, self.venue, self._params, self.reconnects, now_ns, None)
-                frames = attempt.adapter.tick(now_ns)
-            self._send(attempt, frames)
-            return interval
-
-        return job
-
-
-    def _rotate_job(self, attempt: Attempt) -> Callable[[float], float | None]:
-        """Before the token expires, close (1000) and reconnect at once with a new one.
-
-        The venue's snapshot on reconnect and the de-duplication window cover the seam.
-        """
-
-        def job(now: float) -> float | None:
-            if self._current is not attempt:
-                return None
-            log.info("%s: token expires soon; reconnecting with a fresh one", self.name)
-            attempt.rotating = True
-            if not self._close(attempt, b"token refresh"):
-                self._interrupt(attempt.sock)
-            return None
-
-        return job
 
 def _mid_message(app: websocket.WebSocketApp) -> bool:
     """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
