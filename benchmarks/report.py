@@ -54,7 +54,9 @@ repetition, more than the absolute rates.
   before sending each frame, the client's callback stamps ``time.time_ns()`` per trade id
   (same machine, same clock).  The first tenth of each run is warm-up.  Each figure is
   the median over repetitions of that run's figure, so one repetition disturbed by other
-  work on a shared machine does not set it.  ``CPU %`` is of one core.  Each part also
+  work on a shared machine does not set it.  ``CPU %`` is of one core; ``CPU us/trade``
+  is the process's CPU time over the whole run (warm-up included) per trade, and
+  ``peak RSS MiB`` its resident high-water mark (the highest over repetitions).  Each part also
   gives the load average (1 minute) when it started: above about 1 on 2 cores, other
   work competed for the CPU and every figure is pessimistic.
 - **idle**: N connections to a server that sends nothing, keepalive at each client's
@@ -211,6 +213,9 @@ def _latency_rows(scenario: Scenario) -> list[dict[str, Any]]:
         for key, _ in LATENCY_POINTS:  # the median over repetitions of each run's figure
             row[key + "_us"] = statistics.median(r["latency_us"][key] for r in done) if done else None
         row["cpu_percent"] = statistics.median(100 * r["cpu_s"] / r["elapsed_s"] for r in done) if done else None
+        trades = scenario.params["trades"]
+        row["cpu_us_per_trade"] = statistics.median(r["cpu_s"] / trades * 1e6 for r in done) if done else None
+        row["peak_rss_mib"] = max((r["peak_rss_kib"] / 1024 for r in done), default=None)
         row["missing"] = sum(r.get("missing", 0) for r in done)
         row["errors"] = _errors(scenario, name)
         rows.append(row)
@@ -284,11 +289,12 @@ def _scenario_lines(scenario: Scenario) -> list[str]:
             for r in rows
         ]
     elif scenario.mode == "latency":
-        headers = ["consumer", "p50 us", "p99 us", "p99.9 us", "max us", "CPU %", "missing"]
+        headers = ["consumer", "p50 us", "p99 us", "p99.9 us", "max us", "CPU %", "CPU us/trade", "peak RSS MiB", "missing"]
         body = [
             [label(r["consumer"])]
             + [_number(r[key + "_us"], ",.0f") for key, _ in LATENCY_POINTS]
-            + [_number(r["cpu_percent"], ".0f"), str(r["missing"])]
+            + [_number(r["cpu_percent"], ".0f"), _number(r["cpu_us_per_trade"], ".1f"), _number(r["peak_rss_mib"], ".1f")]
+            + [str(r["missing"])]
             for r in rows
         ]
     elif scenario.mode == "soak":
