@@ -217,12 +217,16 @@ def _quiet_close(sock: socket.socket) -> None:
 
 #: bytes asked of the kernel per read: 64 frames of 4 KiB, or 500 one-trade Dopp frames
 READ_SIZE = 256 * 1024
+#: the largest frame (header included) the frame loop completes itself when a read ends
+#: inside it; a longer one is read by websocket-client
+CARRY_LIMIT = READ_SIZE
 _scratch = threading.local()
 
 
-def _read(sock: socket.socket) -> bytes:
-    """One non-blocking read of up to :data:`READ_SIZE` bytes (``b""`` at end of stream),
-    through a buffer kept per thread (each connection thread's own, for its whole life).
+def _read(sock: socket.socket, rest: bytes = b"") -> bytes:
+    """*rest* followed by one non-blocking read of up to :data:`READ_SIZE` bytes (just
+    *rest* at end of stream), through a buffer kept per thread (each connection thread's
+    own, for its whole life): the bytes are copied once, whatever the split.
 
     ``sock.recv(READ_SIZE)`` would malloc 256 KiB per read and shrink it to what came:
     once glibc's adaptive mmap threshold has risen past that size, those blocks come from
@@ -236,9 +240,12 @@ def _read(sock: socket.socket) -> bytes:
     view = getattr(_scratch, "view", None)
     if view is None:  # anonymous memory: a page is resident only once a read reached it,
         # so an idle connection's thread holds a page or two, not 256 KiB (any platform)
-        view = _scratch.view = memoryview(mmap.mmap(-1, READ_SIZE))
-    count = sock.recv_into(view)
-    return bytes(view[:count])
+        view = _scratch.view = memoryview(mmap.mmap(-1, 2 * READ_SIZE))
+    kept = len(rest)
+    if kept:
+        view[:kept] = rest
+    count = sock.recv_into(view[kept : kept + READ_SIZE])
+    return bytes(view[: kept + count])
 
 
 #: what a non-blocking read raises when there is nothing to read yet
@@ -289,20 +296,22 @@ class BufferedSocket:
         self.sock.close()
 
     def fill(self) -> bool:
-        """Refill the empty buffer with what the kernel holds now, without waiting; True
-        if bytes came.
+        """Read what the kernel holds now, without waiting, after the unread rest of the
+        buffer (the start of a frame :meth:`incomplete` found); True if bytes came.
 
         End of stream and errors set :attr:`ended` and are left for websocket-client to
         meet through :meth:`recv`, so that it reports them exactly as it always does."""
+        buf, pos = self._buf, self._pos
+        rest = buf[pos:] if pos < len(buf) else b""
         try:
-            data = _read(self.sock)
+            data = _read(self.sock, rest)
         except _NOTHING_YET:
             return False
         except OSError as err:  # ssl.SSLError too
             self._failed, self.ended = err, True
             return False
-        if not data:
-            self.ended = True  # recv() reads the end again
+        if len(data) == len(rest):
+            self.ended = True  # end of stream: recv() reads it again
             return False
         self._buf, self._pos = data, 0
         return True
@@ -383,6 +392,32 @@ class BufferedSocket:
             return False
         self._pos = end
         return True
+
+    def incomplete(self) -> bool:
+        """Does the buffer end inside a frame the fast path reads (a plain data frame or a
+        pong, up to :data:`CARRY_LIMIT` bytes)?  :meth:`fill` then completes it, rather
+        than websocket-client reading it piece by piece (the head of nearly every read of
+        a busy stream cuts a frame in two)."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail <= 0:
+            return False
+        first = buf[pos]
+        if first != 0x81 and first != 0x82 and first != 0x8A:
+            return False
+        if avail < 2:
+            return True
+        length = buf[pos + 1]
+        if length & 0x80 or first == 0x8A and length > 125:
+            return False  # masked, or a bad pong: websocket-client refuses it
+        head = 2 if length < 126 else 4 if length == 126 else 10
+        if avail < head:
+            return True
+        if length == 126:
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+        elif length == 127:
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        return avail < head + length <= CARRY_LIMIT
 
     def buffered(self) -> bool:
         """Are bytes ready to read without a system call (here, or inside TLS)?"""
@@ -475,7 +510,7 @@ class FrameLoop:
 
     def read(self, sock: Any, read_callback: Any, check_callback: Any = None) -> None:
         reader, running, wait, on_data = self._reader, self._running, self._wait, self._on_data
-        data_frame, pong, on_pong = reader.data_frame, reader.pong, self._on_pong
+        data_frame, pong, on_pong, incomplete = reader.data_frame, reader.pong, self._on_pong, reader.incomplete
         fast = True  # False while a fragmented message is being received
         while running():
             if fast:
@@ -486,12 +521,16 @@ class FrameLoop:
                 if pong():
                     on_pong()
                     continue
-            if not reader.buffered():
+            # an empty buffer, or one that ends inside a frame the fast path reads (a
+            # busy stream's reads cut a frame in two): read on after it
+            if not reader.buffered() or fast and incomplete():
                 if not self._readable:
                     wait()
                 self._readable = False
                 if reader.fill():
                     continue  # whatever came in, the fast path looks at it first
+                # nothing yet (a TLS record in pieces, an interrupt), an error or the end:
+                # websocket-client reads on (waiting up to the timeout), or meets it
             if not read_callback():
                 break
             fast = not self._mid_message()

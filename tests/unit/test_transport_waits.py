@@ -211,3 +211,67 @@ def test_buffered_socket_reads_without_waiting_and_waits_in_recv():
     finally:
         reader.close()
         peer.close()
+
+
+def _wire() -> tuple[bytes, list[bytes]]:
+    """Frames with 7-, 16- and 64-bit lengths and a pong, and what the loop gets of them."""
+    big, mid = b"x" * 70_000, b"y" * 300
+    wire = text_frame(b"first") + bytes([0x81, 127]) + len(big).to_bytes(8, "big") + big
+    wire += bytes([0x8A, 2]) + b"pp" + bytes([0x81, 126]) + len(mid).to_bytes(2, "big") + mid
+    return wire, [b"first", big, b"<pong>", mid]
+
+
+def test_a_read_cut_inside_a_frame_is_completed_by_the_next_read():
+    """Every cut, inside a header or a payload: the buffer says it ends inside a frame,
+    the next read goes after the frame's start, and the frame comes out whole."""
+    wire, expected = _wire()
+    for cut in (1, 3, 8, 12, 40_000, 70_018, 70_020, 70_022, 70_024, 70_100):
+        ours, peer = socket.socketpair()
+        ours.settimeout(5)
+        reader = BufferedSocket(ours)
+        got: list[bytes] = []
+        try:
+            for last, piece in enumerate((wire[:cut], wire[cut:])):
+                peer.sendall(piece)  # a socketpair delivers before sendall returns
+                assert reader.fill()
+                while True:
+                    payload = reader.data_frame()
+                    if payload is None and reader.pong():
+                        payload = b"<pong>"
+                    if payload is None:
+                        break
+                    got.append(payload)
+                assert reader.incomplete() is not bool(last), cut
+            assert got == expected and not reader.buffered(), cut
+        finally:
+            reader.close()
+            peer.close()
+
+
+def test_the_frame_loop_completes_a_cut_frame_itself(wake_pair):
+    """The loop waits for the rest of a cut frame and reads it the fast way:
+    websocket-client's read (here a stand-in) is never asked."""
+    wake_r, _ = wake_pair
+    wire, expected = _wire()
+    ours, peer = socket.socketpair()
+    ours.settimeout(5)
+    reader = BufferedSocket(ours)
+    got: list[bytes] = []
+    asked: list[bool] = []
+    loop = FrameLoop(
+        reader, lambda: len(got) < 4, got.append, on_pong=lambda: got.append(b"<pong>"), wake=wake_r
+    )
+    peer.sendall(wire[:40_000])  # the big frame is cut
+    thread = threading.Thread(target=loop.read, args=(ours, lambda: asked.append(True) or False), name="test-loop")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not reader.buffered() and time.monotonic() < deadline:  # the loop read the first part
+            time.sleep(0.001)
+        peer.sendall(wire[40_000:])
+        thread.join(10)
+    finally:
+        loop.close()
+        reader.close()
+        peer.close()
+    assert not thread.is_alive() and got == expected and asked == []
