@@ -268,7 +268,7 @@ class BufferedSocket:
     shut down.
     """
 
-    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed", "ended", "_timeout", "_selector")
+    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed", "ended", "_timeout")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -279,7 +279,6 @@ class BufferedSocket:
         #: fill() met the end of the stream or an error: the next recv() returns at once
         self.ended = False
         self._timeout = sock.gettimeout()
-        self._selector: selectors.BaseSelector | None = None  # recv()'s waits, made on the first
         sock.settimeout(0.0)
 
     def gettimeout(self) -> float | None:
@@ -287,13 +286,6 @@ class BufferedSocket:
 
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
-
-    def close(self) -> None:
-        """Close the socket (and release the wait's selector)."""
-        selector, self._selector = self._selector, None
-        if selector is not None:
-            selector.close()
-        self.sock.close()
 
     def fill(self) -> bool:
         """Read what the kernel holds now, without waiting, after the unread rest of the
@@ -339,19 +331,21 @@ class BufferedSocket:
         return buf[pos:end]
 
     def _read_waiting(self) -> bytes:
-        timeout = self._timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                return _read(self.sock)
-            except _NOTHING_YET:
-                pass
-            if self._selector is None:
-                self._selector = Selector()
-                self._selector.register(self.sock, selectors.EVENT_READ)
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and (left <= 0 or not self._selector.select(left)):
-                raise TimeoutError("timed out")
+        """One read that waits up to the timeout, as the socket's own timeout would have.
+        Rare (the handshake's reply, a frame longer than :data:`CARRY_LIMIT`, a TLS record
+        in pieces), so the socket's timeout is set for it and taken off again: the wait
+        happens in C, and an idle connection's thread keeps no deeper stack for it (a
+        ``selectors`` wait here cost 3.5 KiB per connection).  Another thread's send
+        meanwhile still finds the descriptor non-blocking (Python keeps it so for any
+        timeout) and waits as websocket-client does.
+
+        :raises TimeoutError: nothing came in time (``socket.timeout`` is one)."""
+        sock = self.sock
+        sock.settimeout(self._timeout)
+        try:
+            return _read(sock)
+        finally:
+            sock.settimeout(0.0)
 
     def data_frame(self) -> bytes | None:
         """The payload of the next frame if the buffer holds all of it and it is a plain
