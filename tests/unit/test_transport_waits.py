@@ -255,7 +255,17 @@ def test_the_frame_loop_completes_a_cut_frame_itself(wake_pair):
     wire, expected = _wire()
     ours, peer = socket.socketpair()
     ours.settimeout(5)
-    reader = BufferedSocket(ours)
+    first_read = threading.Event()
+
+    class Watched(BufferedSocket):
+        __slots__ = ()
+
+        def fill(self) -> bool:
+            came = super().fill()
+            first_read.set()
+            return came
+
+    reader = Watched(ours)
     got: list[bytes] = []
     asked: list[bool] = []
     loop = FrameLoop(
@@ -265,9 +275,7 @@ def test_the_frame_loop_completes_a_cut_frame_itself(wake_pair):
     thread = threading.Thread(target=loop.read, args=(ours, lambda: asked.append(True) or False), name="test-loop")
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not reader.buffered() and time.monotonic() < deadline:  # the loop read the first part
-            time.sleep(0.001)
+        assert first_read.wait(10)  # the loop read the first part
         peer.sendall(wire[40_000:])
         thread.join(10)
     finally:
