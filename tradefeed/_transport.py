@@ -415,7 +415,11 @@ class BufferedSocket:
 
     def buffered(self) -> bool:
         """Are bytes ready to read without a system call (here, or inside TLS)?"""
-        return self._pos < len(self._buf) or (self._secure and self.sock.pending() > 0)  # type: ignore[attr-defined]
+        return self._pos < len(self._buf) or self.decrypted()
+
+    def decrypted(self) -> bool:
+        """Does TLS hold bytes already decrypted (which no wait on the socket would see)?"""
+        return self._secure and self.sock.pending() > 0  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
@@ -475,8 +479,10 @@ class FrameLoop:
         The kernel is asked with a zero-timeout poll, not a read: on the common answer
         (nothing yet) a non-blocking read would raise, and building that exception costs
         more than the poll."""
-        if self._reader.buffered():
-            return True
+        reader = self._reader
+        if reader.buffered() and not reader.incomplete():
+            return True  # a whole frame (or the bytes websocket-client reads next)
+        # nothing, or the start of a frame: only the kernel can say more is coming now
         for key, _ in self._selector.select(0):
             if key.data:
                 self._readable = True  # the read loop's next step is a read: it need not wait
@@ -518,7 +524,7 @@ class FrameLoop:
             # an empty buffer, or one that ends inside a frame the fast path reads (a
             # busy stream's reads cut a frame in two): read on after it
             if not reader.buffered() or fast and incomplete():
-                if not self._readable:
+                if not self._readable and not reader.decrypted():
                     wait()
                 self._readable = False
                 if reader.fill():
