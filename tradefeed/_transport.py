@@ -479,10 +479,8 @@ class FrameLoop:
         The kernel is asked with a zero-timeout poll, not a read: on the common answer
         (nothing yet) a non-blocking read would raise, and building that exception costs
         more than the poll."""
-        reader = self._reader
-        if reader.buffered() and not reader.incomplete():
-            return True  # a whole frame (or the bytes websocket-client reads next)
-        # nothing, or the start of a frame: only the kernel can say more is coming now
+        if self._reader.buffered():
+            return True  # (the start of a frame alone counts: its rest is on its way)
         for key, _ in self._selector.select(0):
             if key.data:
                 self._readable = True  # the read loop's next step is a read: it need not wait

@@ -284,23 +284,3 @@ def test_the_frame_loop_completes_a_cut_frame_itself(wake_pair):
         peer.close()
     assert not thread.is_alive() and got == expected and asked == []
 
-
-def test_pending_is_false_for_the_start_of_a_frame_alone(wake_pair):
-    """A buffer holding only the start of a frame, with nothing more in the kernel, is not
-    "more frames at once": the batch parsed so far is handed over rather than held until
-    the rest of that frame comes."""
-    wake_r, _ = wake_pair
-    ours, peer = socket.socketpair()
-    reader = BufferedSocket(ours)
-    loop = FrameLoop(reader, lambda: True, lambda data: None, wake=wake_r)
-    frame = text_frame(b"whole")
-    try:
-        peer.sendall(frame + frame[:3])
-        assert reader.fill() and reader.data_frame() == b"whole"
-        assert reader.buffered() and reader.incomplete() and not loop.pending()
-        peer.sendall(frame[3:])  # the rest is in the kernel now
-        assert loop.pending()
-    finally:
-        loop.close()
-        ours.close()
-        peer.close()
