@@ -12,7 +12,8 @@ from typing import Any
 
 import websocket
 
-from ._transport import FrameLoop, RedirectRefused
+from ._framing import FrameLoop
+from ._transport import RedirectRefused
 from .adapters.base import Adapter, CloseAction
 from .auth import Token
 from .exceptions import AuthError, FeedClosedError, FeedError, HandshakeError, TradefeedError, TransportError

@@ -16,7 +16,9 @@ none of them imports this module:
   thread (pings, ticks, staleness, token rotation, stalled lines of a redundant feed);
 - :mod:`tradefeed.pipeline`: everything after parsing (de-duplication, seams, gaps,
   the batch);
-- :mod:`tradefeed._transport`: the sockets.
+- :mod:`tradefeed._transport`: opening the sockets, the handshake's guard, waits;
+- :mod:`tradefeed._framing`: reading frames off the socket (the buffered socket and
+  the frame loop websocket-client runs).
 
 Only this module, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
 by the venue adapter and handed to the connection's
@@ -47,7 +49,8 @@ from urllib.parse import urlsplit
 import websocket
 
 from .adapters.base import Adapter, CloseAction
-from ._transport import BufferedSocket, FrameLoop, drain, end_handshake, open_socket, shutdown, wake, writable
+from ._framing import BufferedSocket, FrameLoop
+from ._transport import drain, end_handshake, open_socket, shutdown, wake, writable
 from .auth import TokenProvider
 from .backoff import Backoff
 from ._attempt import Attempt, Outcome, classify

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tradefeed import Backoff, ParseError, Status
-from tradefeed._transport import READ_SIZE
+from tradefeed._framing import READ_SIZE
 
 from .rawserver import RawServer, ping_frame, upgrade_response
 

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from tradefeed._transport import BufferedSocket, FrameLoop, drain, open_socket, wake, writable
+from tradefeed._framing import BufferedSocket, FrameLoop
+from tradefeed._transport import drain, open_socket, wake, writable
 
 pytestmark = pytest.mark.timeout(30)
 
