@@ -67,6 +67,7 @@ from tradefeed.sinks.sqlite import SQLiteSink
 
 from .harness import REPO, Log, Scenario
 from .procstat import os_threads, rss_kib
+from .soak import FLAT_GROWTH_MIB, theil_sen_rise
 
 __all__ = [
     "DEFAULT_FAULT_EVERY",
@@ -98,8 +99,6 @@ GRACE = 0.5
 DEDUP_WINDOW = 256
 #: memory is judged on runs at least this long (seconds); shorter ones only report it
 MEMORY_JUDGED_AFTER = 300.0
-#: FLAT: the RSS trend after the warm-up rises less than this (MiB)
-FLAT_GROWTH_MIB = 5.0
 #: a tape trade this close to the stop (seconds) may have been in flight: not counted missing
 TAIL = 10.0
 #: what a malformed frame looks like
@@ -609,15 +608,6 @@ def verify(trade_log: Path, gap_log: Path, tapes: Path, db: Path, settled_ms: in
 # -- the report ----------------------------------------------------------------------------
 
 
-def _trend(samples: list[dict[str, Any]], key: str) -> float:
-    """How much *key* rises over *samples* along their Theil-Sen line (per elapsed time)."""
-    pairs = [(a, b) for i, a in enumerate(samples) for b in samples[i + 1 :] if b["elapsed_s"] > a["elapsed_s"]]
-    if not pairs:
-        return 0.0
-    slope = statistics.median((b[key] - a[key]) / (b["elapsed_s"] - a["elapsed_s"]) for a, b in pairs)
-    return float(slope * (samples[-1]["elapsed_s"] - samples[0]["elapsed_s"]))
-
-
 def summarize(scenario: Scenario) -> list[dict[str, Any]]:
     """One row: the checks, the faults by kind, memory and threads, and the verdict."""
     result = scenario.runs[0]["chaos"]
@@ -632,7 +622,7 @@ def summarize(scenario: Scenario) -> list[dict[str, Any]]:
     samples = result["samples"]
     settled = [s for s in samples if s["elapsed_s"] >= warmup(duration)]
     judged = duration >= MEMORY_JUDGED_AFTER and len(settled) >= 3
-    trend = _trend(settled, "rss_kib") / 1024 if len(settled) >= 2 else None
+    trend = theil_sen_rise(settled, "rss_kib", "elapsed_s") / 1024 if len(settled) >= 2 else None
     threads = result["threads"]
     row: dict[str, Any] = {
         "consumer": "chaos",

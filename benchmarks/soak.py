@@ -40,6 +40,7 @@ __all__ = [
     "REPORT_EVERY",
     "WARMUP_TRADES",
     "soak",
+    "theil_sen_rise",
     "summarize",
     "table",
     "title",
@@ -101,15 +102,15 @@ def _baseline(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return settled[-1] if settled and samples[-1]["trades"] > WARMUP_TRADES else samples[0]
 
 
-def _trend(samples: list[dict[str, Any]], key: str) -> float:
+def theil_sen_rise(samples: list[dict[str, Any]], key: str, along: str = "trades") -> float:
     """How much *key* rises from the first to the last of *samples* along their
-    Theil-Sen line (the median of the slopes between every two samples: a spike in a
-    few samples does not tilt it); 0 for fewer than two."""
-    pairs = [(a, b) for i, a in enumerate(samples) for b in samples[i + 1 :]]
+    Theil-Sen line over *along* (the median of the slopes between every two samples: a
+    spike in a few samples does not tilt it); 0 for fewer than two distinct *along*."""
+    pairs = [(a, b) for i, a in enumerate(samples) for b in samples[i + 1 :] if b[along] > a[along]]
     if not pairs:
         return 0.0
-    slope = statistics.median((b[key] - a[key]) / (b["trades"] - a["trades"]) for a, b in pairs)
-    return float(slope * (samples[-1]["trades"] - samples[0]["trades"]))
+    slope = statistics.median((b[key] - a[key]) / (b[along] - a[along]) for a, b in pairs)
+    return float(slope * (samples[-1][along] - samples[0][along]))
 
 
 def _shown(samples: list[dict[str, Any]], trades: int, highest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,7 +152,7 @@ def summarize(scenario: Scenario) -> list[dict[str, Any]]:
             first, base, end = samples[0], _baseline(samples), samples[-1]
             settled = samples[samples.index(base) :]
             highest = max(settled, key=lambda s: s["rss_kib"])
-            trend = _trend(settled, "rss_kib") / 1024
+            trend = theil_sen_rise(settled, "rss_kib") / 1024
             row.update(
                 shown=_shown(samples, trades, highest),
                 start_rss_mib=first["rss_kib"] / 1024,
@@ -165,7 +166,7 @@ def summarize(scenario: Scenario) -> list[dict[str, Any]]:
                 highest_growth_mib=(highest["rss_kib"] - base["rss_kib"]) / 1024,
                 most_backlog=max(s.get("backlog", 0) for s in samples),
                 blocks_growth=end["blocks"] - base["blocks"],
-                blocks_trend=_trend(settled, "blocks"),
+                blocks_trend=theil_sen_rise(settled, "blocks"),
                 flat=done and trend < FLAT_GROWTH_MIB,
             )
         rows.append(row)
