@@ -80,7 +80,7 @@ class BufferedSocket:
     shut down.
     """
 
-    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed", "ended", "_timeout")
+    __slots__ = ("sock", "_buf", "_pos", "_secure", "_failed", "_timeout")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -88,8 +88,6 @@ class BufferedSocket:
         self._pos = 0
         self._secure = isinstance(sock, ssl.SSLSocket)
         self._failed: OSError | None = None  # what fill() met, for the next recv() to raise
-        #: fill() met the end of the stream or an error: the next recv() returns at once
-        self.ended = False
         self._timeout = sock.gettimeout()
         sock.settimeout(0.0)
 
@@ -103,8 +101,8 @@ class BufferedSocket:
         """Read what the kernel holds now, without waiting, after the unread rest of the
         buffer (the start of a frame :meth:`incomplete` found); True if bytes came.
 
-        End of stream and errors set :attr:`ended` and are left for websocket-client to
-        meet through :meth:`recv`, so that it reports them exactly as it always does."""
+        End of stream and errors are left for websocket-client to meet through
+        :meth:`recv`, so that it reports them exactly as it always does."""
         buf, pos = self._buf, self._pos
         rest = buf[pos:] if pos < len(buf) else b""
         try:
@@ -112,10 +110,9 @@ class BufferedSocket:
         except _NOTHING_YET:
             return False
         except OSError as err:  # ssl.SSLError too
-            self._failed, self.ended = err, True
+            self._failed = err
             return False
         if len(data) == len(rest):
-            self.ended = True  # end of stream: recv() reads it again
             return False
         self._buf, self._pos = data, 0
         return True
@@ -128,7 +125,6 @@ class BufferedSocket:
         """
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
-            self.ended = False
             if self._failed is not None:
                 failed, self._failed = self._failed, None
                 raise failed
