@@ -251,44 +251,38 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # the exact types an adapter passes cost one check each; anything else is
-        # converted exactly or refused, naming the field
-        if type(self.price) is not Decimal or not self.price.is_finite():
-            _force(self, "price", _exact(self.price, "price"))
-        amount = self.amount
-        if type(amount) is not Decimal or not amount.is_finite() or amount <= 0:
-            _force(self, "amount", _exact(amount, "amount", positive=True))
-        if type(self.side) is not Side:
-            try:
-                _force(self, "side", Side(self.side))
-            except ValueError:
-                raise ValueError("Trade.side must be 'buy' or 'sell', not %r" % (self.side,)) from None
-        venue, symbol, trade_id = self.venue, self.symbol, self.trade_id
-        if type(venue) is not str or type(symbol) is not str or type(trade_id) is not str or not (venue and symbol and trade_id):
-            for name in ("venue", "symbol", "trade_id"):
-                _text(getattr(self, name), name)
-        if type(self.timestamp_ms) is not int or self.timestamp_ms < 0:
-            _whole(self.timestamp_ms, "timestamp_ms")
-        if type(self.received_ns) is not int or self.received_ns < 0:
-            _whole(self.received_ns, "received_ns")
-        if self.sequence is not None and type(self.sequence) is not int:
-            _whole(self.sequence, "sequence", optional=True)
-        fee = self.fee
-        if fee is not None and (type(fee) is not Decimal or not fee.is_finite()):
-            _force(self, "fee", _exact(fee, "fee"))
-        if self.fee_currency is not None and type(self.fee_currency) is not str:
-            raise TypeError("Trade.fee_currency must be a string or None, not %r" % (self.fee_currency,))
-        liquidity = self.liquidity
-        if liquidity is not None and type(liquidity) is not Liquidity:
-            try:
-                _force(self, "liquidity", Liquidity(liquidity))
-            except ValueError:
-                raise ValueError("Trade.liquidity must be 'maker', 'taker' or None, not %r" % (liquidity,)) from None
-        if self.stream is not PUBLIC and self.stream is not USER and self.stream not in STREAMS:
-            raise ValueError("Trade.stream must be 'public' or 'user', not %r" % (self.stream,))
+        # The hot path: the exact types an adapter passes, each checked once, in one
+        # expression (a Python call per trade is what this costs; no attribute is read
+        # twice).  Anything else is converted exactly or refused by _check, naming the field.
+        price, amount, fee, sequence, received_ns = self.price, self.amount, self.fee, self.sequence, self.received_ns
+        timestamp, liquidity, stream = self.timestamp_ms, self.liquidity, self.stream
         raw: Any = self.raw
-        if type(raw) is not dict and type(raw) is not LazyRaw and not isinstance(raw, abc.Mapping):
-            raise TypeError("Trade.raw must be a mapping, not %s" % type(self.raw).__name__)
+        if not (
+            type(price) is Decimal
+            and price.is_finite()
+            and type(amount) is Decimal
+            and amount.is_finite()
+            and amount  # not zero, and not signed: positive
+            and not amount.is_signed()
+            and type(self.side) is Side
+            and type(self.venue) is str
+            and type(self.symbol) is str
+            and type(self.trade_id) is str
+            and self.venue
+            and self.symbol
+            and self.trade_id
+            and type(timestamp) is int
+            and timestamp >= 0
+            and type(received_ns) is int
+            and received_ns >= 0
+            and (sequence is None or type(sequence) is int)
+            and (fee is None or (type(fee) is Decimal and fee.is_finite()))
+            and (self.fee_currency is None or type(self.fee_currency) is str)
+            and (liquidity is None or type(liquidity) is Liquidity)
+            and (stream is USER or stream is PUBLIC)
+            and (type(raw) is LazyRaw or type(raw) is dict)
+        ):
+            _check(self)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Trade:
@@ -348,6 +342,48 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
 
 
 _force = msgspec.structs.force_setattr
+
+
+def _check(self: Trade) -> None:
+    """Every field of *self* that is not of the exact type the hot path checks: converted
+    exactly (an int, a numeric string, ``"buy"``) or refused with an error naming it."""
+    if type(self.price) is not Decimal or not self.price.is_finite():
+        _force(self, "price", _exact(self.price, "price"))
+    amount = self.amount
+    if type(amount) is not Decimal or not amount.is_finite() or amount <= 0:
+        _force(self, "amount", _exact(amount, "amount", positive=True))
+    if type(self.side) is not Side:
+        try:
+            _force(self, "side", Side(self.side))
+        except ValueError:
+            raise ValueError("Trade.side must be 'buy' or 'sell', not %r" % (self.side,)) from None
+    venue, symbol, trade_id = self.venue, self.symbol, self.trade_id
+    if type(venue) is not str or type(symbol) is not str or type(trade_id) is not str or not (venue and symbol and trade_id):
+        for name in ("venue", "symbol", "trade_id"):
+            _text(getattr(self, name), name)
+    if type(self.timestamp_ms) is not int or self.timestamp_ms < 0:
+        _whole(self.timestamp_ms, "timestamp_ms")
+    if type(self.received_ns) is not int or self.received_ns < 0:
+        _whole(self.received_ns, "received_ns")
+    if self.sequence is not None and type(self.sequence) is not int:
+        _whole(self.sequence, "sequence", optional=True)
+    fee = self.fee
+    if fee is not None and (type(fee) is not Decimal or not fee.is_finite()):
+        _force(self, "fee", _exact(fee, "fee"))
+    if self.fee_currency is not None and type(self.fee_currency) is not str:
+        raise TypeError("Trade.fee_currency must be a string or None, not %r" % (self.fee_currency,))
+    liquidity = self.liquidity
+    if liquidity is not None and type(liquidity) is not Liquidity:
+        try:
+            _force(self, "liquidity", Liquidity(liquidity))
+        except ValueError:
+            raise ValueError("Trade.liquidity must be 'maker', 'taker' or None, not %r" % (liquidity,)) from None
+    if self.stream is not PUBLIC and self.stream is not USER and self.stream not in STREAMS:
+        raise ValueError("Trade.stream must be 'public' or 'user', not %r" % (self.stream,))
+    raw: Any = self.raw
+    if type(raw) is not dict and type(raw) is not LazyRaw and not isinstance(raw, abc.Mapping):
+        raise TypeError("Trade.raw must be a mapping, not %s" % type(self.raw).__name__)
+
 
 #: ``new_trade(venue, symbol, trade_id, price, amount, side, timestamp_ms, received_ns,
 #: sequence, fee, fee_currency, liquidity, stream, raw)``: the adapters' name for the
