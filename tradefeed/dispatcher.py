@@ -414,43 +414,38 @@ class Dispatcher:
         trade_cbs = self._trade_cbs
         unfiltered = self._unfiltered
         abandoned = 0  # trades skipped by stop(drain=False): the batch's last ones (it stays set)
-        for item in batch:
-            if type(item) is Trade:
-                if self._abandon:  # stop(drain=False) while this batch was being delivered
+        if unfiltered is not None and len(unfiltered) == 1:  # one callback takes every trade: the common case
+            cb = unfiltered[0]
+            for item in batch:
+                if type(item) is Trade:
+                    if self._abandon:  # stop(drain=False) while this batch was being delivered
+                        abandoned += 1
+                        continue
+                    try:
+                        cb(item)
+                    except Exception as err:  # noqa: BLE001 - user code may raise anything
+                        self._callback_failed(cb, item, err)
+                else:
+                    self._deliver_event(item)
+        else:
+            for item in batch:
+                if type(item) is not Trade:
+                    self._deliver_event(item)
+                elif self._abandon:
                     abandoned += 1
-                    continue
-                if unfiltered is not None:  # no venue/symbol filters: the common case
+                elif unfiltered is not None:  # no venue/symbol filters
                     for cb in unfiltered:
                         try:
                             cb(item)
                         except Exception as err:  # noqa: BLE001 - user code may raise anything
                             self._callback_failed(cb, item, err)
-                    continue
-                for cb, venue, symbol in trade_cbs:
-                    if (venue is None or venue == item.venue) and (symbol is None or symbol == item.symbol):
-                        try:
-                            cb(item)
-                        except Exception as err:  # noqa: BLE001 - user code may raise anything
-                            self._callback_failed(cb, item, err)
-            elif isinstance(item, StatusEvent):
-                for status_cb in self._status_cbs:
-                    try:
-                        status_cb(item)
-                    except Exception as err:  # noqa: BLE001
-                        self._callback_failed(status_cb, item, err)
-            elif isinstance(item, TradefeedError):
-                self._report(item)
-            elif type(item) is Gap:
-                if not self._gap_cbs:
-                    # never silent, even unobserved
-                    log.warning("possible loss: %s", item, extra={"feed": item.feed, "venue": item.venue, "symbol": item.symbol})
-                for gap_cb in self._gap_cbs:
-                    try:
-                        gap_cb(item)
-                    except Exception as err:  # noqa: BLE001
-                        self._callback_failed(gap_cb, item, err)
-            else:  # a bug in tradefeed, not in user code: say so loudly, keep going
-                log.error("dispatcher got an unexpected item %r", item)
+                else:
+                    for cb, venue, symbol in trade_cbs:
+                        if (venue is None or venue == item.venue) and (symbol is None or symbol == item.symbol):
+                            try:
+                                cb(item)
+                            except Exception as err:  # noqa: BLE001 - user code may raise anything
+                                self._callback_failed(cb, item, err)
         self.delivered += len(batch)
         if abandoned:
             self._queue.count_drop(feed, abandoned)
@@ -462,6 +457,28 @@ class Dispatcher:
             if trades:
                 for writer in sinks:
                     writer.put(trades)
+
+    def _deliver_event(self, item: Any) -> None:
+        """Everything but a trade: a status event, an error or a gap, to its callbacks."""
+        if isinstance(item, StatusEvent):
+            for status_cb in self._status_cbs:
+                try:
+                    status_cb(item)
+                except Exception as err:  # noqa: BLE001
+                    self._callback_failed(status_cb, item, err)
+        elif isinstance(item, TradefeedError):
+            self._report(item)
+        elif type(item) is Gap:
+            if not self._gap_cbs:
+                # never silent, even unobserved
+                log.warning("possible loss: %s", item, extra={"feed": item.feed, "venue": item.venue, "symbol": item.symbol})
+            for gap_cb in self._gap_cbs:
+                try:
+                    gap_cb(item)
+                except Exception as err:  # noqa: BLE001
+                    self._callback_failed(gap_cb, item, err)
+        else:  # a bug in tradefeed, not in user code: say so loudly, keep going
+            log.error("dispatcher got an unexpected item %r", item)
 
     def _callback_failed(self, cb: Callable[..., Any], item: Any, err: Exception) -> None:
         error = CallbackError("callback %s raised %s: %s" % (_name(cb), type(err).__name__, err), callback=cb, item=item)

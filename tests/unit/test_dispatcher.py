@@ -6,7 +6,9 @@ import threading
 import time
 from decimal import Decimal
 
-from tradefeed import CallbackError, ParseError, Side, Status, StatusEvent, Trade
+import pytest
+
+from tradefeed import CallbackError, Gap, ParseError, Side, Status, StatusEvent, Trade
 from tradefeed.dispatcher import Dispatcher
 
 
@@ -226,3 +228,51 @@ def test_trades_abandoned_in_a_callback_reach_no_sink():
     d.pump()
     d.close_sinks(time.monotonic() + 10)  # the sink's writer thread writes what it got, and ends
     assert sink.ids == ["1", "2"] and d.dropped() == {"dopp-1": 2}
+
+
+
+MIXED = [
+    ("first", "1"), ("status", "stale"), ("first", "2"), ("gap", "BTC-PERPETUAL"),
+    ("first", "3"), ("error", "CallbackError"), ("error", "ParseError"), ("first", "4"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "callbacks, abandon, expected",
+    [
+        (1, False, MIXED),
+        (2, False, [
+            ("first", "1"), ("second", "1"), ("status", "stale"), ("first", "2"), ("second", "2"),
+            ("gap", "BTC-PERPETUAL"), ("first", "3"), ("error", "CallbackError"), ("second", "3"),
+            ("error", "ParseError"), ("first", "4"), ("second", "4"),
+        ]),
+        (1, True, MIXED[:4] + [("error", "ParseError")]),
+        (2, True, MIXED[:1] + [("second", "1")] + MIXED[1:3] + [("second", "2"), MIXED[3], ("error", "ParseError")]),
+    ],
+)
+def test_a_mixed_batch_is_delivered_in_order_with_one_callback_or_several(callbacks, abandon, expected):
+    """One trade callback takes a shorter path than several; both deliver a batch of trades,
+    status events, gaps and errors in order, a raising callback is reported, and discard()
+    from a callback drops the rest of the batch's trades (not its events)."""
+    d = Dispatcher()
+    calls: list[tuple[str, str]] = []
+
+    def first(trade):
+        calls.append(("first", trade.trade_id))
+        if trade.trade_id == "3":
+            raise RuntimeError("boom")
+        if abandon and trade.trade_id == "2":
+            d.discard()
+
+    d.add_trade_callback(first, None, None)
+    if callbacks == 2:
+        d.add_trade_callback(lambda x: calls.append(("second", x.trade_id)), None, None)
+    d.add_status_callback(lambda e: calls.append(("status", e.status.value)))
+    d.add_gap_callback(lambda g: calls.append(("gap", g.symbol)))
+    d.add_error_callback(lambda e: calls.append(("error", type(e).__name__)))
+    status = StatusEvent("dopp-1", "dopp", Status.STALE, 1, {})
+    gap = Gap("dopp-1", "dopp", "BTC-PERPETUAL", "sequence", 1, 2, 1, 3, "public")
+    d.put([t("1"), status, t("2"), gap, t("3"), ParseError("bad", venue="dopp"), t("4")], "dopp-1")
+    d.pump()
+    assert calls == expected
+    assert d.dropped() == ({"dopp-1": 2} if abandon else {})
