@@ -9,6 +9,7 @@
     python benchmarks/run.py --pin --mode throughput  # server and client on a core each: steadier
     python benchmarks/run.py --consumers floor,tradefeed-thread --mode latency
     python benchmarks/run.py --json out.json --write-results
+    python -m benchmarks.hotpath                   # the hot path's stages in one process (benchmarks/hotpath.py)
 
 Servers and clients each run in their own process on 127.0.0.1; see RESULTS.rst for what
 every column means.  Progress goes to stderr, the tables to stdout.

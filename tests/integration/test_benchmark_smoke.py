@@ -147,3 +147,15 @@ def test_run_help_prints_every_option() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--fault-every" in done.stdout and "+/- 50 % (default 5)" in done.stdout
+
+
+def test_hotpath_stages_run_and_deliver_every_trade(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.hotpath``: every stage runs (the dispatch and total stages
+    assert their callback saw every trade), and the table has a row per frame size."""
+    from benchmarks import hotpath
+
+    assert hotpath.main(["--per-frame", "1,20", "--repeat", "1", "--trades", "200"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["per", "frame", "json.loads", "parse", "pipeline", "dispatch", "total"]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "20"]
+    assert all(float(figure) > 0 for line in lines[2:] for figure in line.split()[1:])
