@@ -8,6 +8,9 @@ none of them imports this module:
 
 - :mod:`tradefeed._settings`: :class:`ConnectionSettings`, the per-feed tuning (a
   frozen value, documented here);
+- :mod:`tradefeed._controls`: what other threads do with a connection (start, stop,
+  abort, join; stats, params, run-time subscription changes), :class:`Connection`'s
+  base class;
 - :mod:`tradefeed._attempt`: what one attempt learned and what its end means
   (:func:`~tradefeed._attempt.classify`; websocket-client's exceptions become
   :mod:`tradefeed.exceptions` there);
@@ -50,9 +53,10 @@ import websocket
 
 from .adapters.base import Adapter, CloseAction
 from ._framing import BufferedSocket, FrameLoop
-from ._transport import drain, end_handshake, open_socket, shutdown, wake, writable
+from ._transport import drain, end_handshake, open_socket, shutdown, writable
 from .auth import TokenProvider
 from ._attempt import Attempt, Outcome, classify
+from ._controls import ConnectionControls
 from ._jobs import schedule, watch_join
 from ._retry import decide
 from ._settings import ConnectionSettings
@@ -66,7 +70,7 @@ from .exceptions import (
     TradefeedError,
     TransportError,
 )
-from .models import FeedStats, Status, StatusEvent, SubscriptionChange
+from .models import Status, StatusEvent
 from .pipeline import Pipeline
 from .scheduler import Scheduler
 
@@ -79,7 +83,7 @@ for _public in (ConnectionSettings,):
 log = logging.getLogger(__name__)
 
 
-class Connection:
+class Connection(ConnectionControls):
     """Runs one feed on thread ``tradefeed-<name>`` until stopped or a fatal error.
 
     :param name: feed name, e.g. ``"dopp-1"``.
@@ -158,128 +162,6 @@ class Connection:
         self.fatal_error: TradefeedError | None = None
         suffix = "" if index == 1 else "#%d" % index
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name + suffix, daemon=True)
-
-    @property
-    def redundant(self) -> bool:
-        """The feed has several connections: status events name theirs, and trades go
-        through the feed's line arbitration."""
-        return self._pipe.redundant
-
-    @redundant.setter
-    def redundant(self, value: bool) -> None:
-        self._pipe.redundant = value
-
-    # -- control (any thread) ---------------------------------------------------------
-
-    def start(self) -> None:
-        self.connected_changed = time.monotonic()
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to end: a close frame (1000) if streaming, else abort."""
-        self._stop.set()
-        wake(self._wake_w)
-        attempt = self._current
-        if attempt is None or not self._close(attempt, b""):
-            self.abort()
-
-    def abort(self) -> None:
-        """Shut the current socket down now; the thread notices at once."""
-        self._interrupt(self._raw_sock)
-
-    def _interrupt(self, sock: socket.socket | None) -> None:
-        """End this connection's socket: shut it down and wake its thread's wait."""
-        shutdown(sock)
-        attempt = self._current
-        if attempt is not None and attempt.loop is not None:
-            attempt.loop.interrupted = True
-        wake(self._wake_w)
-
-    def _close(self, attempt: Attempt, reason: bytes) -> bool:
-        """Send a close frame (1000) if that cannot block; False if it was not sent."""
-        ws = attempt.app.sock if attempt.app is not None else None
-        if ws is None or not ws.connected or not writable(attempt.sock):
-            return False  # not open, or the peer stopped reading: a send could hang
-        try:
-            ws.send_close(websocket.STATUS_NORMAL, reason)
-        except (websocket.WebSocketException, OSError):
-            return False
-        return True
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is threading.current_thread() or not self._thread.ident:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def settled(self, since_ns: int) -> bool:
-        """Rotation: this connection is live in its feed's arbitration, holds back no trade
-        for another connection to deliver first, and every symbol it has not caught up on
-        had no trade delivered since *since_ns* (epoch ns): quiet, or no longer subscribed."""
-        state = self.state
-        with state.lock:
-            line = self._line
-            if line not in state.lines or line.held:
-                return False
-            return all(state.data_ns.get(key, 0) < since_ns for key in line.due)
-
-    def stats(self) -> FeedStats:
-        """This connection's counters with its feed's shared ones (trades, gaps...)."""
-        state = self.state
-        last = state.last_trade_ns
-        return FeedStats(
-            feed=self.name,
-            venue=self.venue,
-            status=self.status,
-            messages=self.messages,
-            trades=state.trades,
-            duplicates=state.dedup.dropped,
-            errors=self.errors,
-            reconnects=self.reconnects,
-            gaps=state.gaps,
-            dropped=self.dropped(self.name),
-            last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
-        )
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The current venue parameters (run-time subscription changes included)."""
-        return dict(self._params)
-
-    def change_subscription(self, subscribe: bool, items: list[str]) -> None:
-        """Add or remove subscription items now and for every later reconnect.
-
-        :raises ConfigError: the venue cannot change subscriptions, an item is invalid,
-            or the change would leave the feed with nothing.
-        """
-        cls = self._adapter_cls
-        param = cls.subscription_param
-        if param is None:
-            raise ConfigError("%s: subscriptions cannot change at run time; add another feed" % self.venue)
-        with self._lock:
-            probe = cls.from_params(**self._params)
-            (probe.subscribe if subscribe else probe.unsubscribe)(items)  # validates the items
-            params = {**self._params, param: list(getattr(probe, param))}
-            cls.from_params(**params)  # e.g. removing the last pair is refused here
-            if self._tokens is None and cls.requires_credentials(params):
-                raise ConfigError(
-                    "%s: %s need API credentials, and this feed has none; add a feed with api_key and api_secret"
-                    % (self.venue, ", ".join(map(repr, items)))
-                )
-            before, self._params = self._params, params
-            attempt = self._current
-            if attempt is None:  # between attempts: the next one starts from the new params
-                return
-            frames = (attempt.adapter.subscribe if subscribe else attempt.adapter.unsubscribe)(items)
-            opened = attempt.opened
-            if self._record is not None:  # replayed at this place, in order with the frames
-                change = SubscriptionChange(subscribe, tuple(items), opened, before)
-                self._record(self.name, self.venue, params, self.reconnects, time.time_ns(), change)
-        if opened:
-            self._send(attempt, frames)  # not yet open: on_open will include them
 
     # -- the thread ------------------------------------------------------------------
 
@@ -613,6 +495,17 @@ class Connection:
             detail["connection"] = self.index
         self._pipe.pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
         self._pipe.flush()
+
+    def _close(self, attempt: Attempt, reason: bytes) -> bool:
+        """Send a close frame (1000) if that cannot block; False if it was not sent."""
+        ws = attempt.app.sock if attempt.app is not None else None
+        if ws is None or not ws.connected or not writable(attempt.sock):
+            return False  # not open, or the peer stopped reading: a send could hang
+        try:
+            ws.send_close(websocket.STATUS_NORMAL, reason)
+        except (websocket.WebSocketException, OSError):
+            return False
+        return True
 
     def _send(self, attempt: Attempt, frames: Any) -> None:
         app = attempt.app
