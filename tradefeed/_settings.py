@@ -1,9 +1,9 @@
 """Per-feed connection tuning: :class:`ConnectionSettings`, a frozen value.
 
 Documented, and imported, as :class:`tradefeed.connection.ConnectionSettings`; it lives
-here, below the connection and the manager that makes one, so that neither has to import
-the other for it.  What must not go here: anything that reads a clock, opens a socket or
-starts a thread.
+here, below the connection, so that the connection's own pieces (:mod:`tradefeed._connect`)
+can name it without importing :mod:`tradefeed.connection`.  What must not go here:
+anything that reads a clock, opens a socket or starts a thread.
 """
 
 from __future__ import annotations

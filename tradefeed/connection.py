@@ -1,9 +1,9 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This module owns the connection's life on its thread: token, connect, stream, wait and
-reconnect (the retry loop), websocket-client's callbacks, and the per-frame hot path
-(``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
+This module owns the connection's life on its thread: the retry loop (attempt, wait,
+reconnect), each attempt's fresh adapter and its teardown, websocket-client's callbacks,
+and the per-frame hot path (``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
 none of them imports this module:
 
 - :mod:`tradefeed._settings`: :class:`ConnectionSettings`, the per-feed tuning (a
@@ -11,6 +11,9 @@ none of them imports this module:
 - :mod:`tradefeed._controls`: what other threads do with a connection (start, stop,
   abort, join; stats, params, run-time subscription changes), :class:`Connection`'s
   base class;
+- :mod:`tradefeed._connect`: one attempt's socket, from token to close (open it,
+  handshake, run websocket-client on it) and what its end reports; why the socket is
+  ours, not websocket-client's, is told there;
 - :mod:`tradefeed._attempt`: what one attempt learned and what its end means
   (:func:`~tradefeed._attempt.classify`; websocket-client's exceptions become
   :mod:`tradefeed.exceptions` there);
@@ -25,18 +28,12 @@ none of them imports this module:
 - :mod:`tradefeed._framing`: reading frames off the socket (the buffered socket and
   the frame loop websocket-client runs).
 
-Only this module, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
+Only this module, ``_connect``, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
 by the venue adapter and handed to the connection's
 :class:`~tradefeed.pipeline.Pipeline`; everything parsed while the socket still has
 bytes pending goes over in one ``put`` (up to ``batch_items``), so under load the
 consumer wakes once per batch, not once per frame.  It never runs user code and never
 blocks on the queue.
-
-The TCP (and TLS) socket is opened by us (:func:`~tradefeed._transport.open_socket`)
-rather than by websocket-client, for three reasons: a connect timeout per feed without
-touching websocket-client's process-wide default, a socket that ``stop()`` can shut down
-at any moment (connecting, handshaking or streaming), and a cheap "more bytes pending?"
-test for batching.
 """
 
 from __future__ import annotations
@@ -47,29 +44,20 @@ import socket
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import websocket
 
-from .adapters.base import Adapter, CloseAction
-from ._framing import BufferedSocket, FrameLoop
-from ._transport import drain, end_handshake, open_socket, shutdown, writable
+from .adapters.base import Adapter
+from ._transport import end_handshake, writable
 from .auth import TokenProvider
-from ._attempt import Attempt, Outcome, classify
+from ._attempt import Attempt, Outcome
+from ._connect import connect_and_stream
 from ._controls import ConnectionControls
 from ._jobs import schedule, watch_join
 from ._retry import decide
 from ._settings import ConnectionSettings
 from .feedstate import FeedState, Line
-from .exceptions import (
-    AuthError,
-    ConfigError,
-    FeedClosedError,
-    FeedError,
-    ParseError,
-    TradefeedError,
-    TransportError,
-)
+from .exceptions import AuthError, FeedError, ParseError, TradefeedError
 from .models import Status, StatusEvent
 from .pipeline import Pipeline
 from .scheduler import Scheduler
@@ -223,7 +211,7 @@ class Connection(ConnectionControls):
         if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
             self._pipe.seam = set(last_seen) if checked is None else set(checked) & set(last_seen)
         try:
-            return self._connect_and_stream(attempt)
+            return connect_and_stream(self, attempt)
         finally:
             self._leave(attempt)
             with self._lock:
@@ -239,108 +227,6 @@ class Connection(ConnectionControls):
                     attempt.sock.close()
                 except OSError:
                     pass  # closing is best effort
-
-    def _connect_and_stream(self, attempt: Attempt) -> Outcome:
-        adapter = attempt.adapter
-        if adapter.needs_token and self._tokens is not None:  # else a key-less stream (Rails' public tape)
-            failure = self._fetch_token(attempt)
-            if failure is not None:
-                return failure
-        handshake = adapter.handshake(self.url, attempt.token.value if attempt.token else None)
-        self._emit(Status.CONNECTING, url=handshake.url)
-        parts = urlsplit(handshake.url)
-        secure = parts.scheme == "wss"
-        drain(self._wake_r)  # wake-ups meant for an earlier attempt; stop() also sets _stop:
-        if self._stop.is_set():
-            return Outcome(None, CloseAction.STOP)
-        try:
-            sock = open_socket(
-                parts.hostname or "",
-                parts.port or (443 if secure else 80),
-                secure=secure,
-                timeout=self.settings.connect_timeout,
-                wake=self._wake_r,
-                ssl_context=self.settings.ssl_context,
-                register=self._register_socket,
-            )
-        except OSError as err:  # ssl.SSLError is one too
-            error = TransportError(
-                "%s: cannot connect to %s: %s" % (self.name, _host(handshake.url), err), venue=self.venue, feed=self.name
-            )
-            error.__cause__ = err
-            self._emit(Status.DISCONNECTED, error=error)
-            return Outcome(error, CloseAction.RECONNECT)
-        if sock is None or self._stop.is_set():  # stopped while connecting
-            return Outcome(None, CloseAction.STOP)
-        attempt.sock = sock
-        reader = BufferedSocket(sock)
-        headers = dict(handshake.headers)
-        # websocket-client writes an Origin header of its own: hand ours to it instead
-        origin = next((headers.pop(k) for k in list(headers) if k.lower() == "origin"), None)
-        app = websocket.WebSocketApp(
-            handshake.url,
-            header=headers,
-            subprotocols=list(handshake.subprotocols) or None,
-            on_open=lambda app: self._on_open(attempt),
-            on_message=lambda app, data: self._on_message(attempt, data),
-            on_error=lambda app, err: self._on_ws_error(attempt, err),
-            on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
-            on_ping=lambda app, data: self._on_control_frame(),
-            on_pong=lambda app, data: self._on_control_frame(),
-            socket=reader,  # type: ignore[arg-type]  # a socket in all but class
-        )
-        attempt.app = app
-        attempt.loop = FrameLoop(
-            reader,
-            lambda: app.keep_running,
-            lambda data: self._on_message(attempt, data),
-            lambda: _mid_message(app),
-            self._on_control_frame,
-            self._wake_r,
-        )
-        # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
-        app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
-        return self._outcome(attempt)
-
-    def _fetch_token(self, attempt: Attempt) -> Outcome | None:
-        """Get a valid token for this attempt; an outcome if that failed."""
-        if self._tokens is None:
-            raise ConfigError("%s: the venue needs credentials (api_key, api_secret)" % self.venue)
-        try:
-            attempt.token = self._tokens.token(wait=self._stop.wait)
-        except AuthError as err:
-            err.venue = self.venue
-            self._emit(Status.DISCONNECTED, error=err)
-            return Outcome(None if self._stop.is_set() else err, CloseAction.STOP)
-        except TransportError as err:
-            err.venue, err.feed = self.venue, self.name
-            if self._stop.is_set():
-                return Outcome(None, CloseAction.STOP)
-            self._emit(Status.DISCONNECTED, error=err)
-            return Outcome(err, CloseAction.RECONNECT)
-        return None
-
-    def _outcome(self, attempt: Attempt) -> Outcome:
-        stable = attempt.healthy and time.monotonic() - attempt.opened_at >= self.settings.healthy_after
-        if self._stop.is_set():  # our own close: nothing went wrong
-            self._emit(Status.DISCONNECTED, reason="stopped")
-            return Outcome(None, CloseAction.STOP, attempt.healthy, stable)
-        if attempt.rotating:  # our own close, to reconnect with a fresh token
-            self._emit(Status.DISCONNECTED, reason="token refresh")
-            return Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
-        with self._lock:  # the adapter's on_close decides a close's meaning
-            outcome = classify(attempt, self.name, self.venue, stable)
-        error = outcome.error
-        assert error is not None
-        if attempt.opened or not isinstance(error, TransportError):
-            log.info("%s", error)
-        self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
-        return outcome
-
-    def _register_socket(self, sock: socket.socket) -> None:
-        self._raw_sock = sock
-        if self._stop.is_set():
-            shutdown(sock)
 
     # -- WebSocketApp callbacks (this thread) -------------------------------------------
 
@@ -517,15 +403,3 @@ class Connection(ConnectionControls):
             except (websocket.WebSocketException, OSError) as err:
                 log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
                 return
-
-
-def _mid_message(app: websocket.WebSocketApp) -> bool:
-    """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
-    cont = getattr(app.sock, "cont_frame", None)
-    return getattr(cont, "recving_frames", None) is not None
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return "%s:%s" % (parts.hostname, parts.port or "")
-
