@@ -9,9 +9,10 @@ Who runs what:
 - one dispatcher thread (``tradefeed-dispatcher``), or the thread calling ``pump()`` in
   ``dispatch="manual"`` mode: every user callback, in registration order.
 
-What stays here: the feeds' connections and how they are wired to the dispatcher and
-the scheduler, and the order in which every thread starts and stops.  Built from: the
-:class:`Feed` handle (``_feed.py``), the callback and sink methods of its base class
+What stays here: the feeds by name, the threads that run them, and the order in which
+every thread starts and stops.  Built from: the :class:`Feed` handle (``_feed.py``),
+``add_feed``'s checks and the wiring of a feed's connections to the dispatcher and the
+scheduler (``_wiring.py``), the callback and sink methods of its base class
 (``_callbacks.py``), the token providers and signers of feeds with credentials
 (``_credentials.py``) and the make-before-break rotation job (``_rotation.py``).
 """
@@ -27,16 +28,15 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from .adapters import get_adapter_class
 from .backoff import Backoff
 from ._callbacks import CallbackApi
 from .connection import Connection, ConnectionSettings
-from .feedstate import FeedState
 from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate
-from ._credentials import TokenProviders, make_signer
+from ._credentials import TokenProviders
 from ._feed import Feed
 from ._queue import OVERFLOW_MODES
 from ._rotation import rotation_job
+from ._wiring import check_feed, make_feed
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
 from .models import FeedStats, SubscriptionChange
@@ -218,27 +218,7 @@ class FeedManager(CallbackApi):
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
-        adapter_cls = get_adapter_class(venue)
-        if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 8:
-            raise ConfigError("redundancy must be a whole number within 1..8, not %r" % (redundancy,))
-        if rotate_after is not None and (isinstance(rotate_after, bool) or not isinstance(rotate_after, (int, float)) or rotate_after <= 0):
-            raise ConfigError("rotate_after must be a positive number of seconds or None, not %r" % (rotate_after,))
-        if rotate_after is not None and redundancy != 1:
-            raise ConfigError("rotate_after works on single-connection feeds (redundancy=1)")
-        credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
-        adapter_cls.from_params(**params)  # validate now, synchronously
-        for problem in adapter_cls.auth_problems(credentials):  # a key of the wrong type, say
-            raise problem
-        keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
-        needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
-        provider = self._providers.get(adapter_cls, credentials) if needed else None
-        signer = make_signer(adapter_cls, params, credentials.pop("private_key", None))
-        del credentials
-        if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
-            raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
-        settings = self._settings
-        if backoff is not None:
-            settings = ConnectionSettings(**{**settings.__dict__, "backoff": Backoff.from_value(backoff)})
+        plan = check_feed(venue, url, backoff, redundancy, rotate_after, params, self._settings, self._providers)
         with self._lock:
             if self._state in ("stopping", "stopped"):
                 raise TradefeedError("this FeedManager has been stopped; create a new one")
@@ -249,36 +229,11 @@ class FeedManager(CallbackApi):
                     name = "%s-%d" % (venue, next(counter))
             elif name in self._feeds:
                 raise ConfigError("a feed named %r exists already" % name)
-            state = FeedState(settings.dedup_window, settings.join_timeout)
-
-            def make(index: int, current_params: dict[str, Any]) -> Connection:
-                connection = Connection(
-                    name=name,
-                    venue=venue,
-                    adapter_cls=adapter_cls,
-                    params=current_params,
-                    url=url,
-                    settings=settings,
-                    token_provider=provider,
-                    signer=signer,
-                    put=self._dispatcher.put,
-                    scheduler=self._scheduler,
-                    on_end=self._feed_ended,
-                    state=state,
-                    index=index,
-                )
-                connection.redundant = redundancy > 1
-                connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
-                return connection
-
-            connections = [make(index, params) for index in range(1, redundancy + 1)]
-            feed = Feed(name, venue, url, connections)
-            feed._make_connection = make
-            feed._rotate_after = rotate_after
+            feed = make_feed(name, plan, self._dispatcher, self._scheduler, self._feed_ended)
             self._feeds[name] = feed
             if self._state == "running":
                 # started under the lock, so a concurrent stop() sees running threads
-                for connection in connections:
+                for connection in feed._connections:
                     self._start_connection(connection)
                 self._schedule_rotation(feed)
         log.debug("added feed %r", feed)
