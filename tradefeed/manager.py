@@ -12,9 +12,10 @@ Who runs what:
 What stays here: the feeds by name, the threads that run them, and the order in which
 every thread starts and stops.  Built from: the :class:`Feed` handle (``_feed.py``),
 ``add_feed``'s checks and the wiring of a feed's connections to the dispatcher and the
-scheduler (``_wiring.py``), the callback and sink methods of its base class
-(``_callbacks.py``), the token providers and signers of feeds with credentials
-(``_credentials.py``) and the make-before-break rotation job (``_rotation.py``).
+scheduler (``_wiring.py``), the methods of its two base classes: callbacks and sinks
+(``_callbacks.py``), counters, health and metrics (``_monitoring.py``); the token
+providers and signers of feeds with credentials (``_credentials.py``) and the
+make-before-break rotation job (``_rotation.py``).
 """
 
 from __future__ import annotations
@@ -31,15 +32,15 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 from .backoff import Backoff
 from ._callbacks import CallbackApi
 from .connection import Connection, ConnectionSettings
-from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate
 from ._credentials import TokenProviders
 from ._feed import Feed
+from ._monitoring import MonitoringApi
 from ._queue import OVERFLOW_MODES
 from ._rotation import rotation_job
 from ._wiring import check_feed, make_feed
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats, SubscriptionChange
+from .models import SubscriptionChange
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ for _public in (Feed,):
 log = logging.getLogger(__name__)
 
 
-class FeedManager(CallbackApi):
+class FeedManager(CallbackApi, MonitoringApi):
     """Streams trades from any number of feeds to your callbacks.
 
     >>> manager = FeedManager()
@@ -417,90 +418,6 @@ class FeedManager(CallbackApi):
         if self.dispatch != "manual":
             raise TradefeedError("pump() needs FeedManager(dispatch='manual')")
         return self._dispatcher.pump(max_items, timeout)
-
-    def stats(self) -> dict[str, FeedStats]:
-        """Per-feed counters, by feed name."""
-        return {feed.name: feed.stats() for feed in self.feeds}
-
-    def queue_depth(self) -> int:
-        """Trades received and not yet handed to the callbacks (approximate)."""
-        return self._dispatcher.queued()
-
-    def health(self, *, reconnect_grace: float = RECONNECT_GRACE, sink_pending_limit: int = SINK_PENDING_LIMIT) -> Health:
-        """Is the manager healthy now?  The verdict ``/healthz`` serves (see
-        :meth:`serve_metrics`): healthy while it runs, every feed is connected, none has
-        gone without trades for longer than ``stale_after`` (when set), and no sink holds
-        more than *sink_pending_limit* unwritten trades.
-
-        :param reconnect_grace: seconds a feed may be disconnected or reconnecting (a
-            routine reconnect) before that is a problem.
-        :param sink_pending_limit: most unwritten trades a failing sink may hold.
-        """
-        now = time.monotonic()
-        snapshots = []
-        for feed in self.feeds:
-            error = feed.error
-            snapshots.append(FeedSnapshot(feed.stats(), feed._status_for(now), None if error is None else str(error)))
-        return evaluate(
-            snapshots,
-            self.sink_stats(),
-            running=self._state == "running",
-            stale_after=self._settings.stale_after,
-            reconnect_grace=reconnect_grace,
-            sink_pending_limit=sink_pending_limit,
-        )
-
-    def serve_metrics(
-        self,
-        port: int,
-        host: str = "127.0.0.1",
-        *,
-        reconnect_grace: float = RECONNECT_GRACE,
-        sink_pending_limit: int = SINK_PENDING_LIMIT,
-    ) -> "MetricsServer":
-        """Serve Prometheus metrics at ``/metrics`` and a health check at ``/healthz``
-        over HTTP, on a daemon thread (``tradefeed-metrics``), until :meth:`stop` (or the
-        returned server's ``close()``).  Callable before or after :meth:`start`.
-
-        Metrics are read from the manager's counters when scraped; the only work added
-        to delivery is one histogram observation per batch (``tradefeed_delivery_seconds``).
-        ``/healthz`` answers 200 or 503 with a JSON body (see :meth:`health`).  Needs the
-        ``metrics`` extra: ``pip install "tradefeed[metrics]"``.
-
-        :param port: TCP port; 0 lets the OS choose (read the server's ``port``).
-        :param host: address to bind; loopback unless told otherwise.
-        :param reconnect_grace: seconds a feed may be down before ``/healthz`` says so.
-        :param sink_pending_limit: unwritten trades a sink may hold before it says so.
-        :returns: the :class:`tradefeed.metrics.MetricsServer` (``port``, ``url``, ``close()``).
-        :raises ConfigError: a bad value, a port that cannot be bound, metrics already
-            served, or prometheus_client not installed.
-        :raises TradefeedError: the manager has been stopped.
-        """
-        from .metrics import MetricsServer
-
-        with self._lock:
-            if self._state in ("stopping", "stopped"):
-                raise TradefeedError("this FeedManager has been stopped; create a new one")
-            if self._metrics is not None:
-                raise ConfigError("metrics are served already, at %s" % self._metrics.url)
-            server = MetricsServer(
-                self,
-                port,
-                host,
-                reconnect_grace=reconnect_grace,
-                sink_pending_limit=sink_pending_limit,
-                on_close=lambda: self._metrics_closed(server),
-            )
-            self._metrics = server
-            self._dispatcher.observe_delivery = server.delivery.observe
-        log.info("serving metrics at %s/metrics and health at %s/healthz", server.url, server.url)
-        return server
-
-    def _metrics_closed(self, server: "MetricsServer") -> None:
-        with self._lock:
-            if self._metrics is server:
-                self._metrics = None
-                self._dispatcher.observe_delivery = None
 
     def __enter__(self) -> "FeedManager":
         return self.start()
