@@ -1,4 +1,5 @@
-"""Per-feed connection tuning: :class:`ConnectionSettings`, a frozen value.
+"""Per-feed connection tuning: :class:`ConnectionSettings`, a frozen value, and
+:func:`checked_settings`, which checks what a manager is given for it.
 
 Documented, and imported, as :class:`tradefeed.connection.ConnectionSettings`; it lives
 here, below the connection, so that the connection's own pieces (:mod:`tradefeed._connect`)
@@ -8,14 +9,17 @@ anything that reads a clock, opens a socket or starts a thread.
 
 from __future__ import annotations
 
+import math
+import os
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .backoff import Backoff
+from .exceptions import ConfigError
 from .models import SubscriptionChange
 
-__all__ = ["ConnectionSettings"]
+__all__ = ["ConnectionSettings", "checked_settings"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,58 @@ class ConnectionSettings:
     #: adapter lock, so it must be thread-safe, quick, and never raise
     #: (:class:`tradefeed.recording.Recorder`)
     recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None
+
+
+def checked_settings(
+    *,
+    backoff: Backoff | int | None,
+    ping_interval: float,
+    ping_timeout: float,
+    connect_timeout: float,
+    dedup_window: int,
+    max_frame_bytes: int,
+    stale_after: float | None,
+    reconnect_on_stale: bool,
+    join_timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    ca_file: str | os.PathLike[str] | None,
+    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None,
+) -> ConnectionSettings:
+    """The settings a :class:`~tradefeed.FeedManager` is given (see there), checked in this
+    order and made into :class:`ConnectionSettings`; *ca_file* is read into an SSL context.
+
+    :raises ConfigError: the first value that is out of range, or a CA file that cannot
+        be used.
+    """
+    if not all(math.isfinite(v) for v in (ping_interval, ping_timeout, connect_timeout)):
+        raise ConfigError("ping_interval, ping_timeout and connect_timeout must be finite")
+    if ping_interval < 0 or ping_timeout <= 0 or connect_timeout <= 0:
+        raise ConfigError("ping_interval must be >= 0; ping_timeout and connect_timeout > 0")
+    if ping_interval and ping_timeout >= ping_interval:
+        raise ConfigError("ping_timeout (%g s) must be below ping_interval (%g s)" % (ping_timeout, ping_interval))
+    if dedup_window < 1:
+        raise ConfigError("dedup_window must be >= 1")
+    if stale_after is not None and stale_after <= 0:
+        raise ConfigError("stale_after must be > 0 seconds or None")
+    if isinstance(join_timeout, bool) or not isinstance(join_timeout, (int, float)) or not 0 < join_timeout < math.inf:
+        raise ConfigError("join_timeout must be a number of seconds > 0, not %r" % (join_timeout,))
+    if ca_file is not None:
+        if ssl_context is not None:
+            raise ConfigError("give ssl_context or ca_file, not both")
+        try:
+            ssl_context = ssl.create_default_context(cafile=os.fspath(ca_file))
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError("cannot use ca_file %s: %s" % (ca_file, err)) from err
+    return ConnectionSettings(
+        backoff=Backoff.from_value(backoff),
+        ping_interval=float(ping_interval),
+        ping_timeout=float(ping_timeout),
+        connect_timeout=float(connect_timeout),
+        dedup_window=dedup_window,
+        max_frame_bytes=max_frame_bytes,
+        stale_after=None if stale_after is None else float(stale_after),
+        reconnect_on_stale=bool(reconnect_on_stale),
+        join_timeout=float(join_timeout),
+        ssl_context=ssl_context,
+        recorder=recorder,
+    )

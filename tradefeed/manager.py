@@ -21,7 +21,6 @@ make-before-break rotation job (``_rotation.py``).
 from __future__ import annotations
 
 import itertools
-import math
 import logging
 import os
 import ssl
@@ -31,12 +30,13 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from .backoff import Backoff
 from ._callbacks import CallbackApi
-from .connection import Connection, ConnectionSettings
+from .connection import Connection
 from ._credentials import TokenProviders
 from ._feed import Feed
 from ._monitoring import MonitoringApi
 from ._queue import OVERFLOW_MODES
 from ._rotation import rotation_job
+from ._settings import checked_settings
 from ._wiring import check_feed, make_feed
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
@@ -122,39 +122,22 @@ class FeedManager(CallbackApi, MonitoringApi):
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
-        if not all(math.isfinite(v) for v in (ping_interval, ping_timeout, connect_timeout)):
-            raise ConfigError("ping_interval, ping_timeout and connect_timeout must be finite")
-        if ping_interval < 0 or ping_timeout <= 0 or connect_timeout <= 0:
-            raise ConfigError("ping_interval must be >= 0; ping_timeout and connect_timeout > 0")
-        if ping_interval and ping_timeout >= ping_interval:
-            raise ConfigError("ping_timeout (%g s) must be below ping_interval (%g s)" % (ping_timeout, ping_interval))
-        if dedup_window < 1:
-            raise ConfigError("dedup_window must be >= 1")
-        if stale_after is not None and stale_after <= 0:
-            raise ConfigError("stale_after must be > 0 seconds or None")
-        if isinstance(join_timeout, bool) or not isinstance(join_timeout, (int, float)) or not 0 < join_timeout < math.inf:
-            raise ConfigError("join_timeout must be a number of seconds > 0, not %r" % (join_timeout,))
-        if ca_file is not None:
-            if ssl_context is not None:
-                raise ConfigError("give ssl_context or ca_file, not both")
-            try:
-                ssl_context = ssl.create_default_context(cafile=os.fspath(ca_file))
-            except (OSError, ssl.SSLError) as err:
-                raise ConfigError("cannot use ca_file %s: %s" % (ca_file, err)) from err
-        self.dispatch = dispatch
-        self._settings = ConnectionSettings(
-            backoff=Backoff.from_value(backoff),
-            ping_interval=float(ping_interval),
-            ping_timeout=float(ping_timeout),
-            connect_timeout=float(connect_timeout),
+        settings = checked_settings(
+            backoff=backoff,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
             dedup_window=dedup_window,
             max_frame_bytes=max_frame_bytes,
-            stale_after=None if stale_after is None else float(stale_after),
-            reconnect_on_stale=bool(reconnect_on_stale),
-            join_timeout=float(join_timeout),
+            stale_after=stale_after,
+            reconnect_on_stale=reconnect_on_stale,
+            join_timeout=join_timeout,
             ssl_context=ssl_context,
+            ca_file=ca_file,
             recorder=recorder,
         )
+        self.dispatch = dispatch
+        self._settings = settings
         if queue_limit is not None and (isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1):
             raise ConfigError("queue_limit must be a whole number >= 1 or None")
         if overflow not in OVERFLOW_MODES:
