@@ -10,12 +10,17 @@ Who runs what:
   ``dispatch="manual"`` mode: every user callback, in registration order.
 
 What stays here: the feeds by name, the threads that run them, and the order in which
-every thread starts and stops.  Built from: the :class:`Feed` handle (``_feed.py``),
-``add_feed``'s checks and the wiring of a feed's connections to the dispatcher and the
-scheduler (``_wiring.py``), the methods of its two base classes: callbacks and sinks
-(``_callbacks.py``), counters, health and metrics (``_monitoring.py``); the token
-providers and signers of feeds with credentials (``_credentials.py``) and the
-make-before-break rotation job (``_rotation.py``).
+every thread starts and stops.  Built from:
+
+- the :class:`Feed` handle (``_feed.py``);
+- the checks of the connection settings (``_settings.py``) and of ``add_feed``'s
+  arguments, and the wiring of a feed's connections to the dispatcher and the
+  scheduler (``_wiring.py``);
+- the methods of its two base classes: callbacks and sinks (``_callbacks.py``);
+  counters, health and metrics (``_monitoring.py``);
+- how the threads end, in order and each within its time (``_shutdown.py``);
+- the token providers and signers of feeds with credentials (``_credentials.py``) and
+  the make-before-break rotation job (``_rotation.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ._monitoring import MonitoringApi
 from ._queue import OVERFLOW_MODES
 from ._rotation import rotation_job
 from ._settings import checked_settings
+from ._shutdown import stop_feed, stop_threads
 from ._wiring import check_feed, make_feed
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
@@ -235,14 +241,7 @@ class FeedManager(CallbackApi, MonitoringApi):
             removed = self._feeds.pop(name, None)
         if removed is None:
             raise ConfigError("no feed named %r" % (name,))
-        for connection in removed._connections:
-            connection.stop()
-        clean = True
-        for connection in removed._connections:
-            if not connection.join(min(2.0, timeout / 2)):
-                connection.abort()
-            clean &= connection.join(timeout / 2)
-        return clean
+        return stop_feed(removed._connections, timeout)
 
     @property
     def feeds(self) -> list[Feed]:
@@ -318,25 +317,10 @@ class FeedManager(CallbackApi, MonitoringApi):
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set()
         clean = True
-        if was_running:
-            for conn in connections:
-                conn.stop()
-            # a close handshake takes one round trip; past this grace, cut the sockets
-            grace = time.monotonic() + min(2.0, timeout / 2)
-            for conn in connections:
-                if not conn.join(max(0.0, grace - time.monotonic())):
-                    conn.abort()
-            for conn in connections:
-                clean &= conn.join(max(0.0, deadline - time.monotonic()))
-            clean &= self._scheduler.stop(max(0.0, deadline - time.monotonic()))
-            if not drain:
-                self._dispatcher.discard()
-            if self.dispatch == "thread":
-                clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
-            else:
-                self._dispatcher.stop_manual(max(0.0, deadline - time.monotonic()))
-            if self._dispatcher.sinks_closed.is_set():
-                clean &= not self._dispatcher.sinks_busy()  # a sink stuck in a write it did not abort
+        if was_running:  # the connections, then the scheduler, then the dispatcher and the sinks
+            clean = stop_threads(
+                connections, self._scheduler, self._dispatcher, self.dispatch, drain=drain, timeout=timeout, deadline=deadline
+            )
         with self._lock:
             self._state = "stopped"
             metrics = self._metrics
