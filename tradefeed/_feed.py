@@ -3,8 +3,9 @@
 A feed runs one connection, or several identical ones (``redundancy``), or two for a
 moment while a rotation replaces one (``rotate_after``); this handle sums their counters,
 reports the error that ended the feed, and passes run-time subscription changes to each.
-What must not go here: starting, rotating or stopping connections, and making them
-(the manager does that, and sets :attr:`Feed._make_connection`).
+What must not go here: starting, rotating or stopping connections (the manager does
+that), and making them (:mod:`tradefeed._wiring` does, and sets
+:attr:`Feed._make_connection`).
 """
 
 from __future__ import annotations

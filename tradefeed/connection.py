@@ -1,11 +1,19 @@
 """One feed's connection: a daemon thread running websocket-client's ``WebSocketApp``
 inside our own reconnect loop.
 
-This module owns the connection's life on its thread: token, connect, stream, wait and
-reconnect (the retry loop), websocket-client's callbacks, and the per-frame hot path
-(``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
+This module owns the connection's life on its thread: the retry loop (attempt, wait,
+reconnect), each attempt's fresh adapter and its teardown, websocket-client's callbacks,
+and the per-frame hot path (``_received``: parse, then hand to the pipeline).  Its other pieces live below it, and
 none of them imports this module:
 
+- :mod:`tradefeed._settings`: :class:`ConnectionSettings`, the per-feed tuning (a
+  frozen value, documented here);
+- :mod:`tradefeed._controls`: what other threads do with a connection (start, stop,
+  abort, join; stats, params, run-time subscription changes), :class:`Connection`'s
+  base class;
+- :mod:`tradefeed._connect`: one attempt's socket, from token to close (open it,
+  handshake, run websocket-client on it) and what its end reports; why the socket is
+  ours, not websocket-client's, is told there;
 - :mod:`tradefeed._attempt`: what one attempt learned and what its end means
   (:func:`~tradefeed._attempt.classify`; websocket-client's exceptions become
   :mod:`tradefeed.exceptions` there);
@@ -20,18 +28,12 @@ none of them imports this module:
 - :mod:`tradefeed._framing`: reading frames off the socket (the buffered socket and
   the frame loop websocket-client runs).
 
-Only this module, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
+Only this module, ``_connect``, ``_attempt`` and ``_jobs`` import ``websocket``.  Each frame is parsed
 by the venue adapter and handed to the connection's
 :class:`~tradefeed.pipeline.Pipeline`; everything parsed while the socket still has
 bytes pending goes over in one ``put`` (up to ``batch_items``), so under load the
 consumer wakes once per batch, not once per frame.  It never runs user code and never
 blocks on the queue.
-
-The TCP (and TLS) socket is opened by us (:func:`~tradefeed._transport.open_socket`)
-rather than by websocket-client, for three reasons: a connect timeout per feed without
-touching websocket-client's process-wide default, a socket that ``stop()`` can shut down
-at any moment (connecting, handshaking or streaming), and a cheap "more bytes pending?"
-test for batching.
 """
 
 from __future__ import annotations
@@ -39,86 +41,37 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import ssl
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import websocket
 
-from .adapters.base import Adapter, CloseAction
-from ._framing import BufferedSocket, FrameLoop
-from ._transport import drain, end_handshake, open_socket, shutdown, wake, writable
+from .adapters.base import Adapter
+from ._transport import end_handshake, writable
 from .auth import TokenProvider
-from .backoff import Backoff
-from ._attempt import Attempt, Outcome, classify
+from ._attempt import Attempt, Outcome
+from ._connect import connect_and_stream
+from ._controls import ConnectionControls
 from ._jobs import schedule, watch_join
 from ._retry import decide
+from ._settings import ConnectionSettings
 from .feedstate import FeedState, Line
-from .exceptions import (
-    AuthError,
-    ConfigError,
-    FeedClosedError,
-    FeedError,
-    ParseError,
-    TradefeedError,
-    TransportError,
-)
-from .models import FeedStats, Status, StatusEvent, SubscriptionChange
+from .exceptions import AuthError, FeedError, ParseError, TradefeedError
+from .models import Status, StatusEvent
 from .pipeline import Pipeline
 from .scheduler import Scheduler
 
 __all__ = ["Connection", "ConnectionSettings"]
 
+# documented here: its repr, tracebacks and pickles name this module
+for _public in (ConnectionSettings,):
+    _public.__module__ = __name__
+
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """Per-feed connection tuning (durations in seconds)."""
-
-    #: reconnect delays
-    backoff: Backoff = field(default_factory=Backoff)
-    #: send a WebSocket ping this often (0: never)
-    ping_interval: float = 20.0
-    #: the peer is dead if nothing (pong or data) arrives this long after a ping
-    ping_timeout: float = 10.0
-    #: TCP connect + TLS + HTTP upgrade, each; also the longest wait for one frame's bytes
-    connect_timeout: float = 10.0
-    #: hand over at the latest once this many items (trades, events) are pending, even
-    #: if more bytes are: a batch that stays in the CPU's cache while it is delivered
-    batch_items: int = 256
-    #: trade ids remembered per symbol for de-duplication
-    dedup_window: int = 4096
-    #: a connection that delivered data and stayed up this long resets the backoff
-    healthy_after: float = 60.0
-    #: frames longer than this (bytes) are reported, not parsed
-    max_frame_bytes: int = 16 * 1024 * 1024
-    #: redundancy: a reconnected connection holds back a symbol's trades until it has
-    #: caught up with the others; one of those that brings no trades at all for this long
-    #: meanwhile is reconnected as stalled (see :mod:`tradefeed.feedstate`)
-    join_timeout: float = 10.0
-    #: a symbol (or the feed) without data for this long is reported stale (None: never)
-    stale_after: float | None = None
-    #: ...and the connection is re-made (off: a quiet market is not a dead connection)
-    reconnect_on_stale: bool = False
-    #: TLS settings for ``wss://`` (None: system CAs, certificates verified)
-    ssl_context: ssl.SSLContext | None = None
-    #: called as ``recorder(feed, venue, params, connection, time_ns, frame)`` for every
-    #: data frame received, before it is parsed, with ``frame=None`` for every
-    #: ``tick()``, and with a :class:`~tradefeed.models.SubscriptionChange` for every
-    #: run-time subscribe/unsubscribe the adapter took: ``connection`` numbers the
-    #: attempts (0, 1, ...), ``params`` is the feed's current parameter dict (never
-    #: mutated: replaced when subscriptions change).  Runs on the connection thread
-    #: (frames), the scheduler thread (ticks) or the caller's (changes) under the
-    #: adapter lock, so it must be thread-safe, quick, and never raise
-    #: (:class:`tradefeed.recording.Recorder`)
-    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None
-
-
-class Connection:
+class Connection(ConnectionControls):
     """Runs one feed on thread ``tradefeed-<name>`` until stopped or a fatal error.
 
     :param name: feed name, e.g. ``"dopp-1"``.
@@ -198,128 +151,6 @@ class Connection:
         suffix = "" if index == 1 else "#%d" % index
         self._thread = threading.Thread(target=self._run, name="tradefeed-" + name + suffix, daemon=True)
 
-    @property
-    def redundant(self) -> bool:
-        """The feed has several connections: status events name theirs, and trades go
-        through the feed's line arbitration."""
-        return self._pipe.redundant
-
-    @redundant.setter
-    def redundant(self, value: bool) -> None:
-        self._pipe.redundant = value
-
-    # -- control (any thread) ---------------------------------------------------------
-
-    def start(self) -> None:
-        self.connected_changed = time.monotonic()
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to end: a close frame (1000) if streaming, else abort."""
-        self._stop.set()
-        wake(self._wake_w)
-        attempt = self._current
-        if attempt is None or not self._close(attempt, b""):
-            self.abort()
-
-    def abort(self) -> None:
-        """Shut the current socket down now; the thread notices at once."""
-        self._interrupt(self._raw_sock)
-
-    def _interrupt(self, sock: socket.socket | None) -> None:
-        """End this connection's socket: shut it down and wake its thread's wait."""
-        shutdown(sock)
-        attempt = self._current
-        if attempt is not None and attempt.loop is not None:
-            attempt.loop.interrupted = True
-        wake(self._wake_w)
-
-    def _close(self, attempt: Attempt, reason: bytes) -> bool:
-        """Send a close frame (1000) if that cannot block; False if it was not sent."""
-        ws = attempt.app.sock if attempt.app is not None else None
-        if ws is None or not ws.connected or not writable(attempt.sock):
-            return False  # not open, or the peer stopped reading: a send could hang
-        try:
-            ws.send_close(websocket.STATUS_NORMAL, reason)
-        except (websocket.WebSocketException, OSError):
-            return False
-        return True
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is threading.current_thread() or not self._thread.ident:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def settled(self, since_ns: int) -> bool:
-        """Rotation: this connection is live in its feed's arbitration, holds back no trade
-        for another connection to deliver first, and every symbol it has not caught up on
-        had no trade delivered since *since_ns* (epoch ns): quiet, or no longer subscribed."""
-        state = self.state
-        with state.lock:
-            line = self._line
-            if line not in state.lines or line.held:
-                return False
-            return all(state.data_ns.get(key, 0) < since_ns for key in line.due)
-
-    def stats(self) -> FeedStats:
-        """This connection's counters with its feed's shared ones (trades, gaps...)."""
-        state = self.state
-        last = state.last_trade_ns
-        return FeedStats(
-            feed=self.name,
-            venue=self.venue,
-            status=self.status,
-            messages=self.messages,
-            trades=state.trades,
-            duplicates=state.dedup.dropped,
-            errors=self.errors,
-            reconnects=self.reconnects,
-            gaps=state.gaps,
-            dropped=self.dropped(self.name),
-            last_trade_age=None if last is None else max(0.0, (time.time_ns() - last) / 1e9),
-        )
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The current venue parameters (run-time subscription changes included)."""
-        return dict(self._params)
-
-    def change_subscription(self, subscribe: bool, items: list[str]) -> None:
-        """Add or remove subscription items now and for every later reconnect.
-
-        :raises ConfigError: the venue cannot change subscriptions, an item is invalid,
-            or the change would leave the feed with nothing.
-        """
-        cls = self._adapter_cls
-        param = cls.subscription_param
-        if param is None:
-            raise ConfigError("%s: subscriptions cannot change at run time; add another feed" % self.venue)
-        with self._lock:
-            probe = cls.from_params(**self._params)
-            (probe.subscribe if subscribe else probe.unsubscribe)(items)  # validates the items
-            params = {**self._params, param: list(getattr(probe, param))}
-            cls.from_params(**params)  # e.g. removing the last pair is refused here
-            if self._tokens is None and cls.requires_credentials(params):
-                raise ConfigError(
-                    "%s: %s need API credentials, and this feed has none; add a feed with api_key and api_secret"
-                    % (self.venue, ", ".join(map(repr, items)))
-                )
-            before, self._params = self._params, params
-            attempt = self._current
-            if attempt is None:  # between attempts: the next one starts from the new params
-                return
-            frames = (attempt.adapter.subscribe if subscribe else attempt.adapter.unsubscribe)(items)
-            opened = attempt.opened
-            if self._record is not None:  # replayed at this place, in order with the frames
-                change = SubscriptionChange(subscribe, tuple(items), opened, before)
-                self._record(self.name, self.venue, params, self.reconnects, time.time_ns(), change)
-        if opened:
-            self._send(attempt, frames)  # not yet open: on_open will include them
-
     # -- the thread ------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -380,7 +211,7 @@ class Connection:
         if not attempt.adapter.sequenced:  # sequenced venues show holes by their sequence
             self._pipe.seam = set(last_seen) if checked is None else set(checked) & set(last_seen)
         try:
-            return self._connect_and_stream(attempt)
+            return connect_and_stream(self, attempt)
         finally:
             self._leave(attempt)
             with self._lock:
@@ -396,108 +227,6 @@ class Connection:
                     attempt.sock.close()
                 except OSError:
                     pass  # closing is best effort
-
-    def _connect_and_stream(self, attempt: Attempt) -> Outcome:
-        adapter = attempt.adapter
-        if adapter.needs_token and self._tokens is not None:  # else a key-less stream (Rails' public tape)
-            failure = self._fetch_token(attempt)
-            if failure is not None:
-                return failure
-        handshake = adapter.handshake(self.url, attempt.token.value if attempt.token else None)
-        self._emit(Status.CONNECTING, url=handshake.url)
-        parts = urlsplit(handshake.url)
-        secure = parts.scheme == "wss"
-        drain(self._wake_r)  # wake-ups meant for an earlier attempt; stop() also sets _stop:
-        if self._stop.is_set():
-            return Outcome(None, CloseAction.STOP)
-        try:
-            sock = open_socket(
-                parts.hostname or "",
-                parts.port or (443 if secure else 80),
-                secure=secure,
-                timeout=self.settings.connect_timeout,
-                wake=self._wake_r,
-                ssl_context=self.settings.ssl_context,
-                register=self._register_socket,
-            )
-        except OSError as err:  # ssl.SSLError is one too
-            error = TransportError(
-                "%s: cannot connect to %s: %s" % (self.name, _host(handshake.url), err), venue=self.venue, feed=self.name
-            )
-            error.__cause__ = err
-            self._emit(Status.DISCONNECTED, error=error)
-            return Outcome(error, CloseAction.RECONNECT)
-        if sock is None or self._stop.is_set():  # stopped while connecting
-            return Outcome(None, CloseAction.STOP)
-        attempt.sock = sock
-        reader = BufferedSocket(sock)
-        headers = dict(handshake.headers)
-        # websocket-client writes an Origin header of its own: hand ours to it instead
-        origin = next((headers.pop(k) for k in list(headers) if k.lower() == "origin"), None)
-        app = websocket.WebSocketApp(
-            handshake.url,
-            header=headers,
-            subprotocols=list(handshake.subprotocols) or None,
-            on_open=lambda app: self._on_open(attempt),
-            on_message=lambda app, data: self._on_message(attempt, data),
-            on_error=lambda app, err: self._on_ws_error(attempt, err),
-            on_close=lambda app, code, reason: self._on_close(attempt, code, reason),
-            on_ping=lambda app, data: self._on_control_frame(),
-            on_pong=lambda app, data: self._on_control_frame(),
-            socket=reader,  # type: ignore[arg-type]  # a socket in all but class
-        )
-        attempt.app = app
-        attempt.loop = FrameLoop(
-            reader,
-            lambda: app.keep_running,
-            lambda data: self._on_message(attempt, data),
-            lambda: _mid_message(app),
-            self._on_control_frame,
-            self._wake_r,
-        )
-        # ping_interval=0: pings are sent by the shared scheduler, not a thread per socket
-        app.run_forever(skip_utf8_validation=True, ping_interval=0, origin=origin, dispatcher=attempt.loop)
-        return self._outcome(attempt)
-
-    def _fetch_token(self, attempt: Attempt) -> Outcome | None:
-        """Get a valid token for this attempt; an outcome if that failed."""
-        if self._tokens is None:
-            raise ConfigError("%s: the venue needs credentials (api_key, api_secret)" % self.venue)
-        try:
-            attempt.token = self._tokens.token(wait=self._stop.wait)
-        except AuthError as err:
-            err.venue = self.venue
-            self._emit(Status.DISCONNECTED, error=err)
-            return Outcome(None if self._stop.is_set() else err, CloseAction.STOP)
-        except TransportError as err:
-            err.venue, err.feed = self.venue, self.name
-            if self._stop.is_set():
-                return Outcome(None, CloseAction.STOP)
-            self._emit(Status.DISCONNECTED, error=err)
-            return Outcome(err, CloseAction.RECONNECT)
-        return None
-
-    def _outcome(self, attempt: Attempt) -> Outcome:
-        stable = attempt.healthy and time.monotonic() - attempt.opened_at >= self.settings.healthy_after
-        if self._stop.is_set():  # our own close: nothing went wrong
-            self._emit(Status.DISCONNECTED, reason="stopped")
-            return Outcome(None, CloseAction.STOP, attempt.healthy, stable)
-        if attempt.rotating:  # our own close, to reconnect with a fresh token
-            self._emit(Status.DISCONNECTED, reason="token refresh")
-            return Outcome(None, CloseAction.RECONNECT, attempt.healthy, stable, immediate=True)
-        with self._lock:  # the adapter's on_close decides a close's meaning
-            outcome = classify(attempt, self.name, self.venue, stable)
-        error = outcome.error
-        assert error is not None
-        if attempt.opened or not isinstance(error, TransportError):
-            log.info("%s", error)
-        self._emit(Status.DISCONNECTED, error=error, **({"code": error.code} if isinstance(error, FeedClosedError) else {}))
-        return outcome
-
-    def _register_socket(self, sock: socket.socket) -> None:
-        self._raw_sock = sock
-        if self._stop.is_set():
-            shutdown(sock)
 
     # -- WebSocketApp callbacks (this thread) -------------------------------------------
 
@@ -653,6 +382,17 @@ class Connection:
         self._pipe.pending.append(StatusEvent(self.name, self.venue, status, time.time_ns(), detail))
         self._pipe.flush()
 
+    def _close(self, attempt: Attempt, reason: bytes) -> bool:
+        """Send a close frame (1000) if that cannot block; False if it was not sent."""
+        ws = attempt.app.sock if attempt.app is not None else None
+        if ws is None or not ws.connected or not writable(attempt.sock):
+            return False  # not open, or the peer stopped reading: a send could hang
+        try:
+            ws.send_close(websocket.STATUS_NORMAL, reason)
+        except (websocket.WebSocketException, OSError):
+            return False
+        return True
+
     def _send(self, attempt: Attempt, frames: Any) -> None:
         app = attempt.app
         for frame in frames:
@@ -663,15 +403,3 @@ class Connection:
             except (websocket.WebSocketException, OSError) as err:
                 log.debug("%s: send failed (%s); the reader will see the close", self.name, err)
                 return
-
-
-def _mid_message(app: websocket.WebSocketApp) -> bool:
-    """Is websocket-client inside a fragmented message (``continuous_frame`` state)?"""
-    cont = getattr(app.sock, "cont_frame", None)
-    return getattr(cont, "recving_frames", None) is not None
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return "%s:%s" % (parts.hostname, parts.port or "")
-

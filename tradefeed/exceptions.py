@@ -18,7 +18,8 @@
 
 Rules: context lives in attributes and the cause in ``raise ... from err``; no message
 or ``repr`` ever contains a credential.  Errors of the libraries underneath are
-translated at the boundary (websocket-client in ``connection.py``).
+translated at the boundary (websocket-client's in the connection: ``connection.py``,
+``_connect.py`` and ``_attempt.py``).
 """
 
 from __future__ import annotations

@@ -9,17 +9,23 @@ Who runs what:
 - one dispatcher thread (``tradefeed-dispatcher``), or the thread calling ``pump()`` in
   ``dispatch="manual"`` mode: every user callback, in registration order.
 
-What stays here: the feeds' connections and how they are wired to the dispatcher and
-the scheduler, and the order in which every thread starts and stops.  Built from: the
-:class:`Feed` handle (``_feed.py``), the callback and sink methods of its base class
-(``_callbacks.py``), the token providers and signers of feeds with credentials
-(``_credentials.py``) and the make-before-break rotation job (``_rotation.py``).
+What stays here: the feeds by name, the threads that run them, and the order in which
+every thread starts and stops.  Built from:
+
+- the :class:`Feed` handle (``_feed.py``);
+- the checks of the connection settings (``_settings.py``) and of ``add_feed``'s
+  arguments, and the wiring of a feed's connections to the dispatcher and the
+  scheduler (``_wiring.py``);
+- the methods of its two base classes: callbacks and sinks (``_callbacks.py``);
+  counters, health and metrics (``_monitoring.py``);
+- how the threads end, in order and each within its time (``_shutdown.py``);
+- the token providers and signers of feeds with credentials (``_credentials.py``) and
+  the make-before-break rotation job (``_rotation.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import logging
 import os
 import ssl
@@ -27,19 +33,20 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from .adapters import get_adapter_class
 from .backoff import Backoff
 from ._callbacks import CallbackApi
-from .connection import Connection, ConnectionSettings
-from .feedstate import FeedState
-from .health import RECONNECT_GRACE, SINK_PENDING_LIMIT, FeedSnapshot, Health, evaluate
-from ._credentials import TokenProviders, make_signer
+from .connection import Connection
+from ._credentials import TokenProviders
 from ._feed import Feed
+from ._monitoring import MonitoringApi
 from ._queue import OVERFLOW_MODES
 from ._rotation import rotation_job
+from ._settings import checked_settings
+from ._shutdown import stop_feed, stop_threads
+from ._wiring import check_feed, make_feed
 from .dispatcher import Dispatcher
 from .exceptions import ConfigError, TradefeedError
-from .models import FeedStats, SubscriptionChange
+from .models import SubscriptionChange
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -54,7 +61,7 @@ for _public in (Feed,):
 log = logging.getLogger(__name__)
 
 
-class FeedManager(CallbackApi):
+class FeedManager(CallbackApi, MonitoringApi):
     """Streams trades from any number of feeds to your callbacks.
 
     >>> manager = FeedManager()
@@ -121,39 +128,22 @@ class FeedManager(CallbackApi):
     ) -> None:
         if dispatch not in ("thread", "manual"):
             raise ConfigError("dispatch must be 'thread' or 'manual', not %r" % (dispatch,))
-        if not all(math.isfinite(v) for v in (ping_interval, ping_timeout, connect_timeout)):
-            raise ConfigError("ping_interval, ping_timeout and connect_timeout must be finite")
-        if ping_interval < 0 or ping_timeout <= 0 or connect_timeout <= 0:
-            raise ConfigError("ping_interval must be >= 0; ping_timeout and connect_timeout > 0")
-        if ping_interval and ping_timeout >= ping_interval:
-            raise ConfigError("ping_timeout (%g s) must be below ping_interval (%g s)" % (ping_timeout, ping_interval))
-        if dedup_window < 1:
-            raise ConfigError("dedup_window must be >= 1")
-        if stale_after is not None and stale_after <= 0:
-            raise ConfigError("stale_after must be > 0 seconds or None")
-        if isinstance(join_timeout, bool) or not isinstance(join_timeout, (int, float)) or not 0 < join_timeout < math.inf:
-            raise ConfigError("join_timeout must be a number of seconds > 0, not %r" % (join_timeout,))
-        if ca_file is not None:
-            if ssl_context is not None:
-                raise ConfigError("give ssl_context or ca_file, not both")
-            try:
-                ssl_context = ssl.create_default_context(cafile=os.fspath(ca_file))
-            except (OSError, ssl.SSLError) as err:
-                raise ConfigError("cannot use ca_file %s: %s" % (ca_file, err)) from err
-        self.dispatch = dispatch
-        self._settings = ConnectionSettings(
-            backoff=Backoff.from_value(backoff),
-            ping_interval=float(ping_interval),
-            ping_timeout=float(ping_timeout),
-            connect_timeout=float(connect_timeout),
+        settings = checked_settings(
+            backoff=backoff,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
             dedup_window=dedup_window,
             max_frame_bytes=max_frame_bytes,
-            stale_after=None if stale_after is None else float(stale_after),
-            reconnect_on_stale=bool(reconnect_on_stale),
-            join_timeout=float(join_timeout),
+            stale_after=stale_after,
+            reconnect_on_stale=reconnect_on_stale,
+            join_timeout=join_timeout,
             ssl_context=ssl_context,
+            ca_file=ca_file,
             recorder=recorder,
         )
+        self.dispatch = dispatch
+        self._settings = settings
         if queue_limit is not None and (isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1):
             raise ConfigError("queue_limit must be a whole number >= 1 or None")
         if overflow not in OVERFLOW_MODES:
@@ -218,27 +208,7 @@ class FeedManager(CallbackApi):
         :param params: venue parameters, e.g. ``instrument_name="BTC-PERPETUAL"``.
         :raises ConfigError: unknown venue, unknown parameter, invalid value or URL.
         """
-        adapter_cls = get_adapter_class(venue)
-        if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 8:
-            raise ConfigError("redundancy must be a whole number within 1..8, not %r" % (redundancy,))
-        if rotate_after is not None and (isinstance(rotate_after, bool) or not isinstance(rotate_after, (int, float)) or rotate_after <= 0):
-            raise ConfigError("rotate_after must be a positive number of seconds or None, not %r" % (rotate_after,))
-        if rotate_after is not None and redundancy != 1:
-            raise ConfigError("rotate_after works on single-connection feeds (redundancy=1)")
-        credentials = {k: params.pop(k) for k in adapter_cls.auth_params if k in params}
-        adapter_cls.from_params(**params)  # validate now, synchronously
-        for problem in adapter_cls.auth_problems(credentials):  # a key of the wrong type, say
-            raise problem
-        keyed = any(credentials.get(k) for k in ("api_key", "api_secret"))
-        needed = adapter_cls.needs_token and (keyed or adapter_cls.requires_credentials(params))
-        provider = self._providers.get(adapter_cls, credentials) if needed else None
-        signer = make_signer(adapter_cls, params, credentials.pop("private_key", None))
-        del credentials
-        if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
-            raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
-        settings = self._settings
-        if backoff is not None:
-            settings = ConnectionSettings(**{**settings.__dict__, "backoff": Backoff.from_value(backoff)})
+        plan = check_feed(venue, url, backoff, redundancy, rotate_after, params, self._settings, self._providers)
         with self._lock:
             if self._state in ("stopping", "stopped"):
                 raise TradefeedError("this FeedManager has been stopped; create a new one")
@@ -249,36 +219,11 @@ class FeedManager(CallbackApi):
                     name = "%s-%d" % (venue, next(counter))
             elif name in self._feeds:
                 raise ConfigError("a feed named %r exists already" % name)
-            state = FeedState(settings.dedup_window, settings.join_timeout)
-
-            def make(index: int, current_params: dict[str, Any]) -> Connection:
-                connection = Connection(
-                    name=name,
-                    venue=venue,
-                    adapter_cls=adapter_cls,
-                    params=current_params,
-                    url=url,
-                    settings=settings,
-                    token_provider=provider,
-                    signer=signer,
-                    put=self._dispatcher.put,
-                    scheduler=self._scheduler,
-                    on_end=self._feed_ended,
-                    state=state,
-                    index=index,
-                )
-                connection.redundant = redundancy > 1
-                connection.dropped = lambda feed_name: self._dispatcher.dropped().get(feed_name, 0)
-                return connection
-
-            connections = [make(index, params) for index in range(1, redundancy + 1)]
-            feed = Feed(name, venue, url, connections)
-            feed._make_connection = make
-            feed._rotate_after = rotate_after
+            feed = make_feed(name, plan, self._dispatcher, self._scheduler, self._feed_ended)
             self._feeds[name] = feed
             if self._state == "running":
                 # started under the lock, so a concurrent stop() sees running threads
-                for connection in connections:
+                for connection in feed._connections:
                     self._start_connection(connection)
                 self._schedule_rotation(feed)
         log.debug("added feed %r", feed)
@@ -296,14 +241,7 @@ class FeedManager(CallbackApi):
             removed = self._feeds.pop(name, None)
         if removed is None:
             raise ConfigError("no feed named %r" % (name,))
-        for connection in removed._connections:
-            connection.stop()
-        clean = True
-        for connection in removed._connections:
-            if not connection.join(min(2.0, timeout / 2)):
-                connection.abort()
-            clean &= connection.join(timeout / 2)
-        return clean
+        return stop_feed(removed._connections, timeout)
 
     @property
     def feeds(self) -> list[Feed]:
@@ -379,25 +317,10 @@ class FeedManager(CallbackApi):
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set()
         clean = True
-        if was_running:
-            for conn in connections:
-                conn.stop()
-            # a close handshake takes one round trip; past this grace, cut the sockets
-            grace = time.monotonic() + min(2.0, timeout / 2)
-            for conn in connections:
-                if not conn.join(max(0.0, grace - time.monotonic())):
-                    conn.abort()
-            for conn in connections:
-                clean &= conn.join(max(0.0, deadline - time.monotonic()))
-            clean &= self._scheduler.stop(max(0.0, deadline - time.monotonic()))
-            if not drain:
-                self._dispatcher.discard()
-            if self.dispatch == "thread":
-                clean &= self._dispatcher.stop_thread(max(0.0, deadline - time.monotonic()))
-            else:
-                self._dispatcher.stop_manual(max(0.0, deadline - time.monotonic()))
-            if self._dispatcher.sinks_closed.is_set():
-                clean &= not self._dispatcher.sinks_busy()  # a sink stuck in a write it did not abort
+        if was_running:  # the connections, then the scheduler, then the dispatcher and the sinks
+            clean = stop_threads(
+                connections, self._scheduler, self._dispatcher, self.dispatch, drain=drain, timeout=timeout, deadline=deadline
+            )
         with self._lock:
             self._state = "stopped"
             metrics = self._metrics
@@ -462,90 +385,6 @@ class FeedManager(CallbackApi):
         if self.dispatch != "manual":
             raise TradefeedError("pump() needs FeedManager(dispatch='manual')")
         return self._dispatcher.pump(max_items, timeout)
-
-    def stats(self) -> dict[str, FeedStats]:
-        """Per-feed counters, by feed name."""
-        return {feed.name: feed.stats() for feed in self.feeds}
-
-    def queue_depth(self) -> int:
-        """Trades received and not yet handed to the callbacks (approximate)."""
-        return self._dispatcher.queued()
-
-    def health(self, *, reconnect_grace: float = RECONNECT_GRACE, sink_pending_limit: int = SINK_PENDING_LIMIT) -> Health:
-        """Is the manager healthy now?  The verdict ``/healthz`` serves (see
-        :meth:`serve_metrics`): healthy while it runs, every feed is connected, none has
-        gone without trades for longer than ``stale_after`` (when set), and no sink holds
-        more than *sink_pending_limit* unwritten trades.
-
-        :param reconnect_grace: seconds a feed may be disconnected or reconnecting (a
-            routine reconnect) before that is a problem.
-        :param sink_pending_limit: most unwritten trades a failing sink may hold.
-        """
-        now = time.monotonic()
-        snapshots = []
-        for feed in self.feeds:
-            error = feed.error
-            snapshots.append(FeedSnapshot(feed.stats(), feed._status_for(now), None if error is None else str(error)))
-        return evaluate(
-            snapshots,
-            self.sink_stats(),
-            running=self._state == "running",
-            stale_after=self._settings.stale_after,
-            reconnect_grace=reconnect_grace,
-            sink_pending_limit=sink_pending_limit,
-        )
-
-    def serve_metrics(
-        self,
-        port: int,
-        host: str = "127.0.0.1",
-        *,
-        reconnect_grace: float = RECONNECT_GRACE,
-        sink_pending_limit: int = SINK_PENDING_LIMIT,
-    ) -> "MetricsServer":
-        """Serve Prometheus metrics at ``/metrics`` and a health check at ``/healthz``
-        over HTTP, on a daemon thread (``tradefeed-metrics``), until :meth:`stop` (or the
-        returned server's ``close()``).  Callable before or after :meth:`start`.
-
-        Metrics are read from the manager's counters when scraped; the only work added
-        to delivery is one histogram observation per batch (``tradefeed_delivery_seconds``).
-        ``/healthz`` answers 200 or 503 with a JSON body (see :meth:`health`).  Needs the
-        ``metrics`` extra: ``pip install "tradefeed[metrics]"``.
-
-        :param port: TCP port; 0 lets the OS choose (read the server's ``port``).
-        :param host: address to bind; loopback unless told otherwise.
-        :param reconnect_grace: seconds a feed may be down before ``/healthz`` says so.
-        :param sink_pending_limit: unwritten trades a sink may hold before it says so.
-        :returns: the :class:`tradefeed.metrics.MetricsServer` (``port``, ``url``, ``close()``).
-        :raises ConfigError: a bad value, a port that cannot be bound, metrics already
-            served, or prometheus_client not installed.
-        :raises TradefeedError: the manager has been stopped.
-        """
-        from .metrics import MetricsServer
-
-        with self._lock:
-            if self._state in ("stopping", "stopped"):
-                raise TradefeedError("this FeedManager has been stopped; create a new one")
-            if self._metrics is not None:
-                raise ConfigError("metrics are served already, at %s" % self._metrics.url)
-            server = MetricsServer(
-                self,
-                port,
-                host,
-                reconnect_grace=reconnect_grace,
-                sink_pending_limit=sink_pending_limit,
-                on_close=lambda: self._metrics_closed(server),
-            )
-            self._metrics = server
-            self._dispatcher.observe_delivery = server.delivery.observe
-        log.info("serving metrics at %s/metrics and health at %s/healthz", server.url, server.url)
-        return server
-
-    def _metrics_closed(self, server: "MetricsServer") -> None:
-        with self._lock:
-            if self._metrics is server:
-                self._metrics = None
-                self._dispatcher.observe_delivery = None
 
     def __enter__(self) -> "FeedManager":
         return self.start()
