@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._attempt import Attempt
+from ._settings import Recorder
 from ._transport import shutdown, wake
 from .adapters.base import Adapter
 from .auth import TokenProvider
@@ -47,7 +48,7 @@ class ConnectionControls:
     _adapter_cls: type[Adapter]
     _params: dict[str, Any]
     _tokens: TokenProvider | None
-    _record: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None
+    _record: Recorder | None
     _lock: threading.Lock
     _stop: threading.Event
     _thread: threading.Thread

@@ -25,10 +25,10 @@ from typing import Any, Callable, Protocol
 import websocket
 
 from ._attempt import Attempt
+from ._settings import Recorder
 from ._transport import writable
 from .exceptions import StaleFeedError, TransportError
 from .feedstate import FeedState, Line
-from .models import SubscriptionChange
 from .pipeline import Pipeline
 from .scheduler import Job, Scheduler
 
@@ -36,9 +36,6 @@ __all__ = ["Host", "Timing", "schedule", "watch_join"]
 
 # the connection's logger: these lines were always its own (the CLI quiets its INFO)
 log = logging.getLogger("tradefeed.connection")
-
-#: ``ConnectionSettings.recorder``
-Recorder = Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None]
 
 
 class Timing(Protocol):

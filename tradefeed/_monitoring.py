@@ -43,9 +43,9 @@ class MonitoringApi:
     _lock: threading.Lock
     #: new -> running -> stopping -> stopped
     _state: str
-    _metrics: "MetricsServer | None"
 
-    if TYPE_CHECKING:  # FeedManager's, and CallbackApi's
+    if TYPE_CHECKING:  # FeedManager's, and CallbackApi's (and a type only the checker imports)
+        _metrics: MetricsServer | None
 
         @property
         def feeds(self) -> list[Feed]: ...

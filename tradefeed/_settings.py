@@ -19,7 +19,11 @@ from .backoff import Backoff
 from .exceptions import ConfigError
 from .models import SubscriptionChange
 
-__all__ = ["ConnectionSettings", "checked_settings"]
+#: ``ConnectionSettings.recorder``: ``recorder(feed, venue, params, reconnects, received_ns, frame)``,
+#: the frame a ``str``/``bytes`` as received, a :class:`~tradefeed.models.SubscriptionChange`, or None
+Recorder = Callable[[str, str, dict[str, Any], int, int, str | bytes | SubscriptionChange | None], None]
+
+__all__ = ["ConnectionSettings", "Recorder", "checked_settings"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class ConnectionSettings:
     #: (frames), the scheduler thread (ticks) or the caller's (changes) under the
     #: adapter lock, so it must be thread-safe, quick, and never raise
     #: (:class:`tradefeed.recording.Recorder`)
-    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None = None
+    recorder: Recorder | None = None
 
 
 def checked_settings(
@@ -78,7 +82,7 @@ def checked_settings(
     join_timeout: float,
     ssl_context: ssl.SSLContext | None,
     ca_file: str | os.PathLike[str] | None,
-    recorder: Callable[[str, str, dict[str, Any], int, int, "str | bytes | SubscriptionChange | None"], None] | None,
+    recorder: Recorder | None,
 ) -> ConnectionSettings:
     """The settings a :class:`~tradefeed.FeedManager` is given (see there), checked in this
     order and made into :class:`ConnectionSettings`; *ca_file* is read into an SSL context.

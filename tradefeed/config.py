@@ -55,6 +55,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from ._public import document_in
 from ._config_check import (
     Checker,
     check_feed,
@@ -85,8 +86,7 @@ __all__ = [
 ]
 
 # documented here: their reprs, tracebacks and pickles name this module
-for _public in (Config, FeedConfig, OutputConfig,):
-    _public.__module__ = __name__
+document_in(__name__, Config, FeedConfig, OutputConfig)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 import websocket
 
+from ._public import document_in
 from .adapters.base import Adapter
 from ._transport import end_handshake, writable
 from .auth import TokenProvider
@@ -65,8 +66,7 @@ from .scheduler import Scheduler
 __all__ = ["Connection", "ConnectionSettings"]
 
 # documented here: its repr, tracebacks and pickles name this module
-for _public in (ConnectionSettings,):
-    _public.__module__ = __name__
+document_in(__name__, ConnectionSettings)
 
 log = logging.getLogger(__name__)
 

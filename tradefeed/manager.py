@@ -33,6 +33,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
+from ._public import document_in
 from .backoff import Backoff
 from ._callbacks import CallbackApi
 from .connection import Connection
@@ -54,9 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FeedManager", "Feed"]
 
-# documented here: their reprs, tracebacks and pickles name this module
-for _public in (Feed,):
-    _public.__module__ = __name__
+# documented here: its repr, tracebacks and pickles name this module
+document_in(__name__, Feed)
 
 log = logging.getLogger(__name__)
 

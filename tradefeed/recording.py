@@ -62,6 +62,7 @@ import threading
 import time
 from typing import IO, Any
 
+from ._public import document_in
 from . import __version__
 from ._recording_format import FORMAT, VERSION, Entry, RecordingError, read
 from ._replay import ReplayStats, replay
@@ -80,8 +81,7 @@ __all__ = [
 ]
 
 # documented here: their reprs, tracebacks and pickles name this module
-for _public in (Entry, RecordingError, ReplayStats,):
-    _public.__module__ = __name__
+document_in(__name__, Entry, RecordingError, ReplayStats)
 
 log = logging.getLogger(__name__)
 

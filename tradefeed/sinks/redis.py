@@ -23,6 +23,7 @@ import string
 import threading
 from typing import Any, Sequence
 
+from .._public import document_in
 from ..exceptions import ConfigError
 from ..models import Trade
 from . import Sink
@@ -33,8 +34,7 @@ from ._redis_reader import RedisEntry, RedisTradeReader
 __all__ = ["RedisSink", "RedisTradeReader", "RedisEntry", "encode_trade", "decode_trade"]
 
 # documented here: their reprs, tracebacks and pickles name this module
-for _public in (RedisEntry, RedisTradeReader,):
-    _public.__module__ = __name__
+document_in(__name__, RedisEntry, RedisTradeReader)
 
 log = logging.getLogger(__name__)
 
