@@ -24,11 +24,15 @@ from typing import Any, Callable
 
 from ._transport import Selector, drain
 
-__all__ = ["BufferedSocket", "FrameLoop", "READ_SIZE", "CARRY_LIMIT"]
+__all__ = ["BufferedSocket", "FrameLoop", "READ_SIZE", "CARRY_LIMIT", "WAITING_READ_SIZE"]
 
 
 #: bytes asked of the kernel per read: 64 frames of 4 KiB, or 500 one-trade Dopp frames
 READ_SIZE = 256 * 1024
+#: bytes asked of the kernel by a read that waits (the handshake's reply, websocket-client
+#: reading a long frame: it asks for 16 KiB at a time): small enough for the C allocator's
+#: heap, never its mmap threshold (128 KiB)
+WAITING_READ_SIZE = 16 * 1024
 #: the largest frame (header included) the frame loop completes itself when a read ends
 #: inside it; a longer one is read by websocket-client
 CARRY_LIMIT = READ_SIZE
@@ -143,7 +147,10 @@ class BufferedSocket:
         Rare (the handshake's reply, a frame longer than :data:`CARRY_LIMIT`, a TLS record
         in pieces), so the socket's timeout is set for it and taken off again: the wait
         happens in C, and an idle connection's thread keeps no deeper stack for it (a
-        ``selectors`` wait here cost 3.5 KiB per connection).  Another thread's send
+        ``selectors`` wait here cost 3.5 KiB per connection).  A plain ``recv`` of
+        :data:`WAITING_READ_SIZE`, not the thread's read buffer: a connection that never
+        streams (its handshake's reply is all it read) then never touches a page of that
+        buffer (4 KiB per idle connection).  Another thread's send
         meanwhile still finds the descriptor non-blocking (Python keeps it so for any
         timeout) and waits as websocket-client does.
 
@@ -151,7 +158,7 @@ class BufferedSocket:
         sock = self.sock
         sock.settimeout(self._timeout)
         try:
-            return _read(sock)
+            return sock.recv(WAITING_READ_SIZE)
         finally:
             sock.settimeout(0.0)
 
