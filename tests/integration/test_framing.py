@@ -138,3 +138,41 @@ def test_a_new_message_inside_a_fragmented_one_is_refused(make_manager, collecto
     ids, error = protocol_error(make_manager, collector, stream)
     assert set(ids) == {"1"}
     assert "illegal frame" in error
+
+
+def test_reads_that_wait_leave_the_thread_read_buffer_untouched():
+    """The handshake's reply (any read that waits) is a plain 16 KiB recv: a connection
+    that never streams never maps a page of its thread's 256 KiB read buffer, while the
+    frame loop's reads (fill) go through that buffer."""
+    import socket
+    import threading
+
+    from tradefeed import _framing
+
+    ours, peer = socket.socketpair()
+    seen: dict[str, object] = {}
+
+    def connection_thread() -> None:
+        reader = _framing.BufferedSocket(ours)
+        reader.settimeout(5)
+        seen["reply"] = reader.recv(1) + reader.recv(100)
+        seen["after_reply"] = hasattr(_framing._scratch, "view")
+        peer.sendall(b"more")
+        loop = _framing.FrameLoop(reader, lambda: False, lambda data: None)
+        try:
+            loop._wait()  # until "more" is readable
+            seen["filled"] = reader.fill()
+        finally:
+            loop.close()
+        seen["after_fill"] = hasattr(_framing._scratch, "view")
+
+    try:
+        peer.sendall(b"HTTP/1.1 101 Switching Protocols\r\n")
+        worker = threading.Thread(target=connection_thread)
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive()
+    finally:
+        ours.close()
+        peer.close()
+    assert seen == {"reply": b"HTTP/1.1 101 Switching Protocols\r\n", "after_reply": False, "filled": True, "after_fill": True}
