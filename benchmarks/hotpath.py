@@ -2,15 +2,16 @@
 
     python -m benchmarks.hotpath                  # 1 and 20 trades/frame, best of 15
     python -m benchmarks.hotpath --per-frame 20 --repeat 31
+    python -m benchmarks.hotpath --baseline ../before --write-results   # a lever, before and after
 
 The socket runs (``run.py --mode throughput``) give the ratio users see, but on a shared
 machine their repetitions spread by 10 % or more, so they cannot show a lever worth 2 %.
 Here each stage runs over the same Dopp frames the throughput server sends (ids unique,
 so de-duplication drops nothing), and the best of ``--repeat`` runs is kept: other work
-on the machine only ever adds time.  Run it in two checkouts to compare them (the
-checkout in the current directory is the one imported)::
-
-    (cd ../old && python -m benchmarks.hotpath) ; python -m benchmarks.hotpath
+on the machine only ever adds time.  ``--baseline`` names another checkout (the code
+before a lever): both are measured in child processes, taking turns (three rounds, each
+a third of ``--repeat``), and the table gives each one's row and the change.  ``--write-results`` puts the table in ``RESULTS.rst`` (mode ``hotpath``), so the
+gain of each lever is on record.
 
 Trades are handed over in batches of the frames one read of a busy stream brings
 (``READ_SIZE`` bytes: about 400 one-trade frames, or 21 of 20 trades), as a connection
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import timeit
 from pathlib import Path
@@ -44,6 +46,8 @@ __all__ = ["stages", "main"]
 
 #: trades per measured run, whatever the frame size (a frame list of a few MiB)
 TRADES = 60_000
+#: rounds of turns with a --baseline checkout
+ROUNDS = 3
 
 
 def stages(per_frame: int, trades: int = TRADES) -> dict[str, Callable[[], Any]]:
@@ -137,11 +141,57 @@ def measure(per_frame: int, repeat: int, trades: int = TRADES) -> dict[str, floa
     return {name: min(timeit.repeat(run, number=1, repeat=repeat)) / count * 1e6 for name, run in runs.items()}
 
 
+def measure_in(checkout: Path, per_frame: int, repeat: int, trades: int) -> dict[str, float]:
+    """:func:`measure` in a child process that imports the tradefeed of *checkout*
+    (these stages, and the frames, are this checkout's)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(checkout)]
+    command += ["--per-frame", str(per_frame), "--repeat", str(repeat), "--trades", str(trades)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    figures = json.loads(out.splitlines()[-1])
+    imported = Path(figures.pop("imported from"))
+    if imported != checkout.resolve() / "tradefeed":  # an installed tradefeed took precedence
+        raise RuntimeError("measured the tradefeed in %s, not the one in %s" % (imported, checkout))
+    return dict(figures)
+
+
+def commit_of(checkout: Path) -> str:
+    """The short commit of *checkout*, or its name when git cannot say."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return checkout.name
+
+
+def table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
+    """Rows of (per frame, checkout, figures) as text; a row after its baseline's gets a
+    change row beneath it."""
+    names = list(rows[0][2])
+    lines = ["%-10s%-22s" % ("per frame", "tradefeed") + "".join("%12s" % name for name in names)]
+    previous: tuple[str, dict[str, float]] | None = None
+    for size, checkout, figures in rows:
+        lines.append("%-10s%-22s" % (size, checkout) + "".join("%12.3f" % figures[name] for name in names))
+        if previous is not None and previous[0] == size:
+            base = previous[1]
+            lines.append(
+                "%-10s%-22s" % ("", "change")
+                + "".join("%+11.1f%%" % ((figures[name] / base[name] - 1) * 100) for name in names)
+            )
+            previous = None
+        else:
+            previous = (size, figures)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CPU per trade of each stage of tradefeed's hot path, in-process.")
     parser.add_argument("--per-frame", default="1,20", help="trades per frame, comma-separated (default 1,20)")
     parser.add_argument("--repeat", type=int, default=15, help="runs per stage; the best is kept (default 15)")
     parser.add_argument("--trades", type=int, default=TRADES, help="trades per run (default %d)" % TRADES)
+    parser.add_argument("--baseline", type=Path, help="another checkout, measured in turns with this one")
+    parser.add_argument("--write-results", action="store_true", help="put the table in benchmarks/RESULTS.rst")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # measure_in(): one JSON line
     args = parser.parse_args(argv)
     try:
         sizes = [int(size) for size in args.per_frame.split(",")]
@@ -149,14 +199,39 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--per-frame takes whole numbers separated by commas, not %r" % args.per_frame)
     if any(size < 1 for size in sizes) or args.repeat < 1 or args.trades < 1:
         parser.error("--per-frame, --repeat and --trades must be at least 1")
-    import tradefeed
+    if args.child is not None:
+        sys.path.insert(0, str(args.child.resolve()))
+        figures = measure(sizes[0], args.repeat, args.trades)
+        import tradefeed
 
-    print("tradefeed from %s; best of %d runs of %d trades; us per trade" % (Path(tradefeed.__file__).parent, args.repeat, args.trades))
-    results = {size: measure(size, args.repeat, args.trades) for size in sizes}
-    names = list(next(iter(results.values())))
-    print("%-10s" % "per frame" + "".join("%12s" % name for name in names))
-    for size, figures in results.items():
-        print("%-10d" % size + "".join("%12.3f" % figures[name] for name in names))
+        print(json.dumps({**figures, "imported from": str(Path(tradefeed.__file__).resolve().parent)}))
+        return 0
+    if args.baseline is not None and not (args.baseline / "tradefeed" / "__init__.py").is_file():
+        parser.error("--baseline: %s is not a tradefeed checkout (no tradefeed/__init__.py)" % args.baseline)
+    here = Path(__file__).resolve().parent.parent
+    from benchmarks import report
+
+    info = report.machine()
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    for size in sizes:
+        if args.baseline is None:
+            rows.append((str(size), info["commit"], measure(size, args.repeat, args.trades)))
+            continue
+        best: dict[Path, dict[str, float]] = {}
+        for _ in range(ROUNDS):
+            for checkout in (args.baseline, here):
+                figures = measure_in(checkout, size, max(1, args.repeat // ROUNDS), args.trades)
+                kept = best.setdefault(checkout, figures)
+                best[checkout] = {name: min(kept[name], figure) for name, figure in figures.items()}
+        rows.append((str(size), commit_of(args.baseline) + " (baseline)", best[args.baseline]))
+        rows.append((str(size), info["commit"], best[here]))
+    text = table(rows)
+    print("best of %d runs of %d trades; us per trade" % (args.repeat, args.trades))
+    print(text)
+    if args.write_results:
+        command = "python -m benchmarks.hotpath" + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))
+        report.update_results(info, command, {"hotpath": text})
+        print("\nwrote %s" % report.RESULTS)
     return 0
 
 

@@ -28,7 +28,10 @@ from .idle import IDLE_CONSUMERS
 __all__ = ["machine", "source_digest", "summarize", "tables", "update_results", "write_json"]
 
 RESULTS = REPO / "benchmarks" / "RESULTS.rst"
-_MODE_TITLES = {"throughput": "Throughput", "latency": "Latency", "idle": "Idle connections", "soak": "Soak", "chaos": "Chaos soak"}
+_MODE_TITLES = {
+    "throughput": "Throughput", "latency": "Latency", "idle": "Idle connections", "soak": "Soak", "chaos": "Chaos soak",
+    "hotpath": "Hot path stages, in one process",
+}  # fmt: skip
 
 _PREAMBLE = """\
 =================
@@ -103,6 +106,15 @@ _PREAMBLE += """\
   start, and (runs of %(judged)g s or more) resident memory FLAT: its Theil-Sen trend after
   the warm-up rises by less than %(chaos_flat).1f MiB.
 """ % {"chaos_minutes": chaos.DEFAULT_MINUTES, "judged": chaos.MEMORY_JUDGED_AFTER, "chaos_flat": chaos.FLAT_GROWTH_MIB}
+_PREAMBLE += """\
+- **hotpath** (``python -m benchmarks.hotpath``, ``benchmarks/hotpath.py`` says it all):
+  the hot path's stages in one process, no sockets or threads, over the throughput
+  server's Dopp frames: microseconds of CPU per trade of ``json.loads`` (what the floor
+  parses with), ``parse`` (the adapter), ``pipeline`` (de-duplication, gaps, the batch),
+  ``dispatch`` (the hand-off and one callback) and ``total``, the best of many runs, so
+  a lever worth 2 % shows where the socket runs' spread hides it.  With ``--baseline``
+  the row of another checkout (measured in turns with this one) and the change follow.
+"""
 
 
 def machine() -> dict[str, Any]:

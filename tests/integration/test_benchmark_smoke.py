@@ -156,6 +156,20 @@ def test_hotpath_stages_run_and_deliver_every_trade(capsys: pytest.CaptureFixtur
 
     assert hotpath.main(["--per-frame", "1,20", "--repeat", "1", "--trades", "200"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["per", "frame", "json.loads", "parse", "pipeline", "dispatch", "total"]
+    assert lines[1].split() == ["per", "frame", "tradefeed", "json.loads", "parse", "pipeline", "dispatch", "total"]
     assert [line.split()[0] for line in lines[2:]] == ["1", "20"]
-    assert all(float(figure) > 0 for line in lines[2:] for figure in line.split()[1:])
+    assert all(float(figure) > 0 for line in lines[2:] for figure in line.split()[-5:])
+
+
+def test_hotpath_against_a_baseline_checkout_gives_both_rows_and_the_change(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--baseline``: the other checkout's stages run in child processes that import its
+    tradefeed (checked), in turns with this one's, and a change row follows."""
+    from benchmarks import hotpath
+
+    here = Path(hotpath.__file__).resolve().parent.parent
+    assert hotpath.main(["--per-frame", "20", "--repeat", "1", "--trades", "200", "--baseline", str(here)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["20", "20", "change"]
+    assert "(baseline)" in lines[2] and all(cell.endswith("%") for cell in lines[4].split()[1:])
+    with pytest.raises(SystemExit):
+        hotpath.main(["--baseline", str(here / "benchmarks")])  # not a checkout: a usage error
