@@ -5,7 +5,8 @@
     python -m benchmarks.hotpath --baseline ../before --write-results   # a lever, before and after
 
 The socket runs (``run.py --mode throughput``) give the ratio users see, but on a shared
-machine their repetitions spread by 10 % or more, so they cannot show a lever worth 2 %.
+machine their repetitions spread by 10 % or more, so they cannot show a lever worth a few
+per cent.
 Here each stage runs over the same Dopp frames the throughput server sends (ids unique,
 so de-duplication drops nothing), and the best of ``--repeat`` runs is kept: other work
 on the machine only ever adds time.  ``--baseline`` names another checkout (the code

@@ -112,8 +112,9 @@ _PREAMBLE += """\
   server's Dopp frames: microseconds of CPU per trade of ``json.loads`` (what the floor
   parses with), ``parse`` (the adapter), ``pipeline`` (de-duplication, gaps, the batch),
   ``dispatch`` (the hand-off and one callback) and ``total``, the best of many runs, so
-  a lever worth 2 % shows where the socket runs' spread hides it.  With ``--baseline``
-  the row of another checkout (measured in turns with this one) and the change follow.
+  a lever worth a few per cent shows where the socket runs' spread hides it (a stage
+  whose code did not change moves by up to 5 %).  With ``--baseline`` the row of
+  another checkout (measured in turns with this one) and the change follow.
 """
 
 
