@@ -423,3 +423,38 @@ def test_synfutures_typed_path_takes_the_spec_push():
     assert typed is not None and typed.trades and all(type(t.raw) is LazyRaw for t in typed.trades)
     generic = SynfuturesAdapter(**PARAMS["synfutures"])._push(base.fast_loads(frame), frame, 7)
     assert list(generic.trades) == list(typed.trades)
+
+
+HUGE = "1e9999999999999999999"  # valid JSON; its exponent is past what a Decimal holds
+
+
+def out_of_range_frames():
+    """Fixture frames with trades whose first price is made ``HUGE``: as a JSON number
+    (Dopp, SynFutures) or inside the string the venue sends (Synthetix, Rails)."""
+    import re
+
+    for venue, path in ((v, p) for v, p in (param.values for param in fixture_frames())):
+        text = path.read_text()
+        number = re.search(r'"price": ?(-?[0-9][0-9.]*)', text)
+        string = re.search(r'"price": ?"(-?[0-9][0-9.]*)"', text)
+        match = number or string
+        if match is None or not isinstance(parse_all(venue, path.read_bytes())[0], list):
+            continue
+        frame = (text[: match.start(1)] + HUGE + text[match.end(1) :]).encode()
+        yield pytest.param(venue, frame, number is not None, id="%s/%s" % (venue, path.name))
+
+
+@pytest.mark.parametrize("venue,frame,as_number", list(out_of_range_frames()))
+def test_a_number_past_decimal_range_is_a_clear_parse_error(venue, frame, as_number, monkeypatch):
+    """A JSON number no Decimal can hold is refused as a ParseError naming the cause, by
+    both decoders, on the typed path too (never a bare decimal.InvalidOperation, which
+    the connection would report as a bug of ours); inside a string it is a bad record
+    and the frame's other records are still delivered."""
+    for decoder in (base.stdlib_loads, base.fast_loads):
+        monkeypatch.setattr(base, "_loads", decoder)
+        result = parse_all(venue, frame)
+        if as_number:
+            assert result[0] == "error" and "beyond Decimal's range" in result[1], result
+        else:
+            trades, errors, _ = result
+            assert errors and any("price" in error for error in errors), errors

@@ -22,7 +22,7 @@ import json
 import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any, ClassVar, Collection, Mapping, Sequence
 
 import msgspec
@@ -359,6 +359,8 @@ def loads(frame: str | bytes, venue: str) -> Any:
         return _loads(frame)
     except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ParseError("invalid JSON: %s" % err, raw=frame, venue=venue) from err
+    except DecimalException as err:  # an exponent past Decimal's range: 1e9999999999999999999
+        raise ParseError("a number beyond Decimal's range (%s)" % type(err).__name__, raw=frame, venue=venue) from err
 
 
 def to_decimal(value: Any, name: str) -> Decimal:
@@ -424,8 +426,9 @@ RECORD_ERRORS = (KeyError, ValueError, TypeError, AttributeError)
 
 
 #: what a typed fast path catches to hand a frame to the generic path instead: a frame
-#: msgspec cannot decode into the venue's records, or a value the mapping refuses
-TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, *RECORD_ERRORS)
+#: msgspec cannot decode into the venue's records, a number ``Decimal`` cannot hold, or a
+#: value the mapping refuses
+TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, DecimalException, *RECORD_ERRORS)
 #: msgspec's marker of a field the frame did not send
 UNSET: Any = msgspec.UNSET
 #: a :class:`~tradefeed.models.LazyRaw` whose frame already yields the finished ``raw``
