@@ -458,3 +458,50 @@ def test_a_number_past_decimal_range_is_a_clear_parse_error(venue, frame, as_num
         else:
             trades, errors, _ = result
             assert errors and any("price" in error for error in errors), errors
+
+
+JSON_NUMBERS = st.builds(
+    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
+    st.sampled_from(["", "-"]),
+    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,40}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,40}", fullmatch=True)),
+    st.one_of(
+        st.just(""),
+        st.builds(
+            lambda e, sign, digits: e + sign + digits,
+            st.sampled_from(["e", "E"]),
+            st.sampled_from(["", "+", "-"]),
+            st.one_of(st.from_regex(r"[0-9]{1,3}", fullmatch=True), st.from_regex(r"[0-9]{17,21}", fullmatch=True)),
+        ),
+    ),
+)
+
+
+@given(JSON_NUMBERS)
+@settings(max_examples=500, deadline=None)
+def test_the_typed_paths_float_hook_is_decimal_exactly_or_raises(text):
+    """``exact_decimal`` (the typed decoders' hook) gives ``Decimal(text)``'s digits and
+    exponent, or raises a DecimalException (the frame then takes the generic path, which
+    decodes with ``Decimal`` itself); it never rounds silently."""
+    import decimal
+
+    try:
+        reference = Decimal(text)
+    except decimal.DecimalException:
+        reference = None
+    try:
+        fast = base.exact_decimal(text)
+    except decimal.DecimalException:
+        return  # the generic path decides, with Decimal() itself
+    assert reference is not None and fast.as_tuple() == reference.as_tuple() and repr(fast) == repr(reference)
+
+
+@pytest.mark.parametrize("text", ["1e99999999999999999999", "1.5e-99999999999999999999", "0e-99999999999999999999"])
+def test_the_typed_paths_float_hook_refuses_what_decimal_refuses(text):
+    """Past Decimal's exponent range both conversions refuse the number (the typed path
+    falls back, and the generic path reports a ParseError)."""
+    import decimal
+
+    for convert in (base.exact_decimal, Decimal):
+        with pytest.raises(decimal.DecimalException):
+            convert(text)

@@ -17,6 +17,7 @@ from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import USER, LazyRaw, Liquidity, RawFrame, Side, Trade
 from .base import (
     TYPED_ERRORS,
+    exact_decimal,
     RECORD_ERRORS,
     SECONDS_BELOW,
     Adapter,
@@ -272,7 +273,7 @@ class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     last_trades: list[_Record]
 
 
-_TYPED = msgspec.json.Decoder(list[_Element], float_hook=Decimal)  # exact, as loads()
+_TYPED = msgspec.json.Decoder(list[_Element], float_hook=exact_decimal)  # exact, as loads()
 _DROP = frozenset(_MAPPED)
 
 

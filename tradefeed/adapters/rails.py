@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from decimal import Decimal
 from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import msgspec
@@ -31,6 +30,7 @@ from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, ne
 from .base import (
     NO_DROP,
     TYPED_ERRORS,
+    exact_decimal,
     UNSET,
     RECORD_ERRORS,
     Adapter,
@@ -441,7 +441,7 @@ class _PublicDelta(msgspec.Struct, gc=False):
     market: Any = None
 
 
-_TYPED = msgspec.json.Decoder(_PublicDelta, float_hook=Decimal)
+_TYPED = msgspec.json.Decoder(_PublicDelta, float_hook=exact_decimal)
 
 
 def _delta_raws(frame: Any) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from ..models import PUBLIC, LazyRaw, Liquidity, RawFrame, Side, Trade, new_trad
 from .base import (
     NO_DROP,
     TYPED_ERRORS,
+    exact_decimal,
     UNSET,
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -470,7 +471,7 @@ class _Push(msgspec.Struct, gc=False):
     chainId: Any = None
 
 
-_TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
+_TYPED = msgspec.json.Decoder(_Push, float_hook=exact_decimal)
 
 
 def _lazy_raw(shared: RawFrame, index: int, guessed: bool) -> Any:

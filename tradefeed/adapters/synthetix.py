@@ -26,6 +26,7 @@ from ..models import PUBLIC, USER, LazyRaw, Liquidity, RawFrame, Side, Trade, ne
 from .base import (
     NO_DROP,
     TYPED_ERRORS,
+    exact_decimal,
     UNSET,
     DEFAULT_USER_AGENT,
     RECORD_ERRORS,
@@ -489,7 +490,7 @@ class _Push(msgspec.Struct, gc=False):
     prevMeseq: Any = None
 
 
-_TYPED = msgspec.json.Decoder(_Push, float_hook=Decimal)
+_TYPED = msgspec.json.Decoder(_Push, float_hook=exact_decimal)
 
 
 def _push_raw(frame: Any) -> list[dict[str, Any]]:
