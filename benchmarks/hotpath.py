@@ -169,14 +169,15 @@ def table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
     """Rows of (per frame, checkout, figures) as text; a row after its baseline's gets a
     change row beneath it."""
     names = list(rows[0][2])
-    lines = ["%-10s%-22s" % ("per frame", "tradefeed") + "".join("%12s" % name for name in names)]
+    width = max(len("tradefeed"), *(len(checkout) for _, checkout, _ in rows)) + 2
+    lines = ["%-10s%-*s" % ("per frame", width, "tradefeed") + "".join("%12s" % name for name in names)]
     previous: tuple[str, dict[str, float]] | None = None
     for size, checkout, figures in rows:
-        lines.append("%-10s%-22s" % (size, checkout) + "".join("%12.3f" % figures[name] for name in names))
+        lines.append("%-10s%-*s" % (size, width, checkout) + "".join("%12.3f" % figures[name] for name in names))
         if previous is not None and previous[0] == size:
             base = previous[1]
             lines.append(
-                "%-10s%-22s" % ("", "change")
+                "%-10s%-*s" % ("", width, "change")
                 + "".join("%+11.1f%%" % ((figures[name] / base[name] - 1) * 100) for name in names)
             )
             previous = None
