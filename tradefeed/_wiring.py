@@ -11,6 +11,7 @@ manager's registry of feeds, and starting, rotating or stopping connections
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .adapters import Adapter, get_adapter_class
@@ -27,37 +28,22 @@ from .scheduler import Scheduler
 __all__ = ["FeedPlan", "check_feed", "make_feed"]
 
 
+@dataclass(frozen=True, slots=True)
 class FeedPlan:
     """A feed :func:`check_feed` accepted: what :func:`make_feed` makes its connections
     from.  The credentials are in the token provider and the signer only, as everywhere
     (:mod:`tradefeed._credentials`)."""
 
-    __slots__ = (
-        "venue", "url", "adapter_cls", "params", "settings", "provider", "signer", "redundancy", "rotate_after",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        venue: str,
-        url: str | None,
-        adapter_cls: type[Adapter],
-        params: dict[str, Any],
-        settings: ConnectionSettings,
-        provider: TokenProvider | None,
-        signer: Any,
-        redundancy: int,
-        rotate_after: float | None,
-    ) -> None:
-        self.venue = venue
-        self.url = url
-        self.adapter_cls = adapter_cls
-        #: the venue parameters, credentials taken out
-        self.params = params
-        self.settings = settings
-        self.provider = provider
-        self.signer = signer
-        self.redundancy = redundancy
-        self.rotate_after = rotate_after
+    venue: str
+    url: str | None
+    adapter_cls: type[Adapter]
+    #: the venue parameters, credentials taken out
+    params: dict[str, Any]
+    settings: ConnectionSettings
+    provider: TokenProvider | None = field(repr=False)
+    signer: Any = field(repr=False)
+    redundancy: int
+    rotate_after: float | None
 
 
 def check_feed(
@@ -96,7 +82,7 @@ def check_feed(
     if url is not None and (not isinstance(url, str) or not url.startswith(("ws://", "wss://"))):
         raise ConfigError("%s: url must start with ws:// or wss://, not %r" % (venue, url))
     if backoff is not None:
-        settings = ConnectionSettings(**{**settings.__dict__, "backoff": Backoff.from_value(backoff)})
+        settings = replace(settings, backoff=Backoff.from_value(backoff))
     return FeedPlan(venue, url, adapter_cls, params, settings, provider, signer, redundancy, rotate_after)
 
 
