@@ -163,7 +163,10 @@ DOPP_RECORD = {
     "timestamp": "1767225600123", "trade_direction": '"buy"', "trade_id": '"771204"', "trade_seq": "771204",
 }  # fmt: skip
 odd_values = st.one_of(
-    numbers, st.sampled_from(['"sell"', '"M"', '"maker"', '"x"', "null", '""', '"90125.5"', "true", "[]", "{}", '" 1 "', "-0.0"]),
+    numbers,
+    st.sampled_from(
+        ['"sell"', '"M"', '"maker"', '"x"', "null", '""', '"90125.5"', "true", "[]", "{}", '" 1 "', "-0.0", "1767225600", "-0.25"]
+    ),
 )
 
 
@@ -215,6 +218,58 @@ def test_dopp_typed_path_takes_spec_shaped_frames():
     typed = dopp._parse_typed(frame, 7)
     assert typed is not None and len(typed) == 1  # else the property above compares nothing
     assert str(typed[0].price) == "90125.50"
+
+
+def _dopp_frame_with(**changes):
+    fields = {**DOPP_RECORD, **changes}
+    return ('[{"last_trades":[{%s}]}]' % ",".join('"%s":%s' % kv for kv in fields.items())).encode()
+
+
+@pytest.mark.parametrize(
+    "changes,price,amount",
+    [
+        ({"price": "90125"}, "90125", "0.25"),  # an integral number: Decimal(int), still typed
+        ({"amount": "-0.25"}, "90125.50", "0.25"),  # a signed amount: the side says which way
+        ({"liquidity": "null", "fee": "null", "fee_currency": "null", "trade_seq": "null"}, "90125.50", "0.25"),
+    ],
+)
+def test_dopp_typed_path_converts_what_the_generic_path_converts(changes, price, amount):
+    from tradefeed.adapters import dopp
+
+    frame = _dopp_frame_with(**changes)
+    typed = dopp._parse_typed(frame, 7)
+    assert typed is not None
+    assert (str(typed[0].price), str(typed[0].amount)) == (price, amount)
+    assert dopp_trades(typed) == dopp_trades(REGISTRY["dopp"]().parse(frame, 7).trades)
+
+
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        ({"direction": '"long"'}, "unknown direction"),
+        ({"liquidity": '"X"'}, "unknown liquidity"),
+        ({"amount": "0"}, "amount is zero"),
+        ({"amount": "true"}, "amount must be a number"),
+        ({"instrument_name": '""'}, "instrument_name is empty"),
+        ({"trade_seq": "true"}, "trade_seq must be an integer"),
+        ({"fee_currency": "5"}, "fee_currency must be a string"),
+        ({"trade_id": "771204"}, ("771204", 1767225600123)),  # an int id: taken as text
+        ({"timestamp": "1767225600"}, ("771204", 1767225600000)),  # seconds: converted
+    ],
+)
+def test_dopp_typed_path_leaves_what_msgspec_refuses_to_the_generic_path(changes, expected):
+    """The typed record's types (Side, non-empty strings, a millisecond int...) are
+    checked by msgspec: a record they do not fit sends its frame to the generic path,
+    which converts it or reports it naming the venue's field."""
+    from tradefeed.adapters import dopp
+
+    frame = _dopp_frame_with(**changes)
+    assert dopp._parse_typed(frame, 7) is None
+    parsed = REGISTRY["dopp"]().parse(frame, 7)
+    if isinstance(expected, str):
+        assert parsed.trades == [] and len(parsed.errors) == 1 and expected in str(parsed.errors[0])
+    else:
+        assert parsed.errors == [] and [(t.trade_id, t.timestamp_ms) for t in parsed.trades] == [expected]
 
 
 def test_lazy_raw_behaves_as_the_generic_paths_dict():

@@ -10,7 +10,7 @@ which ends the feed (retrying the same URL cannot succeed).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlencode
 
 from ..exceptions import ConfigError, ParseError, TradefeedError
@@ -207,10 +207,11 @@ def _build(
     raw: Any,  # a dict or a LazyRaw (a Mapping at run time; mypy cannot see the registration)
     received_ns: int,
 ) -> Trade:
-    """One record's values (None: absent) as a Trade; both parse paths end here.
-
-    The hot path: the common, well-typed case is checked inline; the helpers
-    (to_decimal, require_str, to_ms) take anything else and explain a bad value.
+    """One record's values (None: absent) as a Trade, on the generic path: anything a
+    record may hold is converted (``to_decimal``, ``require_str``, ``to_ms``) or refused
+    naming the venue's field.  The typed path does the same mapping inline for records
+    whose types msgspec has checked (:func:`_parse_typed`); a property test holds the
+    two equal.
 
     :raises ValueError: a value that cannot be mapped.
     """
@@ -251,22 +252,29 @@ def _build(
 
 # -- the typed fast path ------------------------------------------------------------------
 
+#: a non-empty string; an epoch-milliseconds int (anything smaller is taken as seconds)
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
+_Millis = Annotated[int, msgspec.Meta(ge=SECONDS_BELOW)]
+
 
 class _Record(msgspec.Struct, gc=False):
-    """The fields of a trade record that map onto Trade (dopp.md); the others stay in
-    the record's text for ``raw``.  ``gc=False``: decoded JSON cannot refer back to a
-    record, and untracked records do not drive the cyclic GC."""
+    """The fields of a trade record that map onto Trade (dopp.md), typed so that
+    msgspec checks them in C: a record they do not fit (an unknown direction, an id
+    that is not a non-empty string, a timestamp in seconds...) fails the decode, and
+    the frame takes the generic path, which converts or reports it as it always does.
+    The others stay in the record's text for ``raw``.  ``gc=False``: decoded JSON
+    cannot refer back to a record, and untracked records do not drive the cyclic GC."""
 
-    amount: Any
-    direction: Any
-    instrument_name: Any
+    amount: Any  # a Decimal (float_hook) for a JSON number with a dot or exponent
+    direction: Side
+    instrument_name: _Text
     price: Any
-    timestamp: Any
-    trade_id: Any
+    timestamp: _Millis
+    trade_id: _Text
     fee: Any = None
-    fee_currency: Any = None
-    liquidity: Any = None
-    trade_seq: Any = None
+    fee_currency: str | None = None
+    liquidity: str | None = None
+    trade_seq: int | None = None
 
 
 class _Element(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -295,10 +303,24 @@ def _parse_typed(frame: str | bytes, received_ns: int) -> list[Trade] | None:
         index = 0
         for element in _TYPED.decode(frame):
             for r in element.last_trades:
+                # _build's mapping, for what msgspec did not check (the numbers, the
+                # sign, liquidity's letters); the rest it did (and Trade checks again)
+                amount, price, fee, liquidity = r.amount, r.price, r.fee, r.liquidity
+                if type(amount) is not Decimal:
+                    amount = to_decimal(amount, "amount")
+                if amount.is_signed():
+                    amount = -amount  # -0 too: zero is refused by Trade
+                if type(price) is not Decimal:
+                    price = to_decimal(price, "price")
+                if fee is not None and type(fee) is not Decimal:
+                    fee = to_decimal(fee, "fee")
+                if liquidity is not None:
+                    liquidity = _LIQUIDITY[liquidity]
+                raw: Any = LazyRaw(shared, index, _DROP)  # a Mapping (registered: mypy cannot see it)
                 trades.append(
-                    _build(
-                        r.direction, r.amount, r.price, r.liquidity, r.trade_seq, r.fee, r.fee_currency,
-                        r.instrument_name, r.trade_id, r.timestamp, LazyRaw(shared, index, _DROP), received_ns,
+                    Trade(
+                        "dopp", r.instrument_name, r.trade_id, price, amount, r.direction, r.timestamp, received_ns,
+                        r.trade_seq, fee, r.fee_currency, liquidity, USER, raw,
                     )  # fmt: skip
                 )
                 index += 1
