@@ -371,7 +371,11 @@ def write_json(path: str, info: dict[str, Any], command: str, scenarios: list[Sc
 #
 # The file is the preamble, then sections, each opened by a ".. section: <key>" comment
 # (key: date and machine); a section holds parts, each opened by ".. mode: <mode>".
-# Writing replaces the parts of the modes just measured and keeps the others.
+# Writing replaces the parts of the modes just measured and keeps the others, except in
+# the modes of _ACCUMULATING: there each run is one lever's before and after, and the new
+# run goes above the day's earlier ones, so that the gain of every lever stays on record.
+
+_ACCUMULATING = frozenset({"hotpath"})
 
 _SECTION = re.compile(r"^\.\. section: (.+)$", re.M)
 _PART = re.compile(r"^\.\. mode: (\w+)$", re.M)
@@ -405,14 +409,20 @@ def _part(mode: str, info: dict[str, Any], command: str, table: str) -> str:
 
 def update_results(info: dict[str, Any], command: str, by_mode: dict[str, str], path: Path = RESULTS) -> None:
     """Write *by_mode* tables into the section for today and this machine, replacing
-    the parts of the same modes; a new section goes first.  The preamble is rewritten
+    the parts of the same modes (a ``hotpath`` run goes above the day's earlier ones);
+    a new section goes first.  The preamble is rewritten
     (it describes the current tool)."""
     _, sections = _split(path.read_text() if path.exists() else "", _SECTION)
     title = "%s: %s, %d cores" % (info["date"], info["cpu"], info["cores"])
     if info.get("pinned"):  # --pin: its own section, beside the unpinned figures of the day
         title += ", server and client pinned to a core each"
     _, parts = _split(sections.pop(title, ""), _PART)
-    parts.update({mode: _part(mode, info, command, table) for mode, table in by_mode.items()})
+    for mode, table in by_mode.items():
+        part, earlier = _part(mode, info, command, table), parts.get(mode)
+        if mode in _ACCUMULATING and earlier:  # the earlier runs, without their heading
+            heading = ".. mode: %s\n\n%s\n" % (mode, _heading(_MODE_TITLES[mode], "~"))
+            part = part.rstrip("\n") + "\n\n" + earlier[len(heading) :] if earlier.startswith(heading) else part
+        parts[mode] = part
     # each part ends in a blank line (the file's last part lost it: the file is stripped)
     ordered = [parts[mode].rstrip("\n") + "\n\n" for mode in _MODE_TITLES if mode in parts]
     section = ".. section: %s\n\n%s\n%s" % (title, _heading(title, "-"), "".join(ordered))

@@ -62,6 +62,23 @@ def test_results_file_keeps_other_modes_and_replaces_the_rewritten_one(tmp_path:
     assert text.count(".. section: 2026-01-02") == 2
 
 
+def test_results_file_keeps_every_hotpath_run_of_the_day(tmp_path: Path) -> None:
+    """A hotpath run is one lever's before and after: the day's earlier ones stay, newest
+    first, under one heading; another mode written between them changes nothing."""
+    path = tmp_path / "RESULTS.rst"
+    info = {
+        "date": "2026-01-02", "time": "10:00 UTC", "load": 0.5, "cpu": "Test CPU", "cores": 2, "python": "3.11",
+        "websocket-client": "1.9", "websockets": "17", "tradefeed": "0.1", "commit": "abc",
+    }  # fmt: skip
+    report.update_results(info, "hotpath 1", {"hotpath": "table-lever-1"}, path)
+    report.update_results(info, "run", {"idle": "table-idle"}, path)
+    report.update_results({**info, "time": "11:00 UTC"}, "hotpath 2", {"hotpath": "table-lever-2"}, path)
+    text = path.read_text()
+    assert text.count(".. mode: hotpath") == 1 and text.count("Hot path stages, in one process") == 1
+    assert text.index("table-lever-2") < text.index("``hotpath 1``") < text.index("table-lever-1")
+    assert "table-idle" in text and text.count("table-lever-") == 2
+
+
 def test_ratio_to_the_floor_is_taken_within_each_repetition() -> None:
     """x floor is the median of per-repetition ratios, not a ratio of medians."""
 
