@@ -11,10 +11,12 @@ import copy
 import enum
 from collections import abc
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any, Callable, Iterator, Mapping
 
 import msgspec
+
+from .exceptions import ParseError
 
 __all__ = [
     "PUBLIC", "USER", "STREAMS", "Side", "Liquidity", "Trade", "LazyRaw", "Status", "StatusEvent", "FeedStats", "Gap",
@@ -74,6 +76,11 @@ class RawFrame:
     :param text: the frame as received.
     :param records: ``records(text)``: every trade record of the frame as a dict, in
         the order the fast path numbered them.
+
+    A field only ``raw`` holds is not decoded by the fast path, so a JSON number there
+    that no ``Decimal`` can hold (an exponent of 10**18 or more, which the generic path
+    refuses with the frame) is met only here: reading ``raw`` then raises
+    :class:`~tradefeed.exceptions.ParseError` naming it (the trade's own fields are exact).
     """
 
     __slots__ = ("_text", "_records", "_decoded")
@@ -86,7 +93,13 @@ class RawFrame:
     def record(self, index: int) -> dict[str, Any]:
         decoded = self._decoded
         if decoded is None:
-            decoded = self._decoded = self._records(self._text)
+            try:
+                decoded = self._decoded = self._records(self._text)
+            except DecimalException as err:
+                raise ParseError(
+                    "trade.raw cannot be built: the frame holds a number beyond Decimal's range (%s)" % type(err).__name__,
+                    raw=self._text,
+                ) from err
             self._text = None  # the bytes can go
         return decoded[index]
 

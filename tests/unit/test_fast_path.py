@@ -515,6 +515,20 @@ def test_a_number_past_decimal_range_is_a_clear_parse_error(venue, frame, as_num
             assert errors and any("price" in error for error in errors), errors
 
 
+def test_a_number_past_decimal_range_in_a_raw_only_field_is_a_clear_error_when_raw_is_read():
+    """The typed path does not decode the fields only ``raw`` holds, so such a number
+    is met when ``raw`` is first read: a ParseError naming it, each time it is read,
+    never a bare decimal.InvalidOperation; the trade's own fields are exact."""
+    from tradefeed.adapters import dopp
+
+    frame = _dopp_frame_with(index_price=HUGE)
+    (trade,) = dopp._parse_typed(frame, 7)
+    assert (trade.trade_id, str(trade.price)) == ("771204", "90125.50")
+    for _ in range(2):
+        with pytest.raises(ParseError, match="trade.raw cannot be built: .*beyond Decimal's range"):
+            trade.raw.get("index_price")
+
+
 JSON_NUMBERS = st.builds(
     lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
     st.sampled_from(["", "-"]),
