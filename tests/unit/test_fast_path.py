@@ -230,6 +230,8 @@ def _dopp_frame_with(**changes):
     [
         ({"price": "90125"}, "90125", "0.25"),  # an integral number: Decimal(int), still typed
         ({"amount": "-0.25"}, "90125.50", "0.25"),  # a signed amount: the side says which way
+        # made positive exactly (``-amount`` would round to the context's 28 digits)
+        ({"amount": "-1.234567890123456789012345678901234"}, "90125.50", "1.234567890123456789012345678901234"),
         ({"liquidity": "null", "fee": "null", "fee_currency": "null", "trade_seq": "null"}, "90125.50", "0.25"),
     ],
 )
@@ -240,7 +242,7 @@ def test_dopp_typed_path_converts_what_the_generic_path_converts(changes, price,
     typed = dopp._parse_typed(frame, 7)
     assert typed is not None
     assert (str(typed[0].price), str(typed[0].amount)) == (price, amount)
-    assert dopp_trades(typed) == dopp_trades(REGISTRY["dopp"]().parse(frame, 7).trades)
+    assert dopp_trades(typed) == dopp_trades(REGISTRY["dopp"]()._parse_generic(frame, 7).trades)
 
 
 @pytest.mark.parametrize(

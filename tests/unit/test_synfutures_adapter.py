@@ -244,3 +244,17 @@ def test_a_server_ping_is_answered_with_pong():
     parsed = adapter().parse("ping", 0)
     assert parsed.replies == ("pong",) and parsed.heartbeat and not parsed.errors
     assert adapter().parse(b"ping", 0).replies == ("pong",)
+
+
+@pytest.mark.parametrize(
+    "price, size, want",
+    [
+        ("90136.5", "-1.234567890123456789012345678901234", "1.234567890123456789012345678901234"),
+        ("90136" + "0" * 18, "-1234567890123456789012345678901234", "1234567890123456.789012345678901234"),  # WAD
+    ],
+)
+def test_a_negative_size_becomes_its_exact_absolute_value(price, size, want):
+    """A short's negative size is made positive without rounding (``-amount`` would round
+    to the context's 28 digits)."""
+    trade = one(record(price, size))
+    assert str(trade.amount) == want and trade.side is Side.BUY

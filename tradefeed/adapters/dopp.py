@@ -223,7 +223,7 @@ def _build(
     if amount.is_signed() or not amount:  # -0 too
         if not amount:
             raise ValueError("amount is zero")
-        amount = -amount  # the contract: amounts are positive; the side says which way
+        amount = amount.copy_negate()  # positive, the side says which way; exact (-amount rounds)
     if type(price) is not Decimal:
         price = to_decimal(price, "price")
     if liquidity is not None:
@@ -309,7 +309,7 @@ def _parse_typed(frame: str | bytes, received_ns: int) -> list[Trade] | None:
                 if type(amount) is not Decimal:
                     amount = to_decimal(amount, "amount")
                 if amount.is_signed():
-                    amount = -amount  # -0 too: zero is refused by Trade
+                    amount = amount.copy_negate()  # exact; -0 too: zero is refused by Trade
                 if type(price) is not Decimal:
                     price = to_decimal(price, "price")
                 if fee is not None and type(fee) is not Decimal:

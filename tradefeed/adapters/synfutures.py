@@ -270,7 +270,7 @@ class SynfuturesAdapter(Adapter):
         number = wad_to_decimal if scale == _WAD else to_decimal
         amount = number(size, "size")
         if amount < 0:
-            amount = -amount  # shorts may carry a negative size (row 6); the side says which way
+            amount = amount.copy_negate()  # shorts may carry a negative size (row 6); exact (-amount rounds)
         if not amount:
             raise ValueError("size is zero")
         liquidity = None
