@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import msgspec
 
+from ._exact import EXACT
 from .exceptions import ParseError
 
 __all__ = [
@@ -324,8 +325,10 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def notional(self) -> Decimal:
-        """``price * amount`` (in the quote currency of the symbol)."""
-        return self.price * self.amount
+        """``price * amount`` (in the quote currency of the symbol), exactly: every
+        digit of the product, whatever the thread's decimal context (whose 28 digits
+        would round it)."""
+        return EXACT.multiply(self.price, self.amount)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: Decimals become strings with every digit, in plain

@@ -71,6 +71,8 @@ def test_notional_and_replace():
     """notional is price x amount, exact; replace() returns a changed copy."""
     trade = make()
     assert trade.notional == Decimal("22531.3750")
+    long = trade.replace(price=Decimal("90125.50000000000000000000001"), amount=Decimal("1.234567890123456789012345678901234"))
+    assert str(long.notional) == "111266.04838132160483813216049615884376823456789012345678901234"  # 62 digits
     assert trade.replace(amount=Decimal("1")).amount == Decimal("1") and trade.amount == Decimal("0.25")
 
 

@@ -22,12 +22,12 @@ import json
 import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
-import decimal
 from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any, ClassVar, Collection, Mapping, Sequence
 
 import msgspec
 
+from .._exact import EXACT
 from ..exceptions import ConfigError, ParseError, TradefeedError
 from ..models import Trade
 
@@ -330,18 +330,12 @@ def stdlib_loads(frame: str | bytes) -> Any:
     return _STDLIB_DECODER.decode(frame)
 
 
-#: every signal trapped: a conversion is exact, or raises
-_EXACT = decimal.Context(
-    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, clamp=0,
-    traps=[decimal.Clamped, decimal.Inexact, decimal.Overflow, decimal.Rounded, decimal.Subnormal, decimal.Underflow,
-           decimal.InvalidOperation, decimal.DivisionByZero, decimal.FloatOperation],
-)  # fmt: skip
 #: the typed paths' ``float_hook``: ``Decimal(text)`` for the text of a JSON number, the
 #: same digits and exponent, without ``Decimal()``'s look-up of the thread's context on
 #: each call (0.877 -> 0.81 us/trade for a Dopp record's three numbers).  A number no
 #: Decimal holds exactly raises a :class:`decimal.DecimalException`, one of
 #: :data:`TYPED_ERRORS`: the frame then takes the generic path, which reports it.
-exact_decimal = _EXACT.create_decimal
+exact_decimal = EXACT.create_decimal
 
 _FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # the literal's text, exactly
 _FAST_ERROR = msgspec.DecodeError
