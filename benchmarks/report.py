@@ -418,10 +418,10 @@ def update_results(info: dict[str, Any], command: str, by_mode: dict[str, str], 
         title += ", server and client pinned to a core each"
     _, parts = _split(sections.pop(title, ""), _PART)
     for mode, table in by_mode.items():
-        part, earlier = _part(mode, info, command, table), parts.get(mode)
-        if mode in _ACCUMULATING and earlier:  # the earlier runs, without their heading
-            heading = ".. mode: %s\n\n%s\n" % (mode, _heading(_MODE_TITLES[mode], "~"))
-            part = part.rstrip("\n") + "\n\n" + earlier[len(heading) :] if earlier.startswith(heading) else part
+        part, earlier = _part(mode, info, command, table), parts.get(mode, "")
+        heading = ".. mode: %s\n\n%s\n" % (mode, _heading(_MODE_TITLES[mode], "~"))
+        if mode in _ACCUMULATING and earlier.startswith(heading):  # the earlier runs below, without their heading
+            part = part.rstrip("\n") + "\n\n" + earlier[len(heading) :]
         parts[mode] = part
     # each part ends in a blank line (the file's last part lost it: the file is stripped)
     ordered = [parts[mode].rstrip("\n") + "\n\n" for mode in _MODE_TITLES if mode in parts]
