@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -18,6 +19,14 @@ import pytest
 
 from tradefeed import FeedManager, Status, StatusEvent, Trade, TradefeedError
 from tradefeed.simulator import Simulator
+
+# The Ctrl-C tests send SIGINT to the processes they start.  A shell starts a background
+# job (``bash .ci/run &``, some CI runners) with SIGINT ignored, and a child inherits
+# that: it would never see the signal, and each such test would time out.  A handler
+# (rather than "ignore") is reset to the default in a child, which then installs Python's
+# KeyboardInterrupt as usual.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Collector:
