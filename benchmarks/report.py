@@ -40,10 +40,10 @@ Benchmark results
 
 Written by ``python benchmarks/run.py --write-results`` (``--help`` lists the options);
 one section per day and machine, newest first, and within it one part per mode, each
-stamped with the tradefeed commit it measured.  tradefeed's hot path is being optimized
-(issue 7): each part describes the code named in it, and is to be refreshed as that work
-lands.  The machines are shared: compare the ratios, which are taken within each
-repetition, more than the absolute rates.
+stamped with the tradefeed commit it measured: each part describes the code named in it
+(the hot path changed under issues 7 and 13, so an older part describes older code).  The
+machines are shared: compare the ratios, which are taken within each repetition, more than
+the absolute rates.
 
 - **throughput**: a server process sends pre-built Dopp frames (unique trade ids) as fast
   as the socket takes them; each client runs in its own process and counts N trades.
